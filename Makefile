@@ -1,0 +1,43 @@
+# One-command setup: every target creates or reuses .venv.
+# On a machine without an NVIDIA GPU the CPU build of torch is pinned (2.13.0, no CUDA packages);
+# where `nvidia-smi` finds a GPU the ordinary CUDA build is installed instead.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.vidiff-installed
+TORCH_CPU ?= torch==2.13.0
+TORCH_GPU ?= torch
+
+.PHONY: setup demo test test-all lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  $(PY) -m pip install -q "$(TORCH_GPU)"; \
+	else \
+	  $(PY) -m pip install -q "$(TORCH_CPU)"; \
+	fi
+	$(PY) -m pip install -q -e '.[dev,hf]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/vidiff demo
+
+test: setup
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+
+test-all: setup
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
