@@ -68,15 +68,14 @@ def _add_arguments(parser: argparse.ArgumentParser, fn: Callable) -> None:
             continue
         flag = "--" + name.replace("_", "-")
         names = [flag] + ([SHORT[name]] if name in SHORT else [])
+        shown = {"default": p.default, "help": " "}  # a help string makes --help print the default
         if tp is bool:
-            parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=p.default)
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **shown)
         elif origin in (list, tuple):
             (inner,) = typing.get_args(tp)[:1]
-            parser.add_argument(
-                *names, nargs="+", type=inner, default=p.default, metavar=name.upper()
-            )
+            parser.add_argument(*names, nargs="+", type=inner, metavar=name.upper(), **shown)
         else:
-            parser.add_argument(*names, type=tp, default=p.default, metavar=name.upper())
+            parser.add_argument(*names, type=tp, metavar=name.upper(), **shown)
 
 
 def build_parser(load: bool = True, argv: list[str] | None = None) -> argparse.ArgumentParser:
