@@ -68,7 +68,7 @@ def _add_arguments(parser: argparse.ArgumentParser, fn: Callable) -> None:
             continue
         flag = "--" + name.replace("_", "-")
         names = [flag] + ([SHORT[name]] if name in SHORT else [])
-        shown = {"default": p.default, "help": " "}  # a help string makes --help print the default
+        shown = {"default": p.default, "help": "default: %(default)s"}
         if tp is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **shown)
         elif origin in (list, tuple):
