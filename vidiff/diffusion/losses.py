@@ -78,6 +78,21 @@ class DiffusionLoss:
         noise = _randn(x0.shape, x0, generator)
         return self.at(denoiser, x0, sigma, noise, **cond)
 
+    def seeded(
+        self, denoiser: Denoiser, x0: torch.Tensor, generators: list[torch.Generator], **cond
+    ) -> torch.Tensor:
+        """Like ``__call__``, but sample ``i`` draws its noise level and noise from ``generators[i]``
+        alone, so a sample's loss does not depend on the batch it is in: one process with a global
+        batch of 8 and two processes with 4 each see identical draws (exact data-parallel and resume
+        equivalence)."""
+        if len(generators) != x0.shape[0]:
+            raise ValueError(f"{len(generators)} generators for a batch of {x0.shape[0]}")
+        sigma = torch.cat(
+            [self.sample_sigma(1, x0[i : i + 1], g) for i, g in enumerate(generators)]
+        )
+        noise = torch.cat([_randn((1, *x0.shape[1:]), x0, g) for g in generators])
+        return self.at(denoiser, x0, sigma, noise, **cond)
+
 
 class VPLoss(DiffusionLoss):
     """DDPM training (Ho et al. 2020): t uniform over the discrete schedule, native eps- or v-MSE.
