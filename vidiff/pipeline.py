@@ -1,0 +1,239 @@
+"""VideoPipeline: the object that is trained, exported, loaded and sampled.
+
+It bundles a :class:`~vidiff.config.PipelineConfig`, a text encoder, a network and its preconditioning
+(which together form the denoiser ``D(x, sigma, **cond)``), and converts between the user's videos in
+``[0, 1]`` and the model's ``[-1, 1]``. Training asks it for per-sample losses
+(:meth:`training_loss`); generation composes denoiser wrappers (frame conditioning, classifier-free
+guidance) around the same denoiser and hands them to a pure sampler.
+
+An exported model is a folder with ``config.json`` and ``model.safetensors`` (EMA weights); no pickled
+code is ever loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
+from vidiff.diffusion import (
+    VPSchedule,
+    build_loss,
+    build_precond,
+    cfg_denoiser,
+    frame_conditioned,
+    get_sigmas,
+    random_frame_mask,
+)
+from vidiff.models import build_model
+from vidiff.models.text import build_text_encoder
+from vidiff.sampling import SeededNoise, sample
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class VideoPipeline(nn.Module):
+    """Text encoder + network + preconditioning, with a video-in/video-out API in ``[0, 1]``."""
+
+    def __init__(self, config: PipelineConfig):
+        super().__init__()
+        self.config = config
+        mc, dc, video = config.model, config.diffusion, config.video
+        self.text_encoder = (
+            None
+            if mc.text_encoder == "none"
+            else build_text_encoder({"type": mc.text_encoder, **mc.text})
+        )
+        net_options = dict(mc.net)
+        net_options.setdefault("in_channels", video.channels)
+        net_options.setdefault("out_channels", video.channels)
+        net_options["context_dim"] = (
+            self.text_encoder.dim if self.text_encoder is not None else None
+        )
+        net_options["frame_conditioning"] = mc.frame_conditioning
+        self.net = build_model(mc.arch, mc.preset, **net_options)
+        self.schedule = VPSchedule(dc.schedule) if dc.parameterization in ("eps", "v") else None
+        precond_options = {"schedule": self.schedule} if self.schedule is not None else {}
+        self.denoiser = build_precond(dc.parameterization, self.net, **precond_options)
+        self.loss_fn = build_loss(dc.parameterization, **precond_options, **dc.loss)
+
+    # ---------------------------------------------------------------------------------------------
+    # shape and device
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.video.num_frames
+
+    @property
+    def size(self) -> int:
+        return self.config.video.size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    # ---------------------------------------------------------------------------------------------
+    # conditioning
+
+    def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        """Text conditioning for the denoiser; ``{}`` for an unconditional model."""
+        if self.text_encoder is None:
+            return {}
+        context, mask = self.text_encoder.encode(list(prompts))
+        return {"context": context, "context_mask": mask}
+
+    # ---------------------------------------------------------------------------------------------
+    # training
+
+    def training_loss(
+        self, video: torch.Tensor, captions: list[str], seeds: list[int]
+    ) -> torch.Tensor:
+        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``.
+
+        Captions are dropped (replaced by the null prompt) with probability ``p_uncond`` so that one
+        model learns both halves of classifier-free guidance; with frame conditioning, a random share of
+        clips gets known frames (first frame, a prefix, or sparse keyframes) so that one model serves
+        text-to-video, image-to-video, continuation and interpolation (MCVD, Voleti et al. 2022).
+
+        Every random draw of sample ``i`` (caption dropout, frame mask, noise level, noise) comes from
+        its own generator seeded with ``seeds[i]``: a sample's loss never depends on its batch, so
+        data-parallel training equals single-process training and resume is exact.
+        """
+        dc = self.config.diffusion
+        if len(seeds) != video.shape[0]:
+            raise ValueError(f"{len(seeds)} seeds for a batch of {video.shape[0]} clips")
+        generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        x0 = video * 2 - 1
+        t = x0.shape[2]
+        cond: dict[str, torch.Tensor] = {}
+        if self.text_encoder is not None:
+            drop = [torch.rand((), generator=g).item() < dc.p_uncond for g in generators]
+            cond.update(self.encode_prompts(["" if d else c for c, d in zip(captions, drop)]))
+        if self.config.model.frame_conditioning and t > 1:
+            p_none = 1.0 - dc.p_frame_cond
+            mask = torch.cat(
+                [random_frame_mask(1, t, generator=g, p_none=p_none) for g in generators]
+            )
+            cond["cond_frames"] = x0
+            cond["frame_mask"] = mask.to(x0.device)
+        return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
+
+    # ---------------------------------------------------------------------------------------------
+    # sampling
+
+    def sigmas(self, steps: int | None = None) -> torch.Tensor:
+        """The default noise-level discretisation for this parameterisation, ending in 0."""
+        dc = self.config.diffusion
+        steps = steps or dc.steps
+        if dc.parameterization in ("eps", "v"):
+            return get_sigmas("vp", steps, schedule=self.schedule, **dc.sigmas)
+        if dc.parameterization == "edm":
+            return get_sigmas("karras", steps, **dc.sigmas)
+        return get_sigmas("flow", steps, **dc.sigmas)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        *,
+        steps: int | None = None,
+        sampler: str | None = None,
+        cfg: float | None = None,
+        known_frames: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        batch_size: int = 16,
+        callback=None,
+    ) -> torch.Tensor:
+        """Sample one video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``.
+
+        ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
+        given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
+        keyframes). Each video depends only on its own prompt and seed, not on its batch.
+        """
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        if (known_frames is None) != (frame_mask is None):
+            raise ValueError("known_frames and frame_mask go together")
+        if known_frames is not None and not self.config.model.frame_conditioning:
+            raise ValueError(
+                "this model was trained without frame conditioning; it cannot take known frames"
+            )
+        dc = self.config.diffusion
+        sampler = sampler or dc.sampler
+        cfg = dc.cfg if cfg is None else cfg
+        out = []
+        for start in range(0, len(prompts), batch_size):
+            sl = slice(start, start + batch_size)
+            kf = None if known_frames is None else known_frames[sl]
+            fm = None if frame_mask is None else frame_mask[sl]
+            out.append(
+                self._generate_batch(prompts[sl], seeds[sl], steps, sampler, cfg, kf, fm, callback)
+            )
+        return torch.cat(out)
+
+    def _generate_batch(
+        self, prompts, seeds, steps, sampler, cfg, known_frames, frame_mask, callback
+    ):
+        device, video = self.device, self.config.video
+        shape = (video.channels, video.num_frames, video.size, video.size)
+        noise = SeededNoise(seeds, device=device)
+        sigmas = self.sigmas(steps).to(device)
+        x = noise.randn(shape) * sigmas[0]
+        cond = self.encode_prompts(prompts)
+        denoiser = self.denoiser
+        if cond and cfg != 1.0:
+            denoiser = cfg_denoiser(denoiser, cfg, uncond=self.encode_prompts([""] * len(prompts)))
+        if known_frames is not None:
+            frames = known_frames.to(device) * 2 - 1
+            denoiser = frame_conditioned(denoiser, frames, frame_mask.to(device))
+        x0 = sample(
+            denoiser, x, sigmas, sampler=sampler, extra_args=cond, callback=callback, noise=noise
+        )
+        return ((x0 + 1) / 2).clamp(0, 1).float()
+
+    # ---------------------------------------------------------------------------------------------
+    # files
+
+    def save(
+        self,
+        directory: str | Path,
+        state_dict: dict[str, torch.Tensor] | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (``state_dict`` defaults to this module's)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = state_dict if state_dict is not None else self.state_dict()
+        tensors = {}
+        for k, v in state.items():
+            v = v.detach().to("cpu")
+            if dtype is not None and v.is_floating_point():
+                v = v.to(dtype)
+            tensors[k] = v.contiguous().clone()
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_file(tensors, str(tmp), metadata={"format": "pt", "vidiff": "1"})
+        tmp.replace(directory / WEIGHTS_NAME)
+        (directory / CONFIG_NAME).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:
+        """Load an exported model folder (``config.json`` + ``model.safetensors``)."""
+        directory = Path(directory)
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            if not (directory / name).is_file():
+                raise FileNotFoundError(
+                    f"{directory} is not an exported vidiff model: missing {name}"
+                )
+        pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
+        state = load_file(str(directory / WEIGHTS_NAME))
+        reference = pipe.state_dict()
+        state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+        pipe.load_state_dict(state, strict=True)
+        return pipe.to(device).eval()
