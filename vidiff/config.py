@@ -160,6 +160,12 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return list(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads `1e-3` as a string; a float field means the number.
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"config key '{where}' expects float, got {value!r}") from None
     if tp in (int, float, str, bool) and not isinstance(value, tp):
         raise ValueError(f"config key '{where}' expects {tp.__name__}, got {value!r}")
     if tp is int and isinstance(value, bool):
