@@ -56,14 +56,20 @@ class VideoPipeline(nn.Module):
             self.text_encoder.dim if self.text_encoder is not None else None
         )
         net_options["frame_conditioning"] = mc.frame_conditioning
-        self.net = build_model(mc.arch, mc.preset, **net_options)
+        net = build_model(mc.arch, mc.preset, **net_options)
         self.schedule = VPSchedule(dc.schedule) if dc.parameterization in ("eps", "v") else None
         precond_options = {"schedule": self.schedule} if self.schedule is not None else {}
-        self.denoiser = build_precond(dc.parameterization, self.net, **precond_options)
+        # The network is registered once, inside its preconditioning (keys ``denoiser.net.*``).
+        self.denoiser = build_precond(dc.parameterization, net, **precond_options)
         self.loss_fn = build_loss(dc.parameterization, **precond_options, **dc.loss)
 
     # ---------------------------------------------------------------------------------------------
     # shape and device
+
+    @property
+    def net(self) -> nn.Module:
+        """The raw network (inside the preconditioning wrapper)."""
+        return self.denoiser.net
 
     @property
     def num_frames(self) -> int:
