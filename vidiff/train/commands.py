@@ -1,0 +1,56 @@
+"""``vidiff train`` and ``vidiff export``: thin command wrappers around the trainer and checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidiff.config import Config, from_dict, load_config
+from vidiff.train.checkpoint import load_state, resolve_checkpoint
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def train(config: str, *overrides: str, resume: bool = False) -> None:
+    """Train a model from a YAML config plus dotted overrides (``train.steps=2000``).
+
+    Example: ``vidiff train configs/shapes-unet-tiny.yaml train.steps=2000``. The run directory
+    (``train.out_dir``) receives the resolved ``config.yaml``, ``metrics.jsonl``, sample sheets and
+    checkpoints; ``--resume`` continues from its newest checkpoint. Several processes (GPUs, or CPU
+    with gloo): ``accelerate launch --multi_gpu --num_processes N -m vidiff.cli train CONFIG`` or
+    ``torchrun --nproc_per_node N -m vidiff.cli train CONFIG``; ``train.batch_size`` is the global
+    batch, so the result does not depend on N.
+    """
+    from vidiff.train.loop import train as train_loop
+
+    cfg = load_config(config, overrides)
+    result = train_loop(cfg, resume=resume)
+    if result.finished and result.checkpoint is not None:
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            print(f"vidiff: step {result.step} checkpoint: {result.checkpoint}")
+            print(
+                f"vidiff: export it with: vidiff export {cfg.train.out_dir} -o {Path(cfg.train.out_dir) / 'model'}"
+            )
+
+
+def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> None:
+    """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads.
+
+    CHECKPOINT is a run directory (its newest checkpoint is used) or a checkpoint directory. The folder
+    gets ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size).
+    """
+    from vidiff.pipeline import VideoPipeline
+
+    if dtype not in DTYPES:
+        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    path = resolve_checkpoint(checkpoint)
+    state = load_state(path)
+    cfg: Config = from_dict(Config, state["config"])
+    pipe = VideoPipeline(cfg.pipeline_config())
+    weights = state["ema"]["module"]
+    pipe.load_state_dict(weights, strict=True)  # fails loudly on a mismatched checkpoint
+    pipe.save(out, dtype=DTYPES[dtype])
+    print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")

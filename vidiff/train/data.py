@@ -1,0 +1,306 @@
+"""Deterministic, resumable, process-sharded training data.
+
+Everything random about a training step is a pure function of ``(train.seed, step, global sample
+index)``, so that
+
+* one process with global batch B and P processes with B / P each see *the same* samples and the same
+  per-sample random draws (the trainer passes one integer seed per sample to the model's
+  ``training_loss``), and their loss trajectories agree up to float reduction order;
+* a resumed run continues exactly where it stopped: the *data position* (samples consumed per stream)
+  is stored in the checkpoint and the sampler is a pure function of it.
+
+Sampling is infinite and epoch-based without replacement: global position ``n`` of a stream maps to
+``perm_e[n mod N]`` where ``e = n // N`` and ``perm_e`` is a permutation of the ``N`` items seeded by
+``(seed, stream, e)``. Step ``s`` takes positions ``pos .. pos + B - 1``; process ``p`` of ``P``, at
+accumulation micro-step ``a`` of ``A``, takes the ``m = B / (A P)`` global indices starting at
+``(a P + p) m``.
+
+Joint image-video training (VDM, Ho et al. 2022; Imagen Video): with ``data.image_ratio > 0`` a seeded
+coin per step decides that the step trains on 1-frame images -- from ``data.image_root`` when given,
+else the first frame of clips -- so that one model learns from images and videos together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from vidiff.config import Config, DataConfig
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def mix_seed(*values: int) -> int:
+    """A well-mixed 63-bit seed from integers (SplitMix64 chained; Steele et al. 2014)."""
+    h = 0
+    for v in values:
+        h = _splitmix64(h ^ (int(v) & _MASK64))
+    return h >> 1
+
+
+_STREAM_IDS = {"video": 1, "image": 2, "kind": 3, "sample": 4}
+
+
+def sample_seed(seed: int, step: int, index: int) -> int:
+    """The seed of global sample ``index`` of optimiser step ``step``: drives its caption dropout,
+    frame mask, noise level and noise inside ``training_loss``."""
+    return mix_seed(seed, _STREAM_IDS["sample"], step, index)
+
+
+def is_image_step(seed: int, step: int, image_ratio: float) -> bool:
+    """Whether step ``step`` trains on images (a seeded coin with probability ``image_ratio``)."""
+    if image_ratio <= 0:
+        return False
+    return (mix_seed(seed, _STREAM_IDS["kind"], step) >> 11) * 2.0**-52 < image_ratio
+
+
+class EpochPermutation:
+    """Infinite sampling without replacement: position -> dataset index, a new permutation per epoch."""
+
+    def __init__(self, length: int, seed: int, stream: str):
+        if length < 1:
+            raise ValueError(f"cannot sample from an empty {stream} dataset")
+        self.length = length
+        self.seed = mix_seed(seed, _STREAM_IDS[stream])
+        self._epoch = -1
+        self._perm: list[int] = []
+
+    def __getitem__(self, position: int) -> int:
+        epoch, offset = divmod(position, self.length)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+            self._perm = torch.randperm(self.length, generator=g).tolist()
+            self._epoch = epoch
+        return self._perm[offset]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a global batch is split over processes and accumulation micro-steps."""
+
+    global_batch: int
+    num_processes: int = 1
+    process_index: int = 0
+    grad_accum: int = 1
+
+    def __post_init__(self) -> None:
+        parts = self.num_processes * self.grad_accum
+        if self.global_batch < 1 or self.global_batch % parts:
+            raise ValueError(
+                f"train.batch_size={self.global_batch} must be a positive multiple of "
+                f"num_processes ({self.num_processes}) x train.grad_accum ({self.grad_accum})"
+            )
+
+    @property
+    def micro_batch(self) -> int:
+        return self.global_batch // (self.num_processes * self.grad_accum)
+
+    def indices(self, micro_step: int) -> range:
+        """Global sample indices (within the step) of this process at ``micro_step``."""
+        start = (micro_step * self.num_processes + self.process_index) * self.micro_batch
+        return range(start, start + self.micro_batch)
+
+
+Key = tuple[str, int, int, int]  # (kind, item index, epoch, sample seed)
+
+
+class DataPlan:
+    """Which items every process trains on at every step: a pure function of (step, positions)."""
+
+    def __init__(
+        self, seed: int, layout: Layout, video_len: int, image_len: int | None, image_ratio: float
+    ):
+        if not 0.0 <= image_ratio <= 1.0:
+            raise ValueError(f"data.image_ratio must be in [0, 1], got {image_ratio}")
+        self.seed = seed
+        self.layout = layout
+        self.image_ratio = image_ratio
+        self.orders = {"video": EpochPermutation(video_len, seed, "video")}
+        if image_len is not None:
+            self.orders["image"] = EpochPermutation(image_len, seed, "image")
+
+    def kind(self, step: int) -> str:
+        return "image" if is_image_step(self.seed, step, self.image_ratio) else "video"
+
+    def stream(self, kind: str) -> str:
+        """Images come from their own folder when there is one, else from the video stream."""
+        return "image" if kind == "image" and "image" in self.orders else "video"
+
+    def advance(self, step: int, positions: dict[str, int]) -> dict[str, int]:
+        """Data positions after step ``step``."""
+        out = dict(positions)
+        stream = self.stream(self.kind(step))
+        out[stream] = out.get(stream, 0) + self.layout.global_batch
+        return out
+
+    def keys(self, step: int, positions: dict[str, int]) -> list[list[Key]]:
+        """This process's micro-batches of step ``step``: lists of ``(kind, item, epoch, sample seed)``."""
+        kind = self.kind(step)
+        stream = self.stream(kind)
+        base, order = positions.get(stream, 0), self.orders[stream]
+        n = order.length
+        return [
+            [
+                (kind, order[base + g], (base + g) // n, sample_seed(self.seed, step, g))
+                for g in self.layout.indices(a)
+            ]
+            for a in range(self.layout.grad_accum)
+        ]
+
+
+class _BatchKeys:
+    """Batch sampler for a DataLoader: yields micro-batch keys from ``start_step`` on, forever."""
+
+    def __init__(self, plan: DataPlan, start_step: int, positions: dict[str, int]):
+        self.plan, self.start_step, self.positions = plan, start_step, dict(positions)
+
+    def __iter__(self) -> Iterator[list[Key]]:
+        step, positions = self.start_step, dict(self.positions)
+        while True:
+            yield from self.plan.keys(step, positions)
+            positions = self.plan.advance(step, positions)
+            step += 1
+
+
+class _KeyedItems(Dataset):
+    """Maps a key ``(kind, index, epoch, seed)`` to a training item ``{video, caption, seed}``."""
+
+    def __init__(self, videos: Dataset, images: Dataset | None):
+        self.videos, self.images = videos, images
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        kind, index, epoch, seed = key
+        dataset = self.images if kind == "image" and self.images is not None else self.videos
+        if hasattr(dataset, "set_epoch"):
+            # Folder datasets draw random starts/crops from (seed, epoch, index): new ones each epoch,
+            # yet a pure function of the data position (so resumes and worker processes agree).
+            dataset.set_epoch(epoch)
+        item = dataset[index]
+        video = item["video"]
+        if kind == "image":
+            video = video[:, :1]  # (C, 1, H, W): first frame of a clip, or an image already
+        return {"video": video, "caption": item["caption"], "seed": seed}
+
+    def __len__(self) -> int:  # not used for sampling; DataLoader only needs it when asked
+        return len(self.videos)
+
+
+def collate_train(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{video (B, C, T, H, W), caption [str], seed [int]}``; ground truth is not needed to train."""
+    return {
+        "video": torch.stack([it["video"] for it in items]),
+        "caption": [it["caption"] for it in items],
+        "seed": [it["seed"] for it in items],
+    }
+
+
+def train_batches(
+    plan: DataPlan,
+    videos: Dataset,
+    images: Dataset | None = None,
+    *,
+    start_step: int = 0,
+    positions: dict[str, int] | None = None,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> Iterator[list[dict[str, Any]]]:
+    """Yields, per optimiser step from ``start_step`` on, this process's ``grad_accum`` micro-batches."""
+    loader = DataLoader(
+        _KeyedItems(videos, images),
+        batch_sampler=_BatchKeys(plan, start_step, positions or {}),
+        collate_fn=collate_train,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+    micro: list[dict[str, Any]] = []
+    for batch in loader:
+        micro.append(batch)
+        if len(micro) == plan.layout.grad_accum:
+            yield micro
+            micro = []
+
+
+# --------------------------------------------------------------------------------------------------
+# datasets and vocabulary from the config
+
+
+def build_train_datasets(dc: DataConfig, seed: int) -> tuple[Dataset, Dataset | None]:
+    """The training set (and the image set for joint training) described by ``data``.
+
+    ``data.options`` go to the dataset class as extra keywords (e.g. ``num_objects: 2`` for shapes,
+    ``random_crop: true`` for folders). A folder dataset samples clips at ``data.fps`` and leaves images
+    to the image stream (``data.image_root``, which may be the same folder).
+    """
+    from vidiff.data import build_dataset
+
+    if dc.name in ("folder", "images"):
+        if dc.root is None:
+            raise ValueError(f"data.name={dc.name!r} needs data.root (the folder of your clips)")
+        kwargs: dict[str, Any] = {"root": dc.root, "size": dc.size, "seed": seed}
+        if dc.name == "folder":
+            kwargs.update(num_frames=dc.num_frames, fps=dc.fps, include_images=False)
+    else:
+        if dc.root is not None:
+            raise ValueError(f"data.root is only for folder datasets, not data.name={dc.name!r}")
+        kwargs = {
+            "num_items": dc.num_items,
+            "num_frames": dc.num_frames,
+            "size": dc.size,
+            "seed": seed,
+            "split": "train",
+        }
+    videos = build_dataset(dc.name, **{**kwargs, **dc.options})
+    images = None
+    if dc.image_root is not None:
+        if dc.image_ratio <= 0:
+            raise ValueError(
+                "data.image_root is set but data.image_ratio is 0: no step would use it"
+            )
+        images = build_dataset("images", root=dc.image_root, size=dc.size, seed=seed)
+    return videos, images
+
+
+def dataset_vocabulary(dataset: Dataset, scan: int = 2000) -> list[str]:
+    """The words a dataset's captions use: its module's ``vocabulary()`` (the synthetic sets), else its
+    ``captions()`` (folders know them without decoding), else the captions of its first ``scan`` items."""
+    import importlib
+
+    module = importlib.import_module(type(dataset).__module__)
+    if callable(getattr(module, "vocabulary", None)):
+        return list(module.vocabulary())
+    caps = getattr(dataset, "captions", None)
+    caps = caps() if callable(caps) else caps
+    if caps is None:
+        caps = [dataset[i]["caption"] for i in range(min(scan, len(dataset)))]
+    return caption_words(caps)
+
+
+def caption_words(captions: list[str]) -> list[str]:
+    """Sorted distinct words of ``captions``, split exactly as the built-in tokenizer splits them."""
+    from vidiff.models.text import WordTokenizer
+
+    return WordTokenizer.from_captions(captions).vocab
+
+
+def ensure_vocabulary(config: Config, videos: Dataset, images: Dataset | None = None) -> None:
+    """Give the built-in text encoder a vocabulary built from the data, stored in
+    ``config.model.text["vocab"]`` so that it travels in every checkpoint and export."""
+    mc = config.model
+    if mc.text_encoder != "builtin" or mc.text.get("vocab"):
+        return
+    words = dataset_vocabulary(videos)
+    if images is not None:
+        words = sorted(set(words) | set(dataset_vocabulary(images)))
+    mc.text = {**mc.text, "vocab": list(words)}

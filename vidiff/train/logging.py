@@ -1,0 +1,133 @@
+"""Training logs: a progress bar, ``metrics.jsonl``, TensorBoard when installed, and sample sheets.
+
+Only the main process logs. Scalars go to ``<out_dir>/metrics.jsonl`` (one JSON object per line, easy
+to plot with pandas or ``jq``); when the ``tensorboard`` package is installed they also go to
+``<out_dir>/tb``. The sample hook renders a captioned sheet of EMA samples every ``train.sample_every``
+steps to ``<out_dir>/samples/step-XXXXXXX.mp4`` so that a person can watch the model learn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+
+class RunLogger:
+    """Progress bar (loss, it/s, ETA by tqdm) + JSONL scalars (+ TensorBoard if available)."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        total_steps: int,
+        start_step: int = 0,
+        enabled: bool = True,
+        progress: bool = True,
+        tensorboard: bool = True,
+    ):
+        self.enabled = enabled
+        self.out_dir = Path(out_dir)
+        self.bar = None
+        self.tb = None
+        self._file = None
+        if not enabled:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        # Append: a resumed run continues the same file (steps already logged after the checkpoint
+        # it resumes from are logged again; readers keep the last record per step).
+        self._file = open(self.out_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        if progress:
+            self.bar = tqdm(
+                total=total_steps,
+                initial=start_step,
+                desc="train",
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                pass
+            else:
+                self.tb = SummaryWriter(str(self.out_dir / "tb"))
+
+    def step(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def log(
+        self, step: int, scalars: dict[str, float], *, show: tuple[str, ...] = ("loss", "lr")
+    ) -> None:
+        """Record ``scalars`` at ``step`` (and show a few of them next to the bar)."""
+        if not self.enabled:
+            return
+        record = {"step": step, "time": round(time.time(), 3), **scalars}
+        self._file.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for k, v in scalars.items():
+                if isinstance(v, (int, float)) and math.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+        if self.bar is not None:
+            self.bar.set_postfix(
+                {k: f"{scalars[k]:.4g}" for k in show if k in scalars}, refresh=False
+            )
+
+    def write(self, message: str) -> None:
+        """A line of text that does not break the progress bar."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self._file is not None:
+            self._file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl``, keeping the last record per (step, keys) after resumes."""
+    records: dict[tuple, dict[str, Any]] = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            records[(r["step"], tuple(sorted(k for k in r if k != "time")))] = r
+    return sorted(records.values(), key=lambda r: r["step"])
+
+
+@torch.no_grad()
+def write_sample_sheet(
+    pipeline: Any,
+    prompts: list[str],
+    seeds: list[int],
+    path: str | Path,
+    *,
+    fps: int = 8,
+    steps: int | None = None,
+) -> Path:
+    """Generate one video per prompt (seeded), tile them with captions, write ``path`` (.mp4/.gif)."""
+    from vidiff.data import make_sheet, write_video
+
+    was_training = pipeline.training
+    pipeline.eval()
+    try:
+        videos = pipeline.generate(prompts, seeds, steps=steps)  # (B, C, T, H, W) in [0, 1]
+    finally:
+        pipeline.train(was_training)
+    sheet = make_sheet(list(videos.cpu()), captions=prompts)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_video(sheet, path, fps=fps)
+    return path
