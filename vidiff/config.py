@@ -98,7 +98,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     ema_warmup: bool = True  # ramp the EMA decay up from 0 (Karras/Hoogeboom style)
-    mixed_precision: str = "no"  # no | bf16 | fp16
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 on a GPU, fp32 on CPU)
     gradient_checkpointing: bool = False
     seed: int = 0
     log_every: int = 10
