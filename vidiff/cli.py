@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("sample",): "vidiff.sampling.commands:sample",
     ("generate",): "vidiff.sampling.commands:generate",
     ("eval",): "vidiff.eval.commands:evaluate",
+    ("eval-judges",): "vidiff.eval.judges:train_judges",
     ("demo",): "vidiff.demo:demo",
 }
 

@@ -1,0 +1,5 @@
+"""Exact, offline evaluation of generated video: probes, judges, Fréchet/KID, report, ``vidiff eval``.
+
+Import submodules directly (``vidiff.eval.probes``, ``vidiff.eval.frechet``, ...); this package
+imports nothing heavy on its own.
+"""
