@@ -300,3 +300,18 @@ def test_build_dataset_and_collate():
     assert isinstance(build_dataset("balls", num_items=2), BouncingBalls)
     with pytest.raises(ValueError, match="different shapes"):
         collate([ds[0], MovingShapes(1, num_frames=4)[0]])
+
+
+def test_every_caption_word_is_in_its_vocabulary():
+    """The trainer builds the text vocabulary from these lists: a missing word would fail at sampling."""
+    from vidiff.data import balls, digits, shapes
+    from vidiff.models.text import WordTokenizer
+
+    for module, kwargs in [(shapes, {"num_objects": 2}), (balls, {}), (digits, {"num_digits": 2})]:
+        tok = WordTokenizer(module.vocabulary())
+        name = {"shapes": "shapes", "balls": "balls", "digits": "digits"}[
+            module.__name__.rsplit(".", 1)[1]
+        ]
+        data = build_dataset(name, num_items=40, **kwargs)
+        for i in range(len(data)):
+            tok.encode_one(data[i]["caption"])  # raises ValueError naming an unknown word

@@ -22,6 +22,13 @@ RADIUS_RANGE = (3.0, 4.5)
 SPEED_RANGE = (0.5, 1.5)
 REFERENCE_SIZE = 32
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
+
+
+def vocabulary() -> list[str]:
+    """Every word that can appear in a BouncingBalls caption."""
+    return [*NUMBER_WORDS[1:], "ball", "balls", "bouncing"]
+
+
 SPLITS = ("train", "heldout")
 
 
