@@ -1,0 +1,73 @@
+"""Normalisation primitives shared by every architecture.
+
+* :class:`GroupNorm32` -- GroupNorm computed in float32 (ADM / Stable Diffusion do the same: group
+  statistics in bf16 are too coarse), for the convolutional U-Net.
+* :class:`RMSNorm` -- root-mean-square norm (Zhang & Sennrich, 2019), used for query/key normalisation
+  in attention (as in SD3 / Flux) and by the DiT.
+* :func:`modulate` -- the adaLN shift/scale of DiT (Peebles & Xie, 2023).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 -> float32; float32/float64 unchanged."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _like(p: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    return None if p is None else p.to(x.dtype)
+
+
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm whose statistics are computed in (at least) float32; output keeps the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = _upcast(x)
+        return F.group_norm(
+            xf, self.num_groups, _like(self.weight, xf), _like(self.bias, xf), self.eps
+        ).to(x.dtype)
+
+
+def group_norm(channels: int, max_groups: int = 32, eps: float = 1e-6) -> GroupNorm32:
+    """GroupNorm with the largest group count <= ``max_groups`` that divides ``channels``.
+
+    ADM uses 32 groups; small CPU models have e.g. 24 or 48 channels, so we fall back to a divisor
+    instead of failing.
+    """
+    if channels < 1:
+        raise ValueError(f"channels must be >= 1, got {channels}")
+    groups = next(g for g in range(min(max_groups, channels), 0, -1) if channels % g == 0)
+    return GroupNorm32(groups, channels, eps=eps)
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm over the last dimension, computed in float32, with a learned gain (init 1)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = _upcast(x)
+        return F.rms_norm(xf, (x.shape[-1],), self.weight.to(xf.dtype), self.eps).to(x.dtype)
+
+
+class LayerNorm32(nn.LayerNorm):
+    """LayerNorm computed in (at least) float32; the output keeps the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = _upcast(x)
+        return F.layer_norm(
+            xf, self.normalized_shape, _like(self.weight, xf), _like(self.bias, xf), self.eps
+        ).to(x.dtype)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN modulation ``x * (1 + scale) + shift`` (DiT); ``shift``/``scale`` are (B, D), ``x`` (B, L, D)."""
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
