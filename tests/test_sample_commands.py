@@ -25,6 +25,7 @@ def test_sample_one_prompt(model_dir, tmp_path):
         cli.main(
             [
                 "sample",
+                "--prompt",
                 "a red circle moving right",
                 "--model",
                 str(model_dir),
@@ -78,7 +79,7 @@ def test_first_frame_is_used(model_dir, tmp_path):
     image = tmp_path / "first.png"
     Image.new("RGB", (16, 16), (255, 0, 0)).save(image)
     paths = commands.sample(
-        "a red circle moving right",
+        prompt="a red circle moving right",
         model=str(model_dir),
         first_frame=str(image),
         out=str(tmp_path / "i2v.gif"),
@@ -93,6 +94,7 @@ def test_clear_errors(model_dir, tmp_path, capsys):
         cli.main(
             [
                 "sample",
+                "--prompt",
                 "a purple circle moving right",
                 "--model",
                 str(model_dir),
@@ -106,4 +108,4 @@ def test_clear_errors(model_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="exactly one"):
         commands.sample(model=str(model_dir))
     with pytest.raises(ValueError, match="--model"):
-        commands.sample("a red circle moving right")
+        commands.sample(prompt="a red circle moving right")

@@ -37,8 +37,8 @@ def _read_prompts(prompt: str | None, prompts: str | None) -> list[str]:
 
 
 def sample(
-    prompt: str | None = None,
     *,
+    prompt: str | None = None,
     model: str | None = None,
     prompts: str | None = None,
     seed: int = 0,
@@ -54,7 +54,7 @@ def sample(
 ) -> list[Path]:
     """Sample videos from an exported model (`--model DIR`).
 
-    One prompt writes `--out` (a captioned sheet when `--num-videos` > 1); `--prompts FILE` (one per
+    `--prompt TEXT` writes `--out` (a captioned sheet when `--num-videos` > 1); `--prompts FILE` (one per
     line) or `--out-dir DIR` writes one file per prompt and seed plus `manifest.jsonl`
     (path, prompt, seed). `.mp4` or `.gif` by the extension of `--out`.
     """
