@@ -39,16 +39,15 @@ def _page(title: str, sections: list[tuple[str, str, list[tuple[str, str]]]]) ->
         "<style>body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa}"
         "figure{display:inline-block;margin:.5em;text-align:center;vertical-align:top}"
         "video,img{image-rendering:pixelated;border:1px solid #ccc;background:#000}"
-        "figcaption{font-size:13px;max-width:260px}</style></head><body>",
+        "figcaption{font-size:13px;max-width:400px}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
     for heading, text, items in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
         for path, caption in items:
-            if path.endswith(".mp4"):
-                media = f"<video src='{path}' width='256' autoplay loop muted playsinline></video>"
-            else:
-                media = f"<img src='{path}' width='256'>"
+            # Single clips are upscaled to 256 px; captioned sheets keep their natural size.
+            width = "" if Path(path).stem.startswith("data_") else " width='256'"
+            media = f"<video src='{path}'{width} autoplay loop muted playsinline></video>"
             parts.append(f"<figure>{media}<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
