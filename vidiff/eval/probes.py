@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from vidiff.data import shapes as shapes_data
 from vidiff.eval.extract import (
     Track,
     alpha_map,
@@ -35,52 +36,19 @@ from vidiff.eval.extract import (
     track_objects,
 )
 
-# Fallback vocabulary; the data layer's (vidiff.data.shapes) is authoritative when importable.
-_COLOURS = {
-    "red": (1.0, 0.0, 0.0),
-    "green": (0.0, 1.0, 0.0),
-    "blue": (0.0, 0.0, 1.0),
-    "yellow": (1.0, 1.0, 0.0),
-    "cyan": (0.0, 1.0, 1.0),
-    "magenta": (1.0, 0.0, 1.0),
-    "white": (1.0, 1.0, 1.0),
-}
-_SHAPES = ("circle", "square", "triangle")
-_DIRECTIONS = ("left", "right", "up", "down")
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a": 1, "an": 1}
 
 
 def vocabulary() -> tuple[dict[str, tuple[float, float, float]], tuple[str, ...], tuple[str, ...]]:
-    """(COLOURS, SHAPES, DIRECTIONS) of MovingShapes, from the data layer when it is importable."""
-    try:
-        from vidiff.data import shapes
-
-        return dict(shapes.COLOURS), tuple(shapes.SHAPES), tuple(shapes.DIRECTIONS)
-    except (ImportError, AttributeError):
-        return dict(_COLOURS), _SHAPES, _DIRECTIONS
+    """(COLOURS, SHAPES, DIRECTIONS) of MovingShapes: the data layer's, the one source of truth."""
+    return dict(shapes_data.COLOURS), tuple(shapes_data.SHAPES), tuple(shapes_data.DIRECTIONS)
 
 
 def parse_shapes_caption(caption: str) -> list[dict]:
-    """Objects named by a MovingShapes caption: ``[{"colour", "shape", "direction"}, ...]``.
-
-    Uses ``vidiff.data.shapes.parse_caption`` when available; raises ValueError naming the caption
-    when it does not parse.
-    """
-    try:
-        from vidiff.data.shapes import parse_caption
-    except ImportError:
-        parse_caption = None
-    if parse_caption is not None:
-        objs = parse_caption(caption)
-        return [{k: o[k] for k in ("colour", "shape", "direction") if k in o} for o in objs]
-    colours, shapes, directions = vocabulary()
-    pat = re.compile(
-        rf"an? ({'|'.join(colours)}) ({'|'.join(shapes)}) moving ({'|'.join(directions)})"
-    )
-    objs = [dict(colour=c, shape=s, direction=d) for c, s, d in pat.findall(caption.lower())]
-    if not objs:
-        raise ValueError(f"caption {caption!r} does not name a MovingShapes object")
-    return objs
+    """Objects named by a MovingShapes caption: ``[{"colour", "shape", "direction"}, ...]``;
+    ValueError naming the caption when it does not parse."""
+    objs = shapes_data.parse_caption(caption)
+    return [{k: o[k] for k in ("colour", "shape", "direction") if k in o} for o in objs]
 
 
 # ------------------------------------------------------------------------------------------------
