@@ -109,3 +109,26 @@ def test_clear_errors(model_dir, tmp_path, capsys):
         commands.sample(model=str(model_dir))
     with pytest.raises(ValueError, match="--model"):
         commands.sample(prompt="a red circle moving right")
+
+
+def test_generate_with_a_model_and_without_one(model_dir, tmp_path, monkeypatch):
+    out = tmp_path / "gen.mp4"
+    assert (
+        cli.main(
+            [
+                "generate",
+                "a green square moving up",
+                "--model",
+                str(model_dir),
+                "-o",
+                str(out),
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert read_video(out)[0].shape == (3, 4, 8, 8)
+    monkeypatch.setattr(commands, "DEFAULT_MODEL", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="--model"):
+        commands.generate("a green square moving up")

@@ -74,7 +74,9 @@ def sample(
         from vidiff.data.folder import load_image
 
         frame = load_image(first_frame, pipe.size)  # (3, 1, size, size), resized and centre-cropped
-        known = torch.zeros(len(jobs), 3, pipe.num_frames, pipe.size, pipe.size)
+        known = torch.zeros(
+            len(jobs), pipe.config.video.channels, pipe.num_frames, pipe.size, pipe.size
+        )
         known[:, :, :1] = frame
         mask = torch.zeros(len(jobs), pipe.num_frames, dtype=torch.bool)
         mask[:, 0] = True
@@ -143,7 +145,7 @@ def generate(
             )
         model = str(DEFAULT_MODEL)
     return sample(
-        prompt,
+        prompt=prompt,
         model=model,
         prompts=prompts,
         seed=seed,
