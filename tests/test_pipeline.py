@@ -115,3 +115,16 @@ def test_save_load_round_trip(tmp_path):
 def test_load_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         VideoPipeline.load(tmp_path)
+
+
+def test_loss_shares_the_preconditioning_settings():
+    edm = micro_pipeline("diffusion.parameterization=edm")
+    assert edm.loss_fn.sigma_data == edm.denoiser.sigma_data
+    v = micro_pipeline("diffusion.loss={min_snr_gamma: 5.0}")
+    assert v.loss_fn.schedule is v.denoiser.schedule
+    with pytest.raises(ValueError, match="diffusion.loss.sigma_data"):
+        micro_pipeline("diffusion.parameterization=edm", "diffusion.loss={sigma_data: 1.0}")
+    with pytest.raises(ValueError, match="diffusion.loss.schedule"):
+        micro_pipeline("diffusion.loss={schedule: linear}")
+    with pytest.raises(ValueError, match="steps"):
+        v.sigmas(0)

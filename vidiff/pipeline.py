@@ -26,7 +26,6 @@ from vidiff.diffusion import (
     build_precond,
     cfg_denoiser,
     frame_conditioned,
-    get_sigmas,
     random_frame_mask,
 )
 from vidiff.models import build_model
@@ -61,7 +60,25 @@ class VideoPipeline(nn.Module):
         precond_options = {"schedule": self.schedule} if self.schedule is not None else {}
         # The network is registered once, inside its preconditioning (keys ``denoiser.net.*``).
         self.denoiser = build_precond(dc.parameterization, net, **precond_options)
-        self.loss_fn = build_loss(dc.parameterization, **precond_options, **dc.loss)
+        self.loss_fn = self._build_loss()
+
+    def _build_loss(self):
+        """The training loss, sharing the preconditioning's schedule / sigma_data so the two can
+        never disagree; ``diffusion.loss`` holds only the loss's own options (density, weighting)."""
+        dc = self.config.diffusion
+        if dc.parameterization in ("eps", "v"):
+            mine = {"schedule": self.schedule}
+        elif dc.parameterization == "edm":
+            mine = {"sigma_data": self.denoiser.sigma_data}
+        else:
+            mine = {}
+        clash = sorted(set(dc.loss) & (set(mine) | {"num_train_timesteps"}))
+        if clash:
+            raise ValueError(
+                f"diffusion.loss.{clash[0]} is set by the model's preconditioning, not the loss; "
+                "remove it from diffusion.loss"
+            )
+        return build_loss(dc.parameterization, **mine, **dc.loss)
 
     # ---------------------------------------------------------------------------------------------
     # shape and device
@@ -133,14 +150,13 @@ class VideoPipeline(nn.Module):
     # sampling
 
     def sigmas(self, steps: int | None = None) -> torch.Tensor:
-        """The default noise-level discretisation for this parameterisation, ending in 0."""
+        """The preconditioning's default noise-level discretisation (``diffusion.sigmas`` options),
+        ``steps`` long and ending in 0."""
         dc = self.config.diffusion
-        steps = steps or dc.steps
-        if dc.parameterization in ("eps", "v"):
-            return get_sigmas("vp", steps, schedule=self.schedule, **dc.sigmas)
-        if dc.parameterization == "edm":
-            return get_sigmas("karras", steps, **dc.sigmas)
-        return get_sigmas("flow", steps, **dc.sigmas)
+        steps = dc.steps if steps is None else steps
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        return self.denoiser.default_sigmas(steps, **dc.sigmas)
 
     @torch.no_grad()
     def generate(
