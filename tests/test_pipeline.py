@@ -115,6 +115,11 @@ def test_save_load_round_trip(tmp_path):
 def test_load_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         VideoPipeline.load(tmp_path)
+    pipe = micro_pipeline()
+    state = pipe.state_dict()
+    state.pop(next(iter(state)))
+    with pytest.raises(ValueError, match="model.safetensors.*Missing key"):
+        pipe.load_weights(state, tmp_path / "model.safetensors")
 
 
 def test_loss_shares_the_preconditioning_settings():

@@ -244,6 +244,18 @@ class VideoPipeline(nn.Module):
         (directory / CONFIG_NAME).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
         return directory
 
+    def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
+        """Load a full state dict (strict), or raise one ValueError naming ``source`` and the first
+        mismatch instead of PyTorch's key dump."""
+        try:
+            self.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
+            raise ValueError(
+                f"the weights in {source} do not fit the model built from its config "
+                f"(was it written by another vidiff version?): {detail}"
+            ) from e
+
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:
         """Load an exported model folder (``config.json`` + ``model.safetensors``)."""
@@ -257,5 +269,5 @@ class VideoPipeline(nn.Module):
         state = load_file(str(directory / WEIGHTS_NAME))
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-        pipe.load_state_dict(state, strict=True)
+        pipe.load_weights(state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()

@@ -50,7 +50,6 @@ def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> No
     state = load_state(path)
     cfg: Config = from_dict(Config, state["config"])
     pipe = VideoPipeline(cfg.pipeline_config())
-    weights = state["ema"]["module"]
-    pipe.load_state_dict(weights, strict=True)  # fails loudly on a mismatched checkpoint
+    pipe.load_weights(state["ema"]["module"], path)
     pipe.save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")
