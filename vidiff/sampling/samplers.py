@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-Denoiser = Callable[..., torch.Tensor]
+from vidiff.diffusion.precond import Denoiser
 
 
 def _prepare(
@@ -200,9 +200,9 @@ def sample_ddpm(
         s, s_next = sig[i], sig[i + 1]
         denoised = _call(denoiser, x, s, extra)
         _cb(callback, i, x, s, denoised)
-        x = denoised + (s_next**2 / s**2) * (x - denoised)
-        if s_next > 0:
-            x = x + math.sqrt(s_next**2 * (s**2 - s_next**2) / s**2) * noise(x).to(x.dtype)
+        # The posterior step is the ancestral step with eta = 1: sigma_down = s'^2 / s and
+        # sigma_up^2 = s'^2 (s^2 - s'^2) / s^2.
+        x = _ddim_update(x, denoised, s, s_next, 1.0, noise)
     return x
 
 
@@ -223,10 +223,7 @@ def sample_euler_ancestral(
         s = sig[i]
         denoised = _call(denoiser, x, s, extra)
         _cb(callback, i, x, s, denoised)
-        sigma_down, sigma_up = get_ancestral_step(s, sig[i + 1], eta)
-        x = x + (sigma_down - s) * (x - denoised) / s
-        if sigma_up > 0:
-            x = x + sigma_up * noise(x).to(x.dtype)
+        x = _ddim_update(x, denoised, s, sig[i + 1], eta, noise)  # Euler to sigma_down, then noise
     return x
 
 
