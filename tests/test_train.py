@@ -232,6 +232,18 @@ def test_ema_warmup_and_average():
         EMA(lin, 1.5)
 
 
+def test_ema_skips_frozen_parameters():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    model[0].requires_grad_(False)  # e.g. a frozen text encoder
+    ema = EMA(model, decay=0.5, warmup=False)
+    assert len(ema._pairs) == 2  # the trainable Linear's weight and bias only
+    with torch.no_grad():
+        model[1].weight.fill_(2.0)
+    ema.update()
+    assert not torch.equal(ema.module[1].weight, model[1].weight)  # averaged, not copied
+    torch.testing.assert_close(ema.module[0].weight, model[0].weight)
+
+
 def test_data_plan_shards_by_global_index():
     """P processes x micro-batch B/P see exactly the samples and seeds of one process with B."""
     one = DataPlan(3, Layout(8), 100, None, 0.0)

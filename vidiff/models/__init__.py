@@ -1,8 +1,8 @@
 """Model architectures, one per file, built by name: ``build_model(arch, preset, **overrides)``.
 
-``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`); the DiT
-(``"dit"``) registers itself in :data:`ARCHITECTURES` when its module exists. Imports are lazy so
-``import vidiff.models`` stays light.
+``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`); a new
+architecture adds one line to :data:`ARCHITECTURES`. Imports are lazy so ``import vidiff.models``
+stays light.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from torch import nn
 # arch -> (module, config class, model class, presets dict)
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "unet3d": ("vidiff.models.unet3d", "UNet3DConfig", "UNet3D", "UNET_PRESETS"),
-    "dit": ("vidiff.models.dit", "DiTConfig", "DiT", "DIT_PRESETS"),
 }
 
 

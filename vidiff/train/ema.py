@@ -38,7 +38,12 @@ class EMA:
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
         # Pair tensors once: the copy keeps the same (deduplicated) parameter and buffer order, and
         # placement (accelerate moves parameters in place) does not replace the tensors themselves.
-        self._pairs = list(zip(self.module.parameters(), model.parameters(), strict=True))
+        # Frozen parameters (e.g. a Hugging Face text encoder) never change: leave them out.
+        self._pairs = [
+            (e, p)
+            for e, p in zip(self.module.parameters(), model.parameters(), strict=True)
+            if p.requires_grad
+        ]
         self._buffer_pairs = list(zip(self.module.buffers(), model.buffers(), strict=True))
 
     def decay(self, num_updates: int | None = None) -> float:
