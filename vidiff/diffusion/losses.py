@@ -87,10 +87,10 @@ class DiffusionLoss:
         equivalence)."""
         if len(generators) != x0.shape[0]:
             raise ValueError(f"{len(generators)} generators for a batch of {x0.shape[0]}")
-        sigma = torch.cat(
-            [self.sample_sigma(1, x0[i : i + 1], g) for i, g in enumerate(generators)]
-        )
-        noise = torch.cat([_randn((1, *x0.shape[1:]), x0, g) for g in generators])
+        # Draw on the CPU (where the generators live) and move once per batch, not once per sample.
+        cpu = x0.new_zeros(0, device="cpu")
+        sigma = torch.cat([self.sample_sigma(1, cpu, g) for g in generators]).to(x0.device)
+        noise = torch.cat([_randn((1, *x0.shape[1:]), cpu, g) for g in generators]).to(x0.device)
         return self.at(denoiser, x0, sigma, noise, **cond)
 
 
