@@ -12,6 +12,7 @@ code is ever loaded.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -241,7 +242,11 @@ class VideoPipeline(nn.Module):
         tmp = directory / (WEIGHTS_NAME + ".tmp")
         save_file(tensors, str(tmp), metadata={"format": "pt", "vidiff": "1"})
         tmp.replace(directory / WEIGHTS_NAME)
-        (directory / CONFIG_NAME).write_text(json.dumps(to_dict(self.config), indent=2) + "\n")
+        config = to_dict(self.config)
+        # Store the resolved network config, not just preset + overrides, so a saved model keeps its
+        # meaning when presets are edited.
+        config["model"]["net"] = json.loads(json.dumps(dataclasses.asdict(self.net.config)))
+        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         return directory
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
