@@ -43,7 +43,7 @@ class OraclePipeline(torch.nn.Module):
 
 
 def test_eval_model_with_steps(tmp_path, monkeypatch):
-    monkeypatch.setattr(commands, "load_pipeline", lambda model: OraclePipeline())
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
     out = tmp_path / "out"
     m = commands.evaluate(model="oracle", num_videos=3, steps=[2, 8], out=str(out))
     assert [r["steps"] for r in m["runs"]] == [2, 8]

@@ -52,6 +52,7 @@ def evaluate(
     out: str = "eval-out",
     batch_size: int = 16,
     i3d: str | None = None,
+    device: str = "auto",
 ) -> dict:
     """Evaluate generated video exactly: prompt adherence, temporal consistency, physics, FD/KID.
 
@@ -71,7 +72,7 @@ def evaluate(
         raise FileNotFoundError(f"videos folder not found: {videos}")
     if manifest is not None and not Path(manifest).is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
-    pipe = load_pipeline(model) if model is not None else None
+    pipe = load_pipeline(model, device) if model is not None else None
     i3d_model = _load_i3d(i3d) if i3d else None
     out_dir = Path(out)  # created only once the inputs are known to be good
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,13 +106,14 @@ def evaluate(
 # --model
 
 
-def load_pipeline(model: str):
-    """``VideoPipeline.load(model)`` (a seam that tests replace with a stand-in)."""
+def load_pipeline(model: str, device: str = "auto"):
+    """``VideoPipeline.load(model)`` on ``device`` (``auto``: the GPU when there is one)."""
     from vidiff.pipeline import VideoPipeline
+    from vidiff.sampling.commands import resolve_device
 
     if not Path(model).exists():
         raise FileNotFoundError(f"model folder not found: {model}")
-    return VideoPipeline.load(model)
+    return VideoPipeline.load(model, device=resolve_device(device))
 
 
 def _load_i3d(path: str):

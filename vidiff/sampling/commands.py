@@ -15,7 +15,8 @@ import torch
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model"
 
 
-def _device(device: str) -> torch.device:
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -67,7 +68,7 @@ def sample(
     if num_videos < 1:
         raise ValueError(f"--num-videos must be >= 1, got {num_videos}")
     texts = _read_prompts(prompt, prompts)
-    pipe = VideoPipeline.load(model, device=_device(device))
+    pipe = VideoPipeline.load(model, device=resolve_device(device))
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     known = mask = None
     if first_frame is not None:
