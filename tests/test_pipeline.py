@@ -105,7 +105,10 @@ def test_save_load_round_trip(tmp_path):
     pipe.save(tmp_path / "model")
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["diffusion"]["parameterization"] == "flow" and config["video"]["num_frames"] == 4
-    assert config["model"]["net"]["model_channels"] == 8 and config["model"]["net"]["num_res_blocks"] == 1
+    assert (
+        config["model"]["net"]["model_channels"] == 8
+        and config["model"]["net"]["num_res_blocks"] == 1
+    )
     loaded = VideoPipeline.load(tmp_path / "model")
     torch.testing.assert_close(loaded.generate(PROMPTS[:2], [3, 4]), before, rtol=0, atol=0)
     pipe.save(tmp_path / "half", dtype=torch.float16)
