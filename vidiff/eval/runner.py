@@ -48,25 +48,18 @@ class EvalSet:
 
 def build_real_dataset(dataset: str, split: str, num_items: int, num_frames: int, size: int):
     """The synthetic dataset that evaluation compares against (same frames and size as the model)."""
-    if dataset == "shapes":
-        from vidiff.data.shapes import MovingShapes
+    from vidiff.data import build_dataset
 
-        return MovingShapes(
-            num_items, split=split, num_frames=num_frames, size=size, seed=EVAL_DATA_SEED
-        )
-    if dataset == "balls":
-        from vidiff.data.balls import BouncingBalls
-
-        return BouncingBalls(
-            num_items, num_frames=num_frames, size=size, seed=EVAL_DATA_SEED, split=split
-        )
-    if dataset == "digits":
-        from vidiff.data.digits import MovingDigits
-
-        return MovingDigits(
-            num_items, split=split, num_frames=num_frames, size=size, seed=EVAL_DATA_SEED
-        )
-    raise ValueError(f"unknown eval dataset {dataset!r}; expected one of {DATASETS}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown eval dataset {dataset!r}; expected one of {DATASETS}")
+    return build_dataset(
+        dataset,
+        num_items=num_items,
+        split=split,
+        num_frames=num_frames,
+        size=size,
+        seed=EVAL_DATA_SEED,
+    )
 
 
 def eval_sets(
