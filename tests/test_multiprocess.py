@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.test_train import TINY_MODEL
 from vidiff.config import load_config
 from vidiff.train.checkpoint import latest_checkpoint, load_state
 from vidiff.train.logging import read_metrics
@@ -35,15 +36,7 @@ OVERRIDES = [
     "train.warmup_steps=2",
     "train.log_every=1",
     "train.ckpt_every=100",
-    "data.num_frames=4",
-    "data.size=16",
-    "data.num_items=64",
-    "model.net.model_channels=16",
-    "model.net.channel_mult=[1, 2]",
-    "model.net.attention_resolutions=[2]",
-    "model.net.head_dim=16",
-    "model.text.dim=32",
-    "model.text.depth=1",
+    *TINY_MODEL,
 ]
 
 

@@ -304,7 +304,8 @@ def test_metrics_records_are_json(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # The real thing: VideoPipeline (unet3d + built-in text encoder) through the CLI.
 
-TINY_REAL = [
+# Data and model small enough for CPU tests (shared with tests/test_multiprocess.py).
+TINY_MODEL = [
     "data.num_frames=4",
     "data.size=16",
     "data.num_items=64",
@@ -314,6 +315,9 @@ TINY_REAL = [
     "model.net.head_dim=16",
     "model.text.dim=32",
     "model.text.depth=1",
+]
+TINY_REAL = [
+    *TINY_MODEL,
     "diffusion.steps=2",
     "train.batch_size=2",
     "train.log_every=1",
