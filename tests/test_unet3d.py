@@ -96,6 +96,26 @@ def test_cross_attention_uses_context_and_respects_mask():
         _tiny()(x, c, context=ctx)
 
 
+def test_pooled_context_conditions_the_noise_embedding():
+    """The masked mean of the prompt reaches every ResBlock through the noise embedding."""
+    x, c = _inputs(t=2)
+    ctx = torch.randn(2, 5, CTX)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    assert _tiny(context_dim=CTX, pooled_context=False).context_pool is None
+    net = _tiny(context_dim=CTX)
+    assert net.config.pooled_context  # the presets turn it on
+    _perturb(net)
+    with torch.no_grad():  # silence cross-attention: only the pooled path can carry the prompt
+        for name, p in net.named_parameters():
+            if ".cross." in name:
+                p.zero_()
+    y = net(x, c, context=ctx, context_mask=mask)
+    other = ctx.clone()
+    other[0, 1] += 1.0  # a real token of sample 0
+    diff = (net(x, c, context=other, context_mask=mask) - y).abs().flatten(1).amax(1)
+    assert diff[0] > 1e-4 and diff[1] == 0
+
+
 def test_frame_conditioning():
     net = _tiny(frame_conditioning=True)
     assert net.input_conv.in_channels == 7  # [x_in, cond_frames * mask, mask]

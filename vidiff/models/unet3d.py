@@ -53,6 +53,10 @@ class UNet3DConfig:
     ``frame_conditioning`` adds ``in_channels + 1`` input channels ``[cond_frames * mask, mask]``
     (MCVD), so one model does text-to-video, image-to-video, continuation and interpolation.
     ``context_dim`` is the text encoder's width (``None``: no cross-attention, unconditional).
+    ``pooled_context`` also adds the masked mean of the text tokens, projected, to the noise
+    embedding (Imagen): every ResBlock -- temporal convs included -- then sees the prompt, not only
+    the attention levels, which is what binds global attributes such as the direction of motion.
+    (Ignored by an unconditional model, ``context_dim=None``.)
     """
 
     in_channels: int = 3
@@ -64,6 +68,7 @@ class UNet3DConfig:
     num_heads: int = 4
     head_dim: int | None = None  # when set, overrides num_heads: heads = width // head_dim
     context_dim: int | None = None
+    pooled_context: bool = False
     temporal_conv: bool = True
     temporal_kernel_size: int = 3
     temporal_attention: bool = True
@@ -317,6 +322,11 @@ class UNet3D(nn.Module):
         # 256 sinusoid frequencies whatever the width (as DiT): a 16-channel model still resolves
         # the 0..1000 noise scale finely
         self.time_embed = TimestepEmbedding(256, emb_dim)
+        self.context_pool = (
+            nn.Linear(cfg.context_dim, emb_dim)
+            if cfg.pooled_context and cfg.context_dim is not None
+            else None
+        )
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
         self.input_conv = nn.Conv2d(in_ch, mc, 3, padding=1)
         t_down = set(cfg.temporal_down_levels)
@@ -465,6 +475,8 @@ class UNet3D(nn.Module):
         if context is not None:
             context = context.to(x.dtype)
         emb = self.time_embed(c_noise)  # (B, 4 * model_channels)
+        if self.context_pool is not None and context is not None:
+            emb = emb + self.context_pool(masked_mean(context, context_mask))
 
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))
         hs = [(h, t)]
@@ -490,6 +502,14 @@ class UNet3D(nn.Module):
         return rearrange(out, "(b t) c h w -> b c t h w", b=b)
 
 
+def masked_mean(context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the real tokens of ``context`` (B, L, D) -> (B, D); ``mask`` (B, L) bool."""
+    if mask is None:
+        return context.mean(dim=1)
+    w = mask.to(context.dtype).unsqueeze(-1)
+    return (context * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+
+
 # --------------------------------------------------------------------------------------------------
 # Presets. ``context_dim`` is left None: the pipeline sets it to its text encoder's ``.dim``
 # (``build_model("unet3d", "unet-tiny", context_dim=encoder.dim)``).
@@ -504,6 +524,7 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         num_res_blocks=1,
         attention_resolutions=(4, 8),
         head_dim=32,
+        pooled_context=True,
     ),
     # ~15M parameters, ~74 GFLOP per clip: a stronger CPU / small-GPU model.
     "unet-small": UNet3DConfig(
@@ -512,6 +533,7 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         num_res_blocks=2,
         attention_resolutions=(4, 8),
         head_dim=32,
+        pooled_context=True,
     ),
     # ~140M parameters: GPU training at 64x64 and above.
     "unet-base": UNet3DConfig(
@@ -520,6 +542,7 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         num_res_blocks=2,
         attention_resolutions=(2, 4, 8),
         head_dim=64,
+        pooled_context=True,
         dropout=0.1,
     ),
 }
