@@ -10,6 +10,7 @@ Everything is generated on this machine, with no download and no GPU.
 from __future__ import annotations
 
 import html
+import json
 import time
 from pathlib import Path
 
@@ -32,15 +33,23 @@ HELDOUT_PROMPTS = [
 ]
 
 
-def _page(title: str, sections: list[tuple[str, str, list[tuple[str, str]]]]) -> str:
+EVAL_FILE = "eval.json"  # the measured figures an exported model may carry (see README)
+
+
+def _page(
+    title: str, sections: list[tuple[str, str, list[tuple[str, str]]]], tables: str = ""
+) -> str:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa}"
         "figure{display:inline-block;margin:.5em;text-align:center;vertical-align:top}"
         "video,img{image-rendering:pixelated;border:1px solid #ccc;background:#000}"
-        "figcaption{font-size:13px;max-width:400px}</style></head><body>",
+        "figcaption{font-size:13px;max-width:256px}"
+        "table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        tables,
     ]
     for heading, text, items in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2><p>{html.escape(text)}</p>")
@@ -51,6 +60,52 @@ def _page(title: str, sections: list[tuple[str, str, list[tuple[str, str]]]]) ->
             parts.append(f"<figure>{media}<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _eval_table(model: str) -> str:
+    """The model's measured figures (``eval.json`` next to its weights), as an HTML table."""
+    path = Path(model) / EVAL_FILE
+    if not path.is_file():
+        return "<p>No measured figures ship with this model (no eval.json in its folder).</p>"
+    figures = json.loads(path.read_text())
+    rows = "".join(
+        f"<tr><td>{html.escape(str(row.get('setting', '')))}</td>"
+        + "".join(
+            f"<td>{'-' if row.get(k) is None else fmt.format(row[k])}</td>"
+            for k, _, fmt in EVAL_COLUMNS
+        )
+        + "</tr>"
+        for row in figures.get("rows", [])
+    )
+    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in EVAL_COLUMNS)
+    command = html.escape(figures.get("command", ""))
+    return (
+        "<h2>Measured quality of this model</h2>"
+        f"<p>Measured with <code>{command}</code> ({html.escape(str(figures.get('when', '')))}).</p>"
+        f"<table><tr><th>setting</th>{head}</tr>{rows}</table>"
+    )
+
+
+EVAL_COLUMNS = [  # key in eval.json rows, column name, format
+    ("num_videos", "videos per split", "{:d}"),
+    ("adherence", "adherence in-dist", "{:.1%}"),
+    ("adherence_heldout", "adherence held-out", "{:.1%}"),
+    ("flicker_median", "flicker (median)", "{:.4f}"),
+    ("jitter_median", "jitter px (median)", "{:.2f}"),
+    ("sec_per_video", "s / video", "{:.2f}"),
+]
+
+
+def _verdicts(prompts: list[str], videos) -> list[str]:
+    """A one-line probe verdict per MovingShapes video ('' when the prompts are not MovingShapes')."""
+    from vidiff.eval.report import verdict_text
+    from vidiff.eval.runner import score_videos
+
+    try:
+        verdicts = score_videos("shapes", videos, prompts)
+    except ValueError:  # a prompt outside the MovingShapes grammar: no exact probe
+        return [""] * len(prompts)
+    return [("✓ " if v.get("correct", 0) >= 1 else "✗ ") + verdict_text(v) for v in verdicts]
 
 
 def _model_section(model: str, out: Path, seed: int, steps: int | None) -> list:
@@ -64,12 +119,20 @@ def _model_section(model: str, out: Path, seed: int, steps: int | None) -> list:
     seconds = (time.perf_counter() - start) / len(prompts)
     fps = pipe.config.video.fps
     items_in, items_out = [], []
-    for k, (prompt, video) in enumerate(zip(prompts, videos)):
+    for k, (prompt, video, verdict) in enumerate(zip(prompts, videos, _verdicts(prompts, videos))):
         name = f"gen_{k:02d}.mp4"
         write_video(video, out / name, fps=fps)
-        (items_in if prompt in DEMO_PROMPTS else items_out).append((name, prompt))
+        caption = f"{prompt} -- probe: {verdict}" if verdict else prompt
+        (items_in if prompt in DEMO_PROMPTS else items_out).append((name, caption))
+    n_steps = steps or pipe.config.diffusion.steps
     sections = [
-        ("Text to video", f"{seconds:.2f} s per video on this machine, seed {seed}.", items_in),
+        (
+            "Text to video",
+            f"{seconds:.2f} s per video on this machine ({n_steps} {pipe.config.diffusion.sampler} "
+            f"steps, seed {seed}). Under each video: what the exact probe saw (colour, shape, "
+            "direction of the tracked object).",
+            items_in,
+        ),
         (
             "Held-out compositions",
             "Colour-shape pairs the model never saw together in training.",
@@ -89,17 +152,24 @@ def _model_section(model: str, out: Path, seed: int, steps: int | None) -> list:
         )
         clips = torch.stack([data[i]["video"] for i in range(2)])
         captions = [data[i]["caption"] for i in range(2)]
-        mask = torch.zeros(2, pipe.num_frames, dtype=torch.bool)
-        mask[:, 0] = True
-        i2v = pipe.generate(
+        t = pipe.num_frames
+        mask = torch.zeros(2, t, dtype=torch.bool)
+        mask[0, 0] = True  # image to video: the first frame
+        mask[1, : t // 4] = True  # continuation: the first quarter of the clip
+        given = pipe.generate(
             captions, [seed, seed], steps=steps, known_frames=clips, frame_mask=mask
         )
+        labels = ["first frame given", f"first {t // 4} frames given (continuation)"]
         items = []
-        for k, (caption, video) in enumerate(zip(captions, i2v)):
+        for k, (caption, video) in enumerate(zip(captions, given)):
             write_video(video, out / f"i2v_{k}.mp4", fps=fps)
-            items.append((f"i2v_{k}.mp4", f"first frame given: {caption}"))
+            items.append((f"i2v_{k}.mp4", f"{labels[k]}: {caption}"))
         sections.append(
-            ("Image to video", "The first frame is given; the model continues it.", items)
+            (
+                "Image to video and continuation",
+                "Known frames go in through the frame mask; the model generates the rest.",
+                items,
+            )
         )
     return sections
 
@@ -114,11 +184,12 @@ def demo(
     start = time.perf_counter()
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
-    sections = []
+    sections, tables = [], ""
     if model is None and (DEFAULT_MODEL / "config.json").is_file():
         model = str(DEFAULT_MODEL)
     if model is not None:
         sections += _model_section(model, directory, seed, steps)
+        tables = _eval_table(model)
     else:
         sections.append(
             (
@@ -145,6 +216,6 @@ def demo(
         )
     )
     index = directory / "index.html"
-    index.write_text(_page("vidiff demo", sections))
+    index.write_text(_page("vidiff demo", sections, tables))
     print(f"demo written in {time.perf_counter() - start:.1f} s: open {index.resolve()}")
     return index
