@@ -1,6 +1,7 @@
 """Model architectures, one per file, built by name: ``build_model(arch, preset, **overrides)``.
 
-``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`); a new
+``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`) or ``"dit"``
+(spatio-temporal diffusion transformer, :mod:`vidiff.models.dit`); a new
 architecture adds one line to :data:`ARCHITECTURES`. Imports are lazy so ``import vidiff.models``
 stays light.
 """
@@ -15,6 +16,7 @@ from torch import nn
 # arch -> (module, config class, model class, presets dict)
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "unet3d": ("vidiff.models.unet3d", "UNet3DConfig", "UNet3D", "UNET_PRESETS"),
+    "dit": ("vidiff.models.dit", "DiTConfig", "VideoDiT", "DIT_PRESETS"),
 }
 
 
