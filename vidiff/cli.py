@@ -25,6 +25,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("data", "export"): "vidiff.data.commands:export",
     ("train",): "vidiff.train.commands:train",
     ("export",): "vidiff.train.commands:export",
+    ("distill",): "vidiff.distill.commands:distill",
     ("sample",): "vidiff.sampling.commands:sample",
     ("generate",): "vidiff.sampling.commands:generate",
     ("eval",): "vidiff.eval.commands:evaluate",

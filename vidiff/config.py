@@ -62,6 +62,11 @@ class DiffusionConfig:
     steps: int = 32
     cfg: float = 3.0
     sigmas: dict[str, Any] = field(default_factory=dict)  # extra keywords for the discretisation
+    # Set by `vidiff distill` on the models it exports (None for a model trained from data; None, not
+    # {}, so checkpoints written before this key existed still resume): method, teacher_steps, steps,
+    # guidance ("none" | "baked" | "embedded"), cfg, guidance_range, data, history.
+    # See vidiff/distill/__init__.py.
+    distilled: dict[str, Any] | None = None
 
 
 @dataclass

@@ -29,6 +29,7 @@ from vidiff.diffusion import (
     frame_conditioned,
     random_frame_mask,
 )
+from vidiff.diffusion.precond import Denoiser
 from vidiff.models import build_model
 from vidiff.models.text import build_text_encoder
 from vidiff.sampling import SeededNoise, sample
@@ -101,6 +102,20 @@ class VideoPipeline(nn.Module):
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
 
+    @property
+    def guidance_embedded(self) -> bool:
+        """Whether the network takes the guidance weight as an input (``guidance_embed``; guidance
+        distillation, Meng et al. 2023): one forward pass per step instead of classifier-free
+        guidance's two."""
+        return bool(getattr(self.net.config, "guidance_embed", False))
+
+    @property
+    def baked_cfg(self) -> float | None:
+        """The guidance weight distilled into a student's weights (``diffusion.distilled.guidance ==
+        "baked"``), else None: such a model takes no further classifier-free guidance."""
+        d = self.config.diffusion.distilled or {}
+        return float(d["cfg"]) if d.get("guidance") == "baked" else None
+
     # ---------------------------------------------------------------------------------------------
     # conditioning
 
@@ -110,6 +125,22 @@ class VideoPipeline(nn.Module):
             return {}
         context, mask = self.text_encoder.encode(list(prompts))
         return {"context": context, "context_mask": mask}
+
+    def guided(
+        self, cond: dict[str, torch.Tensor], cfg: float | torch.Tensor, batch: int
+    ) -> tuple[Denoiser, dict[str, torch.Tensor]]:
+        """The denoiser and ``cond`` for guidance weight ``cfg`` (a float or a (B,) tensor).
+
+        A guidance-embedded net gets ``guidance = cfg`` as one more cond key (one forward pass);
+        otherwise classifier-free guidance (Ho & Salimans 2022) against the empty prompt, skipped for
+        an unconditional model or ``cfg == 1``.
+        """
+        if self.guidance_embedded:
+            w = torch.as_tensor(cfg, dtype=torch.float32, device=self.device).expand(batch)
+            return self.denoiser, {**cond, "guidance": w}
+        if cond and (torch.is_tensor(cfg) or cfg != 1.0):
+            return cfg_denoiser(self.denoiser, cfg, uncond=self.encode_prompts([""] * batch)), cond
+        return self.denoiser, cond
 
     # ---------------------------------------------------------------------------------------------
     # training
@@ -128,24 +159,52 @@ class VideoPipeline(nn.Module):
         its own generator seeded with ``seeds[i]``: a sample's loss never depends on its batch, so
         data-parallel training equals single-process training and resume is exact.
         """
-        dc = self.config.diffusion
         if len(seeds) != video.shape[0]:
             raise ValueError(f"{len(seeds)} seeds for a batch of {video.shape[0]} clips")
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        x0 = video * 2 - 1
-        t = x0.shape[2]
-        cond: dict[str, torch.Tensor] = {}
+        x0 = self.to_model_space(video)
+        prompts, mask = self.draw_conditioning(captions, generators, x0.shape[2])
+        cond = self.conditioning(x0, prompts, mask)
+        if self.guidance_embedded:
+            # Plain diffusion training of a guidance-embedded net teaches the conditional model (w=1).
+            cond["guidance"] = x0.new_ones(x0.shape[0])
+        return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
+
+    def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
+        """Clips ``(B, C, T, H, W)`` in ``[0, 1]`` -> the clean ``x0`` the denoiser works on (``[-1, 1]``);
+        the one place training and distillation make it."""
+        return video * 2 - 1
+
+    def draw_conditioning(
+        self, captions: list[str], generators: list[torch.Generator], num_frames: int
+    ) -> tuple[list[str], torch.Tensor | None]:
+        """The first random draws of each training sample, from its own generator, in this order:
+        caption dropout (``p_uncond``; a dropped caption becomes ``""``), then the frame mask
+        (``(B, T)`` bool, None without frame conditioning or for images). Distillation
+        (:mod:`vidiff.distill`) draws the same way, so its students keep serving every task."""
+        dc = self.config.diffusion
+        prompts = list(captions)
         if self.text_encoder is not None:
             drop = [torch.rand((), generator=g).item() < dc.p_uncond for g in generators]
-            cond.update(self.encode_prompts(["" if d else c for c, d in zip(captions, drop)]))
-        if self.config.model.frame_conditioning and t > 1:
+            prompts = ["" if d else c for c, d in zip(captions, drop)]
+        mask = None
+        if self.config.model.frame_conditioning and num_frames > 1:
             p_none = 1.0 - dc.p_frame_cond
             mask = torch.cat(
-                [random_frame_mask(1, t, generator=g, p_none=p_none) for g in generators]
+                [random_frame_mask(1, num_frames, generator=g, p_none=p_none) for g in generators]
             )
+        return prompts, mask
+
+    def conditioning(
+        self, x0: torch.Tensor, prompts: list[str], mask: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        """The denoiser's cond for clean clips ``x0`` (model space): text, and known frames under
+        ``mask``."""
+        cond = self.encode_prompts(prompts)
+        if mask is not None:
             cond["cond_frames"] = x0
             cond["frame_mask"] = mask.to(x0.device)
-        return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
+        return cond
 
     # ---------------------------------------------------------------------------------------------
     # sampling
@@ -189,6 +248,11 @@ class VideoPipeline(nn.Module):
             )
         dc = self.config.diffusion
         sampler = sampler or dc.sampler
+        if self.baked_cfg is not None and cfg is not None and cfg != 1.0:
+            raise ValueError(
+                f"this distilled model has classifier-free guidance w={self.baked_cfg:g} baked into "
+                f"its weights (diffusion.distilled.guidance='baked'); it takes no --cfg (got {cfg:g})"
+            )
         cfg = dc.cfg if cfg is None else cfg
         out = []
         for start in range(0, len(prompts), batch_size):
@@ -208,10 +272,7 @@ class VideoPipeline(nn.Module):
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
         x = noise.randn(shape) * sigmas[0]
-        cond = self.encode_prompts(prompts)
-        denoiser = self.denoiser
-        if cond and cfg != 1.0:
-            denoiser = cfg_denoiser(denoiser, cfg, uncond=self.encode_prompts([""] * len(prompts)))
+        denoiser, cond = self.guided(self.encode_prompts(prompts), cfg, len(prompts))
         if known_frames is not None:
             frames = known_frames.to(device) * 2 - 1
             denoiser = frame_conditioned(denoiser, frames, frame_mask.to(device))

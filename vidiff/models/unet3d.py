@@ -36,6 +36,9 @@ from vidiff.nn.embeddings import TimestepEmbedding
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
 
+# The guidance weight w is embedded as ``GUIDANCE_EMBED_SCALE * w`` on the timestep-embedding scale.
+GUIDANCE_EMBED_SCALE = 1000.0
+
 
 @dataclass
 class UNet3DConfig:
@@ -57,6 +60,12 @@ class UNet3DConfig:
     embedding (Imagen): every ResBlock -- temporal convs included -- then sees the prompt, not only
     the attention levels, which is what binds global attributes such as the direction of motion.
     (Ignored by an unconditional model, ``context_dim=None``.)
+
+    ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
+    classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
+    model, as in :func:`~vidiff.diffusion.guidance.cfg_denoiser`) to the noise embedding. Its last
+    layer is zero-initialised, so a fresh guidance-embedded net equals the net without it for every
+    ``w``: a student copied from a teacher starts as the teacher's conditional model.
     """
 
     in_channels: int = 3
@@ -79,6 +88,7 @@ class UNet3DConfig:
     use_scale_shift_norm: bool = True
     ff_mult: float = 2.0  # MLP width of the attention block; 0 disables it
     qk_norm: bool = False
+    guidance_embed: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -307,7 +317,7 @@ class UNet3D(nn.Module):
     Inputs: ``x_in`` (B, C, T, H, W) in model space; ``c_noise`` (B,) on a 0..1000-ish scale;
     optional ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool (True = real token);
     with ``frame_conditioning``: ``cond_frames`` (B, C, T, H, W) clean known frames and ``frame_mask``
-    (B, T) bool (True = known). ``cond_frames=None`` means "nothing known" (zeros and an all-false
+    (B, T) bool (True = known); with ``guidance_embed``: ``guidance`` (B,) the CFG weight (required). ``cond_frames=None`` means "nothing known" (zeros and an all-false
     mask), so unconditional / text-only sampling works on a frame-conditioned model.
     ``context=None`` on a model with ``context_dim`` skips cross-attention; classifier-free
     guidance's null prompt should instead be the encoded empty prompt ``""`` (what training saw).
@@ -327,6 +337,13 @@ class UNet3D(nn.Module):
             if cfg.pooled_context and cfg.context_dim is not None
             else None
         )
+        self.guidance_embed = None
+        if cfg.guidance_embed:
+            # Fourier features of the guidance weight + MLP (Meng et al. 2023), zero last layer so
+            # the embedding starts as "no change" (STYLE 10).
+            self.guidance_embed = TimestepEmbedding(256, emb_dim)
+            nn.init.zeros_(self.guidance_embed.mlp[2].weight)
+            nn.init.zeros_(self.guidance_embed.mlp[2].bias)
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
         self.input_conv = nn.Conv2d(in_ch, mc, 3, padding=1)
         t_down = set(cfg.temporal_down_levels)
@@ -370,6 +387,25 @@ class UNet3D(nn.Module):
         nn.init.zeros_(self.out_conv.bias)
 
     # -- input handling --------------------------------------------------------------------------
+
+    def _check_guidance(self, guidance: torch.Tensor | None, b: int) -> torch.Tensor | None:
+        if self.guidance_embed is None:
+            if guidance is not None:
+                raise ValueError("guidance given but the model has guidance_embed=False")
+            return None
+        if guidance is None:
+            raise ValueError(
+                "this model has guidance_embed=True: pass guidance (B,), the CFG weight w "
+                "(1 = conditional)"
+            )
+        guidance = torch.as_tensor(
+            guidance, dtype=torch.float32, device=self.time_embed.mlp[0].weight.device
+        )
+        if guidance.ndim == 0:
+            guidance = guidance.expand(b)
+        if guidance.shape != (b,):
+            raise ValueError(f"guidance must be (B,) = ({b},), got {tuple(guidance.shape)}")
+        return guidance
 
     def _check_inputs(
         self, x, c_noise, context, context_mask, cond_frames, frame_mask
@@ -466,9 +502,11 @@ class UNet3D(nn.Module):
         context_mask: torch.Tensor | None = None,
         cond_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
+        guidance: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c_noise = self._check_inputs(x_in, c_noise, context, context_mask, cond_frames, frame_mask)
         b, _, t, _, _ = x_in.shape
+        guidance = self._check_guidance(guidance, b)
         x = x_in
         if self.config.frame_conditioning:
             x = self._frame_condition(x, cond_frames, frame_mask)
@@ -477,6 +515,9 @@ class UNet3D(nn.Module):
         emb = self.time_embed(c_noise)  # (B, 4 * model_channels)
         if self.context_pool is not None and context is not None:
             emb = emb + self.context_pool(masked_mean(context, context_mask))
+        if self.guidance_embed is not None:
+            # x1000 as flux-dev and the DiT: w ~ 1..10 spans the frequencies c_noise uses.
+            emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
 
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))
         hs = [(h, t)]
