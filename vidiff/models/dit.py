@@ -54,9 +54,8 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vidiff.models.unet3d import masked_mean
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding, timestep_embedding
+from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
 from vidiff.nn.norms import LayerNorm32, modulate
 from vidiff.nn.rope import RoPE
 

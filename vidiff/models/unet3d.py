@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding
+from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
 
@@ -541,14 +541,6 @@ class UNet3D(nn.Module):
 
         out = self.out_conv(F.silu(self.out_norm(h)))
         return rearrange(out, "(b t) c h w -> b c t h w", b=b)
-
-
-def masked_mean(context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the real tokens of ``context`` (B, L, D) -> (B, D); ``mask`` (B, L) bool."""
-    if mask is None:
-        return context.mean(dim=1)
-    w = mask.to(context.dtype).unsqueeze(-1)
-    return (context * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Only true primitives live here; each architecture is one readable file in ``vidi
 """
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, attention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding, timestep_embedding
+from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
 from vidiff.nn.norms import GroupNorm32, LayerNorm32, RMSNorm, group_norm, modulate
 from vidiff.nn.rope import RoPE, apply_rope
 from vidiff.nn.temporal import (
@@ -33,6 +33,7 @@ __all__ = [
     "apply_rope",
     "attention",
     "group_norm",
+    "masked_mean",
     "modulate",
     "relative_position_bucket",
     "resolve_heads",

@@ -1,4 +1,4 @@
-"""Noise-level (timestep) embeddings.
+"""Noise-level (timestep) embeddings, and the pooled prompt embedding added to them.
 
 The network receives ``c_noise`` as one float per sample on a 0..1000-ish scale (the preconditioning
 wrapper maps sigma to it; see docs/architecture.md), so the classic sinusoidal embedding of DDPM /
@@ -51,3 +51,11 @@ class TimestepEmbedding(nn.Module):
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         emb = timestep_embedding(c_noise, self.freq_dim, self.max_period)
         return self.mlp(emb.to(self.mlp[0].weight.dtype))
+
+
+def masked_mean(context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the real tokens of ``context`` (B, L, D) -> (B, D); ``mask`` (B, L) bool."""
+    if mask is None:
+        return context.mean(dim=1)
+    w = mask.to(context.dtype).unsqueeze(-1)
+    return (context * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)

@@ -1,0 +1,877 @@
+"""Causal video autoencoder: a KL-regularised 3D-conv VAE whose first frame is encoded on its own.
+
+The latent space of a latent video diffusion model (Sora, WALT, Kling, Wan) comes from an autoencoder
+that compresses space *and* time. This one follows MAGVIT-v2 (Yu et al., 2024, "Language model beats
+diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
+
+* **Causal 3D convolutions**: temporal padding only on the past, by replicating the first frame, so
+  latent frame ``j`` depends on input frames ``<= 4 j`` only and latent frame 0 on frame 0 alone.
+  A clip of ``T = 1 + 4k`` frames maps to ``1 + k`` latent frames and an image (``T = 1``) to one:
+  images and videos share one latent space (joint image-video compression).
+* Temporal downsampling is a causal conv with temporal stride 2 (``1 + 2m -> 1 + m`` frames);
+  temporal upsampling is a causal depth-to-time conv that makes two frames per frame and drops the
+  first frame's extra one (``1 + m -> 1 + 2m``), as in MAGVIT-v2 / CogVideoX.
+* Normalisation is an RMS norm over *channels only* (Wan-VAE): no statistic mixes frames or pixels, so
+  the network stays causal and chunked / tiled encoding equals the whole-clip computation.
+* **KL latent** (Kingma & Welling, 2014; the LDM autoencoder of Rombach et al., 2022): the encoder
+  gives ``(mean, logvar)``; diffusion sees ``z = (sample - shift_factor) * scaling_factor`` with the
+  factors measured on data (:func:`measure_scaling`) so that ``z`` has unit variance.
+
+**The frame-count rule.** ``encode`` accepts ``T = 1 + temporal_compression * k`` only (1, 5, 9, 13,
+17, ... for x4) and raises a ``ValueError`` otherwise -- never a silent fix. A 16-frame clip (the
+synthetic sets' default) is made encodable by :meth:`CausalVideoVAE.pad_frames`, which repeats the
+*last* frame (16 -> 17; causal, so frames 0..15 get the same latents as without the pad), and
+``decode_latents(z, num_frames=16)`` crops the decoded ``1 + 4k`` frames back to 16.
+
+**Value range.** Both ``encode*`` and ``decode_latents`` work in *model space* ``[-1, 1]``
+(``docs/architecture.md``): callers convert from ``[0, 1]`` videos with ``x * 2 - 1``.
+``training_loss`` is the exception: like every trainable model it takes ``[0, 1]`` videos from the
+loop and converts them itself.
+
+**Memory.** :meth:`CausalVideoVAE.encode` / :meth:`decode_latents` take ``tile_frames`` (chunks of
+latent frames processed causally with cached context -- equal to the untiled result up to float
+rounding) and ``tile_size`` (spatial tiles computed with a ``tile_context`` halo that is cropped away, then
+blended linearly in their overlap, as in the diffusers / Open-Sora tiled VAEs: exact when the halo
+covers the receptive field -- 32 px for ``vae-tiny`` -- and close otherwise).
+
+**Training** (``training_loss``): L1 and/or L2 reconstruction + ``kl_weight`` * KL, an MS-SSIM-style
+structural loss as the weight-free perceptual term (Zhao et al., 2017, "Loss functions for image
+restoration with neural networks": L1 + MS-SSIM beats L2 and needs no pretrained net -- LPIPS needs
+downloaded VGG/AlexNet weights), and an optional hinge patch-GAN (Isola et al., 2017; VQGAN, Esser et al.,
+2021) with a per-frame 2D or a 3D discriminator started after ``disc_start`` steps and an optional
+VQGAN adaptive weight. The discriminator has its own optimiser via the trainer's discriminator protocol
+(``discriminator_parameters`` / ``discriminator_loss``, see :mod:`vidiff.train.loop`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+# --------------------------------------------------------------------------------------------------
+# config
+
+
+@dataclass
+class VAEConfig:
+    """Hyper-parameters of :class:`CausalVideoVAE` (presets in :data:`VAE_PRESETS`)."""
+
+    in_channels: int = 3
+    latent_channels: int = 4
+    base_channels: int = 16
+    channel_mult: tuple[int, ...] = (1, 2, 2)  # one entry per resolution level
+    # One entry per level transition (len(channel_mult) - 1): each halves H and W; True also halves T.
+    temporal_downsample: tuple[bool, ...] = (True, True)
+    num_res_blocks: int = 1
+    # Latent normalisation, z = (sample - shift_factor) * scaling_factor; measured by measure_scaling.
+    scaling_factor: float = 1.0
+    shift_factor: float = 0.0
+    # Training loss.
+    l1_weight: float = 1.0
+    l2_weight: float = 0.0
+    kl_weight: float = 1e-6  # per latent element sum / per pixel, i.e. the LDM autoencoder's beta
+    logvar_init: float = -6.0  # initial posterior log-variance (encoder output bias)
+    perceptual_weight: float = 0.1  # 1 - MS-SSIM (weight-free perceptual term)
+    gan_weight: float = 0.0  # 0 disables the discriminator altogether
+    disc_start: int = 0  # trainer step from which the adversarial terms are used
+    disc_type: str = "2d"  # 2d: per-frame patch discriminator | 3d: spatio-temporal
+    disc_channels: int = 32
+    disc_layers: int = 2
+    disc_lr_mult: float = 1.0
+    adaptive_gan_weight: bool = False  # VQGAN: balance GAN vs recon gradients at the last layer
+    # Inference-time memory limits (None = whole clip / whole frame).
+    tile_frames: int | None = None  # latent frames per causal chunk
+    tile_size: int | None = None  # pixel tile side for spatial tiling
+    tile_overlap: float = 0.25  # fraction of a tile shared with its neighbour
+    tile_context: int = 32  # extra pixels around each tile, cropped after (receptive-field halo)
+
+    def __post_init__(self) -> None:
+        self.channel_mult = tuple(self.channel_mult)
+        self.temporal_downsample = tuple(bool(t) for t in self.temporal_downsample)
+        if len(self.temporal_downsample) != len(self.channel_mult) - 1:
+            raise ValueError(
+                f"temporal_downsample needs len(channel_mult) - 1 = {len(self.channel_mult) - 1} "
+                f"entries (one per level transition), got {list(self.temporal_downsample)}"
+            )
+        if self.disc_type not in ("2d", "3d"):
+            raise ValueError(f"disc_type must be '2d' or '3d', got {self.disc_type!r}")
+        if self.scaling_factor <= 0:
+            raise ValueError(f"scaling_factor must be > 0, got {self.scaling_factor}")
+        if not 0 <= self.tile_overlap < 1:
+            raise ValueError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
+
+
+VAE_PRESETS: dict[str, VAEConfig] = {
+    # CPU / tests: spatial x4, temporal x4, 4 latent channels, 0.57M parameters.
+    "vae-tiny": VAEConfig(
+        base_channels=16, channel_mult=(1, 2, 2), temporal_downsample=(True, True)
+    ),
+    # spatial x8, temporal x4 (the Sora/Wan/SD-style factor) at CPU size.
+    "vae-tiny-s8": VAEConfig(
+        base_channels=16, channel_mult=(1, 2, 2, 4), temporal_downsample=(False, True, True)
+    ),
+    # GPU-sized: spatial x8, temporal x4, 16 latent channels (Wan-VAE-like widths).
+    "vae-small": VAEConfig(
+        base_channels=64,
+        channel_mult=(1, 2, 4, 4),
+        temporal_downsample=(False, True, True),
+        num_res_blocks=2,
+        latent_channels=16,
+    ),
+}
+
+
+def vae_config(preset: str = "vae-tiny", **overrides: Any) -> VAEConfig:
+    """A preset's config with field overrides (validated again); unknown preset or field is a
+    ``ValueError``. (Same contract as :func:`vidiff.models.build_config`.)"""
+    if preset not in VAE_PRESETS:
+        raise ValueError(f"unknown VAE preset {preset!r}; expected one of {sorted(VAE_PRESETS)}")
+    names = {f.name for f in dataclasses.fields(VAEConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown VAE config key(s) {unknown}; valid keys: {sorted(names)}")
+    return dataclasses.replace(VAE_PRESETS[preset], **overrides)
+
+
+# --------------------------------------------------------------------------------------------------
+# causal building blocks. ``cache`` (a dict owned by the caller, one per chunked pass) carries each
+# causal conv's past frames from one temporal chunk to the next.
+
+
+class RMSNorm(nn.Module):
+    """RMS norm over channels only (per pixel and frame, Wan-VAE): keeps the net causal and tileable."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-6)
+        return x * self.weight.view(1, -1, 1, 1, 1)
+
+
+class CausalConv3d(nn.Module):
+    """3D conv padded on the *past* in time (replicating the first frame) and symmetrically in space.
+
+    With temporal stride ``s`` and kernel ``k`` a clip of ``T`` frames gives ``(T - 1) // s + 1``
+    frames and output ``j`` sees inputs ``s j - (k - 1) .. s j`` (clamped at 0): output 0 sees frame 0
+    alone. Chunked calls with a shared ``cache`` continue the sequence exactly: the cache keeps the
+    tail of (cache + input) from where the next output window starts.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: tuple[int, int] = (1, 1)):
+        super().__init__()
+        self.kt, self.stride_t = kernel, stride[0]
+        self.pad_s = kernel // 2
+        self.conv = nn.Conv3d(cin, cout, kernel, stride=(stride[0], stride[1], stride[1]))
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        x = F.pad(x, (self.pad_s,) * 4)
+        past = None if cache is None else cache.get(id(self))
+        if past is None:  # first chunk: replicate frame 0 into the past
+            past = x[:, :, :1].expand(-1, -1, self.kt - 1, -1, -1)
+        buf = torch.cat([past, x], dim=2)  # (B, C, k - 1 + T, H, W) on the first chunk
+        n_out = (buf.shape[2] - self.kt) // self.stride_t + 1
+        if cache is not None:
+            cache[id(self)] = buf[:, :, n_out * self.stride_t :].detach()
+        return self.conv(buf)
+
+
+class ResBlock(nn.Module):
+    """Pre-norm residual block of two causal 3x3x3 convs (the LDM/MAGVIT-v2 ResBlock, causal)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.norm1, self.conv1 = RMSNorm(cin), CausalConv3d(cin, cout)
+        self.norm2, self.conv2 = RMSNorm(cout), CausalConv3d(cout, cout)
+        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)), cache)
+        h = self.conv2(F.silu(self.norm2(h)), cache)
+        return self.skip(x) + h
+
+
+class Downsample(nn.Module):
+    """Stride-2 causal conv: halves H, W and (optionally) time, ``1 + 2m -> 1 + m`` frames."""
+
+    def __init__(self, channels: int, temporal: bool):
+        super().__init__()
+        self.conv = CausalConv3d(channels, channels, 3, stride=(2 if temporal else 1, 2))
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        return self.conv(x, cache)
+
+
+class Upsample(nn.Module):
+    """Nearest x2 in space (+ conv); in time a causal depth-to-time conv: ``1 + m -> 1 + 2m``.
+
+    The temporal conv makes ``2C`` channels per frame, unfolded into two frames; frame 0's first copy
+    is dropped so that the first latent frame still decodes to exactly one frame (the image path).
+    """
+
+    def __init__(self, channels: int, temporal: bool):
+        super().__init__()
+        self.temporal = temporal
+        if temporal:
+            self.time_conv = CausalConv3d(channels, 2 * channels)
+        self.conv = CausalConv3d(channels, channels)
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        if self.temporal:
+            first = cache is None or id(self) not in cache
+            y = self.time_conv(x, cache)
+            y = rearrange(y, "b (r c) t h w -> b c (t r) h w", r=2)  # (B, C, 2T, H, W)
+            if first:
+                y = y[:, :, 1:]
+            if cache is not None:
+                cache[id(self)] = True
+            x = y
+        b = x.shape[0]
+        x = rearrange(x, "b c t h w -> (b t) c h w")
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = rearrange(x, "(b t) c h w -> b c t h w", b=b)
+        return self.conv(x, cache)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        chans = [cfg.base_channels * m for m in cfg.channel_mult]
+        self.conv_in = CausalConv3d(cfg.in_channels, chans[0])
+        self.blocks = nn.ModuleList()
+        c = chans[0]
+        for level, cl in enumerate(chans):
+            for _ in range(cfg.num_res_blocks):
+                self.blocks.append(ResBlock(c, cl))
+                c = cl
+            if level < len(chans) - 1:
+                self.blocks.append(Downsample(c, cfg.temporal_downsample[level]))
+        self.mid = ResBlock(c, c)
+        self.norm_out = RMSNorm(c)
+        self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels)
+
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = self.conv_in(x, cache)
+        for block in self.blocks:
+            h = block(h, cache)
+        h = self.mid(h, cache)
+        return self.conv_out(F.silu(self.norm_out(h)), cache)  # (B, 2 z, t, h, w): mean, logvar
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        chans = [cfg.base_channels * m for m in cfg.channel_mult]
+        c = chans[-1]
+        self.conv_in = CausalConv3d(cfg.latent_channels, c)
+        self.mid = ResBlock(c, c)
+        self.blocks = nn.ModuleList()
+        for level in reversed(range(len(chans))):
+            for _ in range(cfg.num_res_blocks):
+                self.blocks.append(ResBlock(c, chans[level]))
+                c = chans[level]
+            if level > 0:
+                self.blocks.append(Upsample(c, cfg.temporal_downsample[level - 1]))
+        self.norm_out = RMSNorm(c)
+        self.conv_out = CausalConv3d(c, cfg.in_channels)
+
+    def forward(self, z: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        h = self.mid(self.conv_in(z, cache), cache)
+        for block in self.blocks:
+            h = block(h, cache)
+        return self.conv_out(F.silu(self.norm_out(h)), cache)
+
+
+class DiagonalGaussian:
+    """The posterior ``q(z | x) = N(mean, exp(logvar))`` (LDM ``DiagonalGaussianDistribution``)."""
+
+    def __init__(self, moments: torch.Tensor):
+        self.mean, logvar = moments.chunk(2, dim=1)
+        self.logvar = logvar.clamp(-30.0, 20.0)
+        self.std = torch.exp(0.5 * self.logvar)
+
+    def sample(
+        self, generator: torch.Generator | list[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        """A reparameterised sample; a list of generators draws sample ``i`` from ``generator[i]``."""
+        if isinstance(generator, list):
+            eps = torch.stack(
+                [torch.randn(self.mean.shape[1:], generator=g) for g in generator]
+            ).to(self.mean)
+        else:
+            eps = torch.randn(self.mean.shape, generator=generator).to(self.mean)
+        return self.mean + self.std * eps
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def kl(self) -> torch.Tensor:
+        """KL(q || N(0, I)) summed over each sample's latent elements: ``(B,)``."""
+        return 0.5 * (self.mean.square() + self.logvar.exp() - 1.0 - self.logvar).sum(
+            dim=(1, 2, 3, 4)
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# discriminator and structural (perceptual) loss
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (pix2pix, Isola et al. 2017) per frame (``2d``) or over space-time (``3d``).
+
+    Returns one logit map per sample; used with the hinge loss (Lim & Ye 2017; VQGAN).
+    """
+
+    def __init__(self, cfg: VAEConfig):
+        super().__init__()
+        conv = nn.Conv2d if cfg.disc_type == "2d" else nn.Conv3d
+        self.is_2d = cfg.disc_type == "2d"
+        layers: list[nn.Module] = []
+        c = cfg.in_channels
+        for i in range(cfg.disc_layers):
+            cout = cfg.disc_channels * 2**i
+            layers += [
+                conv(c, cout, 4 if self.is_2d else 3, stride=2, padding=1),
+                nn.LeakyReLU(0.2),
+            ]
+            c = cout
+        layers.append(conv(c, 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, C, T, H, W)`` in [-1, 1] -> per-sample mean-able logits ``(B, N)``."""
+        b = x.shape[0]
+        if self.is_2d:
+            x = rearrange(x, "b c t h w -> (b t) c h w")
+        return self.net(x).reshape(b, -1)
+
+
+def _gaussian_window(size: int = 7, sigma: float = 1.5) -> torch.Tensor:
+    g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
+    """Per-pixel SSIM (Wang et al. 2004) of image batches ``(N, C, H, W)`` with a 7x7 Gaussian window
+    (sigma 1.5, reflect padding, so small 32x32 frames keep their borders)."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    w = _gaussian_window(min(7, x.shape[-1], x.shape[-2]) // 2 * 2 + 1).to(x)
+    ch = x.shape[1]
+    kx = w.view(1, 1, 1, -1).expand(ch, 1, 1, -1)
+    ky = w.view(1, 1, -1, 1).expand(ch, 1, -1, 1)
+    p = w.numel() // 2
+
+    def blur(a: torch.Tensor) -> torch.Tensor:
+        a = F.pad(a, (p, p, p, p), mode="reflect")
+        return F.conv2d(F.conv2d(a, kx, groups=ch), ky, groups=ch)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+
+
+def ms_ssim_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 2) -> torch.Tensor:
+    """``1 - SSIM`` averaged over frames and ``scales`` dyadic scales, per sample ``(B,)``.
+
+    A weight-free perceptual term (Zhao et al. 2017): it penalises lost local structure and contrast
+    -- the blur that L1/L2 alone tolerate -- and costs a few separable blurs.
+    """
+    b = x.shape[0]
+    x = rearrange(x, "b c t h w -> (b t) c h w")
+    y = rearrange(y, "b c t h w -> (b t) c h w")
+    total = x.new_zeros(b)
+    for s in range(scales):
+        if s:
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+        m = ssim_map(x, y).mean(dim=(1, 2, 3)).view(b, -1).mean(dim=1)
+        total = total + (1 - m)
+        if min(x.shape[-2:]) < 8:
+            return total / (s + 1)
+    return total / scales
+
+
+# --------------------------------------------------------------------------------------------------
+# the model
+
+
+class CausalVideoVAE(nn.Module):
+    """Causal 3D-conv KL autoencoder for videos and images (see the module docstring)."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.discriminator = PatchDiscriminator(config) if config.gan_weight > 0 else None
+        self.train_step = 0  # set by the trainer (set_train_step); gates the GAN terms
+        # Start with a narrow posterior (std e^-3 ~ 0.05): with logvar ~ 0 the sampled z is mostly noise
+        # at initialisation and the decoder first learns to ignore it (predict the mean clip), a
+        # plateau the tiny KL weight takes thousands of steps to leave.
+        with torch.no_grad():
+            self.encoder.conv_out.conv.bias[config.latent_channels :].fill_(config.logvar_init)
+
+    # ---- geometry ------------------------------------------------------------------------------
+    @property
+    def latent_channels(self) -> int:
+        return self.config.latent_channels
+
+    @property
+    def spatial_compression(self) -> int:
+        return 2 ** (len(self.config.channel_mult) - 1)
+
+    @property
+    def temporal_compression(self) -> int:
+        return 2 ** sum(self.config.temporal_downsample)
+
+    def latent_shape(self, t: int, h: int, w: int) -> tuple[int, int, int, int]:
+        """``(C_z, t_z, h_z, w_z)`` of a ``(C, t, h, w)`` clip; a ``ValueError`` if it is not encodable."""
+        self._check_shape(t, h, w)
+        s = self.spatial_compression
+        return (self.latent_channels, 1 + (t - 1) // self.temporal_compression, h // s, w // s)
+
+    def num_frames_for(self, latent_frames: int) -> int:
+        """Frames decoded from ``latent_frames`` latent frames: ``1 + tc (latent_frames - 1)``."""
+        return 1 + self.temporal_compression * (latent_frames - 1)
+
+    def _check_shape(self, t: int, h: int, w: int) -> None:
+        tc, s = self.temporal_compression, self.spatial_compression
+        if t < 1 or (t - 1) % tc:
+            near = 1 + tc * ((t - 1) // tc + 1)
+            raise ValueError(
+                f"the causal VAE encodes T = 1 + {tc}k frames (1, {1 + tc}, {1 + 2 * tc}, ...), got "
+                f"T={t}; pad with CausalVideoVAE.pad_frames (T={t} -> {near}, repeats the last frame) "
+                f"and crop after decoding with decode_latents(z, num_frames={t})"
+            )
+        if h % s or w % s:
+            raise ValueError(
+                f"height and width must be multiples of the spatial compression {s}, got {h}x{w}"
+            )
+
+    def pad_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """Repeat the last frame of ``(B, C, T, H, W)`` up to the next ``T = 1 + tc k`` (16 -> 17).
+
+        Causality makes this harmless: the latents of the real frames do not see the padding.
+        """
+        t = video.shape[2]
+        tc = self.temporal_compression
+        extra = (-(t - 1)) % tc
+        if extra == 0:
+            return video
+        return torch.cat([video, video[:, :, -1:].expand(-1, -1, extra, -1, -1)], dim=2)
+
+    # ---- encode / decode -----------------------------------------------------------------------
+    def _check_video(self, video: torch.Tensor) -> None:
+        if video.ndim != 5 or video.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"expected a video batch (B, {self.config.in_channels}, T, H, W), got {tuple(video.shape)}"
+            )
+        self._check_shape(*video.shape[2:])
+
+    def encode(
+        self,
+        video: torch.Tensor,
+        *,
+        tile_frames: int | None = None,
+        tile_size: int | None = None,
+    ) -> DiagonalGaussian:
+        """Posterior of ``video (B, C, T, H, W)`` in model space ``[-1, 1]``, ``T = 1 + tc k``.
+
+        ``tile_frames`` (latent frames per chunk, default ``config.tile_frames``) encodes causal
+        chunks with cached context (equal to the whole clip up to rounding); ``tile_size`` (pixels,
+        default ``config.tile_size``) encodes overlapping spatial tiles blended in latent space.
+        """
+        self._check_video(video)
+        tf = tile_frames if tile_frames is not None else self.config.tile_frames
+        ts = tile_size if tile_size is not None else self.config.tile_size
+        enc = lambda x: self._chunked(self.encoder, x, tf, self.temporal_compression, 1)
+        c = self.config
+        s = self.spatial_compression
+        moments = self._tiled(enc, video, ts, s, True, c.tile_overlap, c.tile_context)
+        return DiagonalGaussian(moments)
+
+    def encode_latents(
+        self,
+        video: torch.Tensor,
+        sample: bool = False,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        **tiling: int | None,
+    ) -> torch.Tensor:
+        """Scaled latents ``z = (q - shift) * scale`` of a model-space video: the posterior mean, or a
+        sample drawn from ``generator`` (one per sample when a list) with ``sample=True``."""
+        post = self.encode(video, **tiling)
+        z = post.sample(generator) if sample else post.mode()
+        return (z - self.config.shift_factor) * self.config.scaling_factor
+
+    def decode(
+        self, z: torch.Tensor, *, tile_frames: int | None = None, tile_size: int | None = None
+    ) -> torch.Tensor:
+        """Decode *unscaled* latents ``(B, C_z, t, h, w)`` to model space (``1 + tc (t - 1)`` frames)."""
+        if z.ndim != 5 or z.shape[1] != self.latent_channels:
+            raise ValueError(
+                f"expected latents (B, {self.latent_channels}, t, h, w), got {tuple(z.shape)}"
+            )
+        tf = tile_frames if tile_frames is not None else self.config.tile_frames
+        ts = tile_size if tile_size is not None else self.config.tile_size
+        lt = None if ts is None else max(1, ts // self.spatial_compression)
+        dec = lambda x: self._chunked(self.decoder, x, tf, 1, 1)
+        c = self.config
+        s = self.spatial_compression
+        return self._tiled(dec, z, lt, s, False, c.tile_overlap, -(-c.tile_context // s))
+
+    def decode_latents(
+        self,
+        z: torch.Tensor,
+        num_frames: int | None = None,
+        *,
+        tile_frames: int | None = None,
+        tile_size: int | None = None,
+    ) -> torch.Tensor:
+        """Model-space video ``[-1, 1]`` from scaled latents; ``num_frames`` crops the decoded
+        ``1 + tc (t - 1)`` frames (undoing :meth:`pad_frames`)."""
+        x = self.decode(
+            z / self.config.scaling_factor + self.config.shift_factor,
+            tile_frames=tile_frames,
+            tile_size=tile_size,
+        )
+        if num_frames is not None:
+            if num_frames > x.shape[2]:
+                raise ValueError(
+                    f"num_frames={num_frames} exceeds the {x.shape[2]} frames these latents decode to"
+                )
+            x = x[:, :, :num_frames]
+        return x
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstruction (posterior mean) of a model-space video."""
+        return self.decode(self.encode(video).mode())
+
+    @staticmethod
+    def _chunked(net: nn.Module, x: torch.Tensor, tile: int | None, step: int, first: int):
+        """Run a causal net over time in chunks: the first frame alone, then ``tile`` latent frames
+        (``tile * step`` input frames) at a time, carrying each conv's past in a cache."""
+        t = x.shape[2]
+        if tile is None or t <= first + tile * step:
+            return net(x)
+        if tile < 1:
+            raise ValueError(f"tile_frames must be >= 1, got {tile}")
+        cache: dict = {}
+        outs = [net(x[:, :, :first], cache)]
+        for start in range(first, t, tile * step):
+            outs.append(net(x[:, :, start : start + tile * step], cache))
+        return torch.cat(outs, dim=2)
+
+    @staticmethod
+    def _tiled(
+        fn,
+        x: torch.Tensor,
+        tile: int | None,
+        scale: int,
+        down: bool,
+        overlap: float = 0.25,
+        context: int = 0,
+    ) -> torch.Tensor:
+        """Spatial tiling with context, overlap and a linear blend (the diffusers / Open-Sora tiled
+        VAE idea, plus a halo).
+
+        ``tile`` is the core tile side in ``x``'s pixels; outputs are ``scale`` times smaller
+        (``down``) or larger. Each tile is computed with ``context`` extra input pixels on every side
+        (clamped at the frame border) that are cropped away afterwards: with a context at least the
+        net's receptive-field radius the core equals the untiled result. Neighbouring cores share a
+        fraction ``overlap`` of their side; each output pixel is a weighted mean of the cores that
+        cover it, with weights ramping linearly across the overlap (hides what a short context
+        misses).
+        """
+        h, w = x.shape[-2:]
+        if tile is None or (h <= tile and w <= tile):
+            return fn(x)
+        unit = scale if down else 1  # tile origins must stay on the compression grid
+        if context < 0:
+            raise ValueError(f"tile_context must be >= 0, got {context}")
+        if tile % unit or tile < 2 * unit:
+            raise ValueError(
+                f"tile_size must be a multiple of {unit} and >= {2 * unit}, got {tile}"
+            )
+        stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
+        ctx = -(-context // unit) * unit  # whole compression cells
+
+        def origins(n: int) -> list[int]:
+            if n <= tile:
+                return [0]
+            o = list(range(0, n - tile, stride)) + [n - tile]
+            return sorted(set(o))
+
+        f = (lambda n: n // scale) if down else (lambda n: n * scale)
+        out = weight = None
+        for y0 in origins(h):
+            for x0 in origins(w):
+                ya, xa = max(0, y0 - ctx), max(0, x0 - ctx)
+                y = fn(x[..., ya : y0 + tile + ctx, xa : x0 + tile + ctx])
+                th, tw = f(min(tile, h)), f(min(tile, w))
+                y = y[..., f(y0 - ya) : f(y0 - ya) + th, f(x0 - xa) : f(x0 - xa) + tw]
+                ov = max(1, f(tile - stride))
+                ramp = lambda n, ov=ov: torch.clamp(
+                    torch.minimum(torch.arange(n) + 1, n - torch.arange(n)) / ov, max=1.0
+                )
+                wt = (ramp(th)[:, None] * ramp(tw)[None, :]).to(y)
+                if out is None:
+                    out = y.new_zeros(*y.shape[:-2], f(h), f(w))
+                    weight = y.new_zeros(f(h), f(w))
+                oy, ox = f(y0), f(x0)
+                out[..., oy : oy + th, ox : ox + tw] += y * wt
+                weight[oy : oy + th, ox : ox + tw] += wt
+        return out / weight
+
+    # ---- training ------------------------------------------------------------------------------
+    def set_train_step(self, step: int) -> None:
+        """Trainer hook: the optimiser step about to run (gates the GAN after ``disc_start``)."""
+        self.train_step = int(step)
+
+    def _gan_active(self) -> bool:
+        return self.discriminator is not None and self.train_step >= self.config.disc_start
+
+    def autoencoder_state_dict(self) -> dict[str, torch.Tensor]:
+        """Encoder + decoder weights (the discriminator is training-only)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("discriminator.")}
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """Trainer protocol: parameters stepped by the second (discriminator) optimiser."""
+        return [] if self.discriminator is None else list(self.discriminator.parameters())
+
+    def _prepare(self, video: torch.Tensor) -> torch.Tensor:
+        """[0, 1] loop videos -> model space, padded to 1 + tc k frames (a 16-frame set trains on
+        17 frames with a repeated last frame)."""
+        if video.ndim != 5:
+            raise ValueError(f"expected a video batch (B, C, T, H, W), got {tuple(video.shape)}")
+        return self.pad_frames(video * 2 - 1)
+
+    def training_loss(
+        self, video: torch.Tensor, captions: list[str] | None = None, seeds: list[int] | None = None
+    ) -> torch.Tensor:
+        """Per-sample VAE loss ``(B,)`` of ``[0, 1]`` videos; sample ``i``'s posterior noise comes from
+        ``seeds[i]``. Captions are ignored (the autoencoder is unconditional).
+
+        ``l1 |x - x'| + l2 (x - x')^2 + perceptual (1 - MS-SSIM) + kl_weight KL / pixels
+        [+ gan_weight * adaptive * (-D(x'))]`` -- the LDM/VQGAN autoencoder objective.
+        """
+        x = self._prepare(video)
+        self._check_video(x)
+        cfg = self.config
+        post = DiagonalGaussian(self.encoder(x))  # never tiled in training
+        gens = None
+        if seeds is not None:
+            gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        z = post.sample(gens)
+        rec = self.decoder(z)
+        diff = rec - x
+        per = lambda a: a.mean(dim=(1, 2, 3, 4))
+        rec_loss = cfg.l1_weight * per(diff.abs()) + cfg.l2_weight * per(diff.square())
+        if cfg.perceptual_weight > 0:
+            rec_loss = rec_loss + cfg.perceptual_weight * ms_ssim_loss(rec, x)
+        loss = rec_loss + cfg.kl_weight * post.kl() / x[0].numel()
+        if self._gan_active():
+            # Adversarial term with the discriminator's weights detached: the generator's backward must
+            # not leave gradients on the discriminator (it has its own optimiser and loss).
+            params = {n: p.detach() for n, p in self.discriminator.named_parameters()}
+            logits = torch.func.functional_call(self.discriminator, params, (rec,))
+            g_loss = -logits.mean(dim=1)  # hinge generator loss
+            weight = cfg.gan_weight
+            if cfg.adaptive_gan_weight and torch.is_grad_enabled():
+                weight = weight * self._adaptive_weight(rec_loss.mean(), g_loss.mean())
+            loss = loss + weight * g_loss
+        return loss
+
+    def _adaptive_weight(self, rec: torch.Tensor, gan: torch.Tensor) -> torch.Tensor:
+        """VQGAN (Esser et al. 2021, eq. 7): ``|grad rec| / (|grad gan| + 1e-4)`` at the last layer."""
+        last = self.decoder.conv_out.conv.weight
+        g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
+        g_gan = torch.autograd.grad(gan, last, retain_graph=True)[0]
+        return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, 1e4).detach()
+
+    def discriminator_loss(
+        self, video: torch.Tensor, captions: list[str] | None = None, seeds: list[int] | None = None
+    ) -> torch.Tensor | None:
+        """Trainer protocol: per-sample hinge loss of the discriminator ``(B,)``, or ``None`` before
+        ``disc_start`` / without a discriminator. Reconstructions (posterior samples from ``seeds``)
+        come from the current autoencoder without gradients."""
+        if not self._gan_active():
+            return None
+        x = self._prepare(video)
+        with torch.no_grad():
+            post = DiagonalGaussian(self.encoder(x))
+            gens = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
+            rec = self.decoder(post.sample(gens))
+        real = self.discriminator(x)
+        fake = self.discriminator(rec)
+        return F.relu(1 - real).mean(dim=1) + F.relu(1 + fake).mean(dim=1)
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
+        """Write ``config.json`` (``{"arch": "vae", "vae": {...}}``) + ``model.safetensors``."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            k: v.detach().to(dtype).contiguous() for k, v in self.autoencoder_state_dict().items()
+        }
+        save_file(state, str(path / "model.safetensors"))
+        cfg = dataclasses.asdict(self.config)
+        cfg.update(gan_weight=0.0)  # the export carries no discriminator
+        text = json.dumps({"arch": "vae", "vae": cfg}, indent=2)
+        (path / "config.json").write_text(text + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CausalVideoVAE:
+        """Read a folder written by :meth:`save` / ``vidiff export`` (weights loaded as float32)."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        for name in ("config.json", "model.safetensors"):
+            if not (path / name).is_file():
+                raise FileNotFoundError(f"{path / name} not found: not an exported VAE folder")
+        meta = json.loads((path / "config.json").read_text())
+        if meta.get("arch") != "vae":
+            raise ValueError(f"{path} holds arch {meta.get('arch')!r}, not a VAE")
+        vae = cls(VAEConfig(**meta["vae"]))
+        state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        vae.load_state_dict(state)
+        return vae.to(map_location).eval()
+
+
+def build_vae(model_config: Any) -> CausalVideoVAE:
+    """The VAE described by a :class:`~vidiff.config.ModelConfig` (``arch: vae``): ``preset`` names
+    a :data:`VAE_PRESETS` entry and ``net`` overrides its fields."""
+    return CausalVideoVAE(vae_config(model_config.preset, **dict(model_config.net)))
+
+
+# --------------------------------------------------------------------------------------------------
+# measurement: latent statistics and reconstruction quality
+
+
+def _clips(dataset: Any, n: int, batch_size: int):
+    for start in range(0, min(n, len(dataset)), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, n, len(dataset)))]
+        yield torch.stack([it["video"] for it in items])
+
+
+@torch.no_grad()
+def measure_scaling(
+    vae: CausalVideoVAE, dataset: Any, num_clips: int = 64, batch_size: int = 8
+) -> tuple[float, float]:
+    """``(scaling_factor, shift_factor)`` so that scaled posterior means have mean 0 and std 1 over
+    ``num_clips`` clips of ``dataset`` ([0, 1] items): ``shift = mean``, ``scale = 1 / std``
+    (the SD 0.18215 recipe, plus the SD3/Flux shift)."""
+    vae.eval()
+    zs = [
+        vae.encode(vae.pad_frames(v * 2 - 1)).mode().flatten()
+        for v in _clips(dataset, num_clips, batch_size)
+    ]
+    if not zs:
+        raise ValueError("measure_scaling needs a non-empty dataset")
+    z = torch.cat(zs).double()
+    return float(1.0 / z.std()), float(z.mean())
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of ``[0, 1]`` videos ``(B, C, T, H, W)``, per sample ``(B,)``."""
+    mse = (x - y).square().flatten(1).mean(dim=1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean per-frame SSIM (Wang et al. 2004, 7x7 Gaussian window) of ``[0, 1]`` videos, ``(B,)``."""
+    b = x.shape[0]
+    m = ssim_map(
+        rearrange(x, "b c t h w -> (b t) c h w"), rearrange(y, "b c t h w -> (b t) c h w"), 1.0
+    )
+    return m.mean(dim=(1, 2, 3)).view(b, -1).mean(dim=1)
+
+
+@torch.no_grad()
+def reconstruction_metrics(
+    vae: CausalVideoVAE, dataset: Any, num_clips: int = 32, batch_size: int = 8
+) -> dict[str, float]:
+    """Mean PSNR / SSIM of posterior-mean reconstructions of ``num_clips`` clips of ``dataset``
+    (frame counts that are not ``1 + tc k`` are padded, then cropped back)."""
+    vae.eval()
+    p, s = [], []
+    for v in _clips(dataset, num_clips, batch_size):
+        z = vae.encode_latents(vae.pad_frames(v * 2 - 1))
+        rec = (vae.decode_latents(z, num_frames=v.shape[2]).clamp(-1, 1) + 1) / 2
+        p.append(psnr(rec, v))
+        s.append(ssim(rec, v))
+    if not p:
+        raise ValueError("reconstruction_metrics needs a non-empty dataset")
+    return {"psnr": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean())}
+
+
+def heldout_datasets(
+    num_clips: int, num_frames: int = 17, size: int = 32, seed: int = 1234
+) -> dict[str, Any]:
+    """Held-out MovingShapes and BouncingBalls clips (``split='heldout'``, a seed no run trains on)."""
+    from vidiff.data import build_dataset
+
+    kw = dict(num_items=num_clips, num_frames=num_frames, size=size, seed=seed, split="heldout")
+    return {"shapes": build_dataset("shapes", **kw), "balls": build_dataset("balls", **kw)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vidiff.models.vae {eval,calibrate} MODEL_DIR`` -- reconstruction PSNR/SSIM on
+    held-out shapes and balls clips, or measure and store scaling/shift factors in ``config.json``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m vidiff.models.vae")
+    ap.add_argument("command", choices=("eval", "calibrate"))
+    ap.add_argument("model", help="an exported VAE folder (vidiff export RUN -o DIR)")
+    ap.add_argument("--num-clips", type=int, default=32)
+    ap.add_argument("--num-frames", type=int, default=17)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--data", default="shapes", help="calibrate: dataset name (train split)")
+    args = ap.parse_args(argv)
+    vae = CausalVideoVAE.load(args.model)
+    if args.command == "eval":
+        for name, ds in heldout_datasets(args.num_clips, args.num_frames, args.size).items():
+            m = reconstruction_metrics(vae, ds, args.num_clips)
+            print(
+                f"{name}: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  ({args.num_clips} clips)"
+            )
+        return 0
+    from vidiff.data import build_dataset
+
+    ds = build_dataset(
+        args.data, num_items=args.num_clips, num_frames=args.num_frames, size=args.size, seed=0
+    )
+    scale, shift = measure_scaling(vae, ds, args.num_clips)
+    path = Path(args.model) / "config.json"
+    meta = json.loads(path.read_text())
+    meta["vae"].update(scaling_factor=scale, shift_factor=shift)
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"vidiff: scaling_factor={scale:.6g} shift_factor={shift:.6g} -> {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = [
+    "VAE_PRESETS",
+    "CausalVideoVAE",
+    "DiagonalGaussian",
+    "VAEConfig",
+    "build_vae",
+    "measure_scaling",
+    "psnr",
+    "reconstruction_metrics",
+    "ssim",
+    "vae_config",
+]
