@@ -10,7 +10,7 @@ Each side runs in its own subprocess: vidiff in the project's ``.venv``, the pee
 video-diffusion-pytorch imports torchvision at module import for its GIF / dataset helpers only, and
 there is no CPU torchvision wheel here, so the peer worker installs a **minimal stand-in
 ``torchvision`` module** (``transforms.ToTensor`` and empty ``utils``) before importing it; nothing
-the benchmark runs touches it.
+the benchmark runs touches it (shared with ``time_to_quality.py`` in ``benchmarks/peer.py``).
 
     python3 -m venv benchmarks/.venv-peer
     benchmarks/.venv-peer/bin/pip install torch==2.13.0            # first: the CPU build, no CUDA
@@ -26,46 +26,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import statistics
-import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PEER_VENV = ROOT / "benchmarks" / ".venv-peer"
-VIDIFF_PY = ROOT / ".venv" / "bin" / "python"
-PEER_VERSION = "0.7.0"
-SETUP_COMMANDS = [
-    [sys.executable, "-m", "venv", str(PEER_VENV)],
-    [str(PEER_VENV / "bin" / "pip"), "install", "torch==2.13.0"],
-    [
-        str(PEER_VENV / "bin" / "pip"),
-        "install",
-        "--no-deps",
-        f"video-diffusion-pytorch=={PEER_VERSION}",
-    ],
-    [
-        str(PEER_VENV / "bin" / "pip"),
-        "install",
-        "einops",
-        "einops-exts",
-        "rotary-embedding-torch",
-        "tqdm",
-        "pillow",
-        "numpy",
-    ],
-]
+from peer import (
+    import_peer,
+    require_peer_venv,
+    run_worker,
+    setup,
+    size_unet3d,
+    vidiff_python,
+)
+
+SCRIPT = Path(__file__).resolve()
 SHAPE = (4, 3, 16, 32, 32)  # B, C, T, H, W
-
-
-def setup() -> None:
-    for cmd in SETUP_COMMANDS:
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,47 +104,14 @@ def worker_vidiff(preset: str, repeats: int, warmup: int) -> dict:
     return {"model": f"vidiff {preset}", "config": "preset, unconditional", **res}
 
 
-def _stub_torchvision() -> None:
-    """Minimal stand-in for torchvision: video-diffusion-pytorch imports it for GIF/dataset helpers
-    only (``T.ToTensor()`` is evaluated as a default argument at import); no CPU torchvision exists."""
-    tv = types.ModuleType("torchvision")
-    tv.transforms = types.ModuleType("torchvision.transforms")
-    tv.utils = types.ModuleType("torchvision.utils")
-
-    class ToTensor:  # only instantiated at import; never called by this benchmark
-        def __call__(self, img):
-            raise NotImplementedError("torchvision stand-in (benchmarks/unet_speed.py)")
-
-    tv.transforms.ToTensor = ToTensor
-    sys.modules.update(
-        {"torchvision": tv, "torchvision.transforms": tv.transforms, "torchvision.utils": tv.utils}
-    )
-
-
 def worker_peer(target_params: int, repeats: int, warmup: int) -> dict:
-    _stub_torchvision()
-    import warnings
-
-    warnings.filterwarnings("ignore")
+    vdp = import_peer()
     import torch
 
     torch.set_num_threads(2)
-    from video_diffusion_pytorch import Unet3D
-
-    def count(dim: int, heads: int) -> int:
-        with torch.device("meta"):
-            return sum(p.numel() for p in Unet3D(dim=dim, attn_heads=heads).parameters())
-
-    # The peer's attention width is heads x 32 regardless of ``dim``; its default (8 heads) alone is
-    # ~3M parameters, so for small targets fewer heads are allowed. Prefer the default heads on ties.
-    cands = [
-        (abs(math.log(count(d, h) / target_params)) + (0.02 if h != 8 else 0.0), d, h)
-        for d in range(8, 129, 8)
-        for h in (8, 4, 2)
-    ]
-    _, dim, heads = min(cands)
+    dim, heads, _ = size_unet3d(torch, vdp.Unet3D, target_params)
     torch.manual_seed(0)
-    net = Unet3D(dim=dim, attn_heads=heads)
+    net = vdp.Unet3D(dim=dim, attn_heads=heads)
     res = _time_model(torch, net, lambda x, t: net(x, t * 1000), repeats, warmup)
     return {
         "model": "video-diffusion-pytorch Unet3D",
@@ -181,18 +124,8 @@ def worker_peer(target_params: int, repeats: int, warmup: int) -> dict:
 # Driver
 
 
-def _run_worker(python: Path, args: list[str]) -> dict:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
-    env.pop("PYTHONPATH", None)
-    out = subprocess.run(
-        [str(python), str(Path(__file__).resolve()), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _run_worker(python, args: list[str]) -> dict:
+    return run_worker(python, SCRIPT, args, threads=2)
 
 
 def main() -> None:
@@ -218,12 +151,8 @@ def main() -> None:
         print(json.dumps(worker_peer(a.target_params, a.repeats, a.warmup)))
         return
 
-    peer_py = PEER_VENV / "bin" / "python"
-    if not peer_py.exists():
-        raise SystemExit(
-            f"{PEER_VENV} is missing: run `python benchmarks/unet_speed.py --setup` first"
-        )
-    vidiff_py = VIDIFF_PY if VIDIFF_PY.exists() else Path(sys.executable)
+    peer_py = require_peer_venv("unet_speed.py")
+    vidiff_py = vidiff_python()
     rep = ["--repeats", str(a.repeats), "--warmup", str(a.warmup)]
     rows = []
     for preset in a.presets:
