@@ -37,7 +37,8 @@ def train(config: str, *overrides: str, resume: bool = False) -> None:
 
 
 def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> None:
-    """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads.
+    """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
+    (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used) or a checkpoint directory. The folder
     gets ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size).
@@ -49,6 +50,14 @@ def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> No
     path = resolve_checkpoint(checkpoint)
     state = load_state(path)
     cfg: Config = from_dict(Config, state["config"])
+    if cfg.model.arch == "vae":  # a video autoencoder: CausalVideoVAE.load(out) reads the folder
+        from vidiff.models.vae import build_vae
+
+        vae = build_vae(cfg.model)
+        vae.load_state_dict(state["ema"]["module"])
+        vae.save(out, dtype=DTYPES[dtype])
+        print(f"vidiff: exported EMA weights of VAE {path} (step {state['step']}) to {out}")
+        return
     pipe = VideoPipeline(cfg.pipeline_config())
     pipe.load_weights(state["ema"]["module"], path)
     pipe.save(out, dtype=DTYPES[dtype])

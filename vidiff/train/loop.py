@@ -10,6 +10,13 @@ derived from ``(train.seed, step, global sample index)``, so P processes with B 
 one process with B samples up to float reduction order, and ``--resume`` continues bit-exactly on the
 same hardware: the checkpoint holds model, EMA, optimiser, LR schedule, step, data position and RNG.
 
+Adversarial training (the VAE's patch-GAN) uses an optional *discriminator protocol* on the model:
+``discriminator_parameters() -> list[Parameter]`` are left out of the main optimiser and stepped by a
+second AdamW (``train.lr`` x ``model.net.disc_lr_mult``), after the generator step, on the same
+micro-batches, with the per-sample losses of ``discriminator_loss(video, captions, seeds) -> (B,) |
+None`` (``None``: not active yet); ``set_train_step(step)`` tells the model the step about to run. Its
+optimiser state is part of the checkpoint, so ``--resume`` stays exact.
+
 Device placement, DDP/FSDP, mixed precision (bf16 autocast on GPU) and gradient accumulation all come
 from accelerate, so the same function runs under ``python``, ``accelerate launch`` and ``torchrun``.
 """
@@ -97,9 +104,19 @@ def lr_lambda(warmup_steps: int) -> Callable[[int], float]:
     return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
 
 
-def build_optimizer(model: nn.Module, tc) -> torch.optim.AdamW:
-    """AdamW; weight decay only on matrices/kernels, not on biases, norms and embeddings' 1-d params."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def discriminator_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The parameters a model hands to the second (discriminator) optimiser; none by default."""
+    get = getattr(model, "discriminator_parameters", None)
+    return [p for p in get() if p.requires_grad] if get is not None else []
+
+
+def build_optimizer(
+    model: nn.Module, tc, exclude: list[nn.Parameter] | None = None
+) -> torch.optim.AdamW:
+    """AdamW; weight decay only on matrices/kernels, not on biases, norms and embeddings' 1-d params.
+    ``exclude`` (the discriminator's parameters) is left to another optimiser."""
+    skip = {id(p) for p in exclude or ()}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in skip]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [
@@ -162,6 +179,10 @@ def default_sample_prompts(videos: Dataset, n: int = 8) -> list[str]:
 
 
 def build_model(config: Config) -> nn.Module:
+    if config.model.arch == "vae":  # the video autoencoder of the latent (DiT) route
+        from vidiff.models.vae import build_vae
+
+        return build_vae(config.model)
     from vidiff.pipeline import VideoPipeline
 
     return VideoPipeline(config.pipeline_config())
@@ -193,13 +214,12 @@ def train(
     # cpu=True on a machine without an accelerator: only then does accelerate set up gloo (MULTI_CPU)
     # for processes started by `accelerate launch --multi_gpu` / `torchrun` instead of running each
     # process alone.
+    ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=config.data.image_ratio > 0)
     accelerator = Accelerator(
         cpu=not _has_accelerator(),
         mixed_precision=mixed,
         gradient_accumulation_steps=tc.grad_accum,
-        kwargs_handlers=[
-            DistributedDataParallelKwargs(find_unused_parameters=config.data.image_ratio > 0)
-        ],
+        kwargs_handlers=[ddp_kwargs],
     )
     is_main = accelerator.is_main_process
     layout = Layout(
@@ -251,7 +271,14 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_config(config, out_dir / "config.yaml")
 
-    optimizer = build_optimizer(model, tc)
+    d_params = discriminator_parameters(model)
+    optimizer = build_optimizer(model, tc, exclude=d_params)
+    d_optimizer = None
+    if d_params:
+        # The discriminator never gets gradients through the DDP-wrapped generator loss.
+        ddp_kwargs.find_unused_parameters = True
+        d_lr = tc.lr * float(config.model.net.get("disc_lr_mult", 1.0))
+        d_optimizer = torch.optim.AdamW(d_params, lr=d_lr, betas=tuple(tc.betas), weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps))
     loss_module, optimizer = accelerator.prepare(_LossModule(model), optimizer)
     # The LR schedule is stepped by hand once per optimiser step: accelerate's scheduler wrapper
@@ -270,6 +297,8 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if d_optimizer is not None:
+            d_optimizer.load_state_dict(state["d_optimizer"])
         step, positions = int(state["step"]), dict(state["data_position"])
         rng = load_rng(ckpt, accelerator.process_index)
         if rng is not None:
@@ -296,7 +325,15 @@ def train(
     logger = RunLogger(
         out_dir, total_steps=tc.steps, start_step=step, enabled=is_main, progress=progress
     )
-    params = [p for p in model.parameters() if p.requires_grad]
+    d_ids = {id(p) for p in d_params}
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in d_ids]
+    for key, hook in (("sample_every", hooks.sample), ("eval_every", hooks.evaluate)):
+        # The default sample/eval hooks generate videos; an autoencoder cannot.
+        if getattr(tc, key) > 0 and hook is None and not hasattr(model, "generate"):
+            raise ValueError(
+                f"train.{key} > 0 needs a model that generates videos (or a hook); "
+                f"{type(model).__name__} does not: set train.{key}=0"
+            )
     sample_prompts: list[str] | None = None
     if tc.eval_every > 0 and hooks.evaluate is None:
         hooks.evaluate = _default_eval(config)
@@ -310,6 +347,7 @@ def train(
                 "ema": ema.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                **({} if d_optimizer is None else {"d_optimizer": d_optimizer.state_dict()}),
                 "data_position": positions,
                 "config": to_dict(config),
                 "num_processes": accelerator.num_processes,
@@ -328,11 +366,15 @@ def train(
     # ---- the loop ------------------------------------------------------------------------------
     model.train()
     loss_sum = torch.zeros((), device=accelerator.device)
+    d_loss_sum = torch.zeros((), device=accelerator.device)
     window, t_window = 0, time.perf_counter()
     logged: list[dict[str, float]] = []
     try:
         while step < tc.steps:
-            for micro in next(batches):
+            if hasattr(model, "set_train_step"):
+                model.set_train_step(step)
+            micros = next(batches)
+            for micro in micros:
                 with accelerator.accumulate(loss_module):
                     video = micro["video"].to(accelerator.device, non_blocking=True)
                     losses = loss_module(video, micro["caption"], micro["seed"])  # (m,)
@@ -345,6 +387,8 @@ def train(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            if d_optimizer is not None:
+                d_loss_sum += _discriminator_step(accelerator, model, d_optimizer, micros)
             decay = ema.update()
             positions = plan.advance(step, positions)
             step += 1
@@ -365,6 +409,10 @@ def train(
                     "it_per_s": window / dt,
                     "samples_per_s": window * tc.batch_size / dt,
                 }
+                if d_optimizer is not None:
+                    d_mean = accelerator.reduce(d_loss_sum, reduction="sum").item()
+                    scalars["d_loss"] = d_mean / (window * tc.batch_size)
+                    d_loss_sum.zero_()
                 if not math.isfinite(mean_loss):
                     raise FloatingPointError(f"loss is {mean_loss} at step {step}; lower train.lr?")
                 logger.log(step, scalars)
@@ -402,6 +450,33 @@ def train(
         logger.close()
     accelerator.wait_for_everyone()
     return TrainResult(step, out_dir, model, ema, ckpt, step >= tc.steps, logged)
+
+
+def _discriminator_step(
+    accelerator: Accelerator, model: nn.Module, d_optimizer: torch.optim.Optimizer, micros: list
+) -> torch.Tensor:
+    """One discriminator update on the step's micro-batches (after the generator's). Runs on the
+    unwrapped model (the generator's DDP wrapper is not involved), so with several processes the
+    gradients are averaged here. Returns the summed per-sample losses (0 while inactive)."""
+    total = torch.zeros((), device=accelerator.device)
+    active = False
+    for micro in micros:
+        video = micro["video"].to(accelerator.device, non_blocking=True)
+        with accelerator.autocast():
+            losses = model.discriminator_loss(video, micro["caption"], micro["seed"])
+        if losses is None:
+            continue
+        active = True
+        (losses.mean() / len(micros)).backward()
+        total += losses.detach().float().sum()
+    if active:
+        params = [p for g in d_optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if accelerator.num_processes > 1:
+            for p in params:
+                p.grad = accelerator.reduce(p.grad, reduction="mean")
+        d_optimizer.step()
+        d_optimizer.zero_grad(set_to_none=True)
+    return total
 
 
 def _default_eval(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
