@@ -40,11 +40,17 @@ class ModelConfig:
     """The network and the text encoder. ``net`` and ``text`` override fields of their presets."""
 
     arch: str = "unet3d"
-    preset: str = "unet-tiny"
+    # A preset name, or None when ``net`` is the complete network config (exported models store it
+    # so, and a later change to a preset never changes a saved model).
+    preset: str | None = "unet-tiny"
     net: dict[str, Any] = field(default_factory=dict)
     text_encoder: str = "builtin"  # builtin | hf | none
     text: dict[str, Any] = field(default_factory=dict)
     frame_conditioning: bool = True  # known-frame channels: t2v, i2v, continuation, interpolation
+    # Latent diffusion: an exported VAE folder (``vidiff train configs/vae-tiny.yaml``); the network
+    # then works on its latents. Exports replace it by ``vae_config`` and carry the VAE's weights.
+    vae: str | None = None
+    vae_config: dict[str, Any] | None = None
 
 
 @dataclass

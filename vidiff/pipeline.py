@@ -30,7 +30,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.models import build_model
+from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.sampling import SeededNoise, sample
 
@@ -50,14 +50,20 @@ class VideoPipeline(nn.Module):
             if mc.text_encoder == "none"
             else build_text_encoder({"type": mc.text_encoder, **mc.text})
         )
+        # Latent diffusion (LDM; Sora / WALT / Wan): a frozen causal VAE maps clips to latents and back.
+        self.vae = _build_vae(mc)
+        channels = self.vae.latent_channels if self.vae is not None else video.channels
         net_options = dict(mc.net)
-        net_options.setdefault("in_channels", video.channels)
-        net_options.setdefault("out_channels", video.channels)
+        net_options.setdefault("in_channels", channels)
+        net_options.setdefault("out_channels", channels)
         net_options["context_dim"] = (
             self.text_encoder.dim if self.text_encoder is not None else None
         )
         net_options["frame_conditioning"] = mc.frame_conditioning
-        net = build_model(mc.arch, mc.preset, **net_options)
+        if mc.preset is None:  # a complete config (exports): no preset can change its meaning
+            net = build_model_from_config(mc.arch, net_options)
+        else:
+            net = build_model(mc.arch, mc.preset, **net_options)
         self.schedule = VPSchedule(dc.schedule) if dc.parameterization in ("eps", "v") else None
         precond_options = {"schedule": self.schedule} if self.schedule is not None else {}
         # The network is registered once, inside its preconditioning (keys ``denoiser.net.*``).
@@ -171,9 +177,44 @@ class VideoPipeline(nn.Module):
         return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
 
     def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
-        """Clips ``(B, C, T, H, W)`` in ``[0, 1]`` -> the clean ``x0`` the denoiser works on (``[-1, 1]``);
-        the one place training and distillation make it."""
-        return video * 2 - 1
+        """Clips ``(B, C, T, H, W)`` in ``[0, 1]`` -> the clean ``x0`` the denoiser works on: pixels in
+        ``[-1, 1]``, or with a VAE the scaled posterior means of the clips padded to ``1 + 4k``
+        frames; the one place training and distillation make it."""
+        x = video * 2 - 1
+        if self.vae is None:
+            return x
+        with torch.no_grad():
+            return self.vae.encode_latents(self.vae.pad_frames(x.to(self.device)))
+
+    def from_model_space(self, x0: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_model_space` for generated samples: ``[0, 1]`` clips of
+        ``video.num_frames`` frames."""
+        if self.vae is not None:
+            x0 = self.vae.decode_latents(x0, num_frames=self.num_frames)
+        return ((x0 + 1) / 2).clamp(0, 1).float()
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int, int]:
+        """``(C, T, H, W)`` of what the denoiser works on: the video, or its latents."""
+        v = self.config.video
+        if self.vae is None:
+            return (v.channels, v.num_frames, v.size, v.size)
+        t = self.vae.pad_frames(torch.empty(1, 1, v.num_frames, 1, 1)).shape[2]
+        return self.vae.latent_shape(t, v.size, v.size)
+
+    def _known_in_model_space(
+        self, frames: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Known frames ``(B, C, T, H, W)`` in ``[0, 1]`` and their ``(B, T)`` mask in model space. With a
+        VAE, latent frame 0 holds frame 0 alone and latent frame ``j`` frames ``tc (j-1) + 1 .. tc j``:
+        a latent frame is known when all its frames are."""
+        x = self.to_model_space(frames)
+        if self.vae is None:
+            return x, mask
+        tc = self.vae.temporal_compression
+        padded = self.vae.pad_frames(mask[:, None, :, None, None].float())[:, 0, :, 0, 0] > 0.5
+        rest = padded[:, 1:].reshape(mask.shape[0], -1, tc).all(dim=2)
+        return x, torch.cat([padded[:, :1], rest], dim=1)
 
     def draw_conditioning(
         self, captions: list[str], generators: list[torch.Generator], num_frames: int
@@ -267,19 +308,20 @@ class VideoPipeline(nn.Module):
     def _generate_batch(
         self, prompts, seeds, steps, sampler, cfg, known_frames, frame_mask, callback
     ):
-        device, video = self.device, self.config.video
-        shape = (video.channels, video.num_frames, video.size, video.size)
+        device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
-        x = noise.randn(shape) * sigmas[0]
+        x = noise.randn(self.sample_shape) * sigmas[0]
         denoiser, cond = self.guided(self.encode_prompts(prompts), cfg, len(prompts))
         if known_frames is not None:
-            frames = known_frames.to(device) * 2 - 1
-            denoiser = frame_conditioned(denoiser, frames, frame_mask.to(device))
+            frames, mask = self._known_in_model_space(
+                known_frames.to(device), frame_mask.to(device)
+            )
+            denoiser = frame_conditioned(denoiser, frames, mask)
         x0 = sample(
             denoiser, x, sigmas, sampler=sampler, extra_args=cond, callback=callback, noise=noise
         )
-        return ((x0 + 1) / 2).clamp(0, 1).float()
+        return self.from_model_space(x0)
 
     # ---------------------------------------------------------------------------------------------
     # files
@@ -304,9 +346,15 @@ class VideoPipeline(nn.Module):
         save_file(tensors, str(tmp), metadata={"format": "pt", "vidiff": "1"})
         tmp.replace(directory / WEIGHTS_NAME)
         config = to_dict(self.config)
-        # Store the resolved network config, not just preset + overrides, so a saved model keeps its
-        # meaning when presets are edited.
+        # Store the resolved network config with no preset (and the VAE's config, its weights being in
+        # the file), so a saved model keeps its meaning when presets are edited or the VAE folder goes.
+        config["model"]["preset"] = None
         config["model"]["net"] = json.loads(json.dumps(dataclasses.asdict(self.net.config)))
+        if self.vae is not None:
+            config["model"]["vae"] = None
+            config["model"]["vae_config"] = json.loads(
+                json.dumps(dataclasses.asdict(self.vae.config))
+            )
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         return directory
 
@@ -337,3 +385,17 @@ class VideoPipeline(nn.Module):
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
         pipe.load_weights(state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()
+
+
+def _build_vae(mc) -> nn.Module | None:
+    """The frozen VAE of a latent pipeline: from ``vae_config`` (an export, weights follow in its
+    state dict) or from an exported VAE folder ``vae``; None for pixel-space models."""
+    if mc.vae is None and mc.vae_config is None:
+        return None
+    from vidiff.models.vae import CausalVideoVAE, VAEConfig
+
+    if mc.vae_config is not None:
+        vae = CausalVideoVAE(VAEConfig(**{**mc.vae_config, "gan_weight": 0.0}))
+    else:
+        vae = CausalVideoVAE.load(mc.vae)
+    return vae.requires_grad_(False).eval()

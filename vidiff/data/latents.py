@@ -215,38 +215,3 @@ def sample_latent(item: dict[str, Any], generator: torch.Generator | None = None
     """A posterior sample ``latent + std * eps`` of a cached item (seeded by ``generator``)."""
     eps = torch.randn(item["latent"].shape, generator=generator)
     return item["latent"] + item["std"] * eps
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vidiff.data.latents VAE_DIR OUT_DIR [--data shapes] [--num-items N] ...``:
-    encode a synthetic (or folder) dataset's train split with an exported VAE."""
-    import argparse
-
-    from vidiff.data import build_dataset
-    from vidiff.models.vae import CausalVideoVAE
-
-    ap = argparse.ArgumentParser(prog="python -m vidiff.data.latents")
-    ap.add_argument("vae", help="exported VAE folder")
-    ap.add_argument("out", help="cache folder to create")
-    ap.add_argument("--data", default="shapes")
-    ap.add_argument("--root", default=None, help="folder datasets: the folder")
-    ap.add_argument("--num-items", type=int, default=1024)
-    ap.add_argument("--num-frames", type=int, default=16)
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--shard-size", type=int, default=256)
-    args = ap.parse_args(argv)
-    vae = CausalVideoVAE.load(args.vae)
-    kw: dict[str, Any] = {"num_frames": args.num_frames, "size": args.size, "seed": args.seed}
-    if args.root is not None:
-        kw["root"] = args.root
-    else:
-        kw["num_items"] = args.num_items
-    ds = build_dataset(args.data, **kw)
-    out = cache_latents(vae, ds, args.out, num_items=args.num_items, shard_size=args.shard_size)
-    print(f"vidiff: cached {min(args.num_items, len(ds))} latents -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

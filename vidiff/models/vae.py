@@ -824,45 +824,6 @@ def heldout_datasets(
     return {"shapes": build_dataset("shapes", **kw), "balls": build_dataset("balls", **kw)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m vidiff.models.vae {eval,calibrate} MODEL_DIR`` -- reconstruction PSNR/SSIM on
-    held-out shapes and balls clips, or measure and store scaling/shift factors in ``config.json``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m vidiff.models.vae")
-    ap.add_argument("command", choices=("eval", "calibrate"))
-    ap.add_argument("model", help="an exported VAE folder (vidiff export RUN -o DIR)")
-    ap.add_argument("--num-clips", type=int, default=32)
-    ap.add_argument("--num-frames", type=int, default=17)
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--data", default="shapes", help="calibrate: dataset name (train split)")
-    args = ap.parse_args(argv)
-    vae = CausalVideoVAE.load(args.model)
-    if args.command == "eval":
-        for name, ds in heldout_datasets(args.num_clips, args.num_frames, args.size).items():
-            m = reconstruction_metrics(vae, ds, args.num_clips)
-            print(
-                f"{name}: PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  ({args.num_clips} clips)"
-            )
-        return 0
-    from vidiff.data import build_dataset
-
-    ds = build_dataset(
-        args.data, num_items=args.num_clips, num_frames=args.num_frames, size=args.size, seed=0
-    )
-    scale, shift = measure_scaling(vae, ds, args.num_clips)
-    path = Path(args.model) / "config.json"
-    meta = json.loads(path.read_text())
-    meta["vae"].update(scaling_factor=scale, shift_factor=shift)
-    path.write_text(json.dumps(meta, indent=2) + "\n")
-    print(f"vidiff: scaling_factor={scale:.6g} shift_factor={shift:.6g} -> {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 __all__ = [
     "VAE_PRESETS",
     "CausalVideoVAE",
