@@ -150,7 +150,7 @@ def test_spatial_tiles_equal_untiled_with_enough_context():
     x = clip(1, 5, 64)
     rel = lambda a, b: ((a - b).abs().mean() / b.abs().mean()).item()
     for context, tol in ((32, 1e-5), (16, 0.1), (0, 1.0)):
-        vae = micro_vae(tile_context=context)
+        vae = micro_vae(tile_context=context, norm="rms")  # per-pixel norm: tiles can be exact
         with torch.no_grad():
             z = vae.encode(x).mean
             r = vae.decode(z)
@@ -160,6 +160,10 @@ def test_spatial_tiles_equal_untiled_with_enough_context():
         assert rel(zt, z) < tol and rel(rt, r) < tol, context
         assert rel(both, rt) < 1e-5  # time chunks inside space tiles change nothing
     assert rel(rt, r) > 0.1  # without a halo the tiles do differ: the test above can fail
+    vae = micro_vae(tile_context=32, norm="group")  # per-frame statistics: tiles only approximate
+    with torch.no_grad():
+        z = vae.encode(x).mean
+        assert rel(vae.decode(z, tile_size=32), vae.decode(z)) < 0.25
     pool = lambda a: torch.nn.functional.avg_pool3d(a, (1, 4, 4))
     y = CausalVideoVAE._tiled(pool, x, 16, 4, True, 0.25)
     torch.testing.assert_close(y, pool(x), rtol=0, atol=1e-6)  # the blend itself is exact
@@ -181,31 +185,34 @@ def test_training_loss_is_seeded_and_batch_independent():
     assert a[2] != c[2] and a[0] == c[0]
 
 
-def test_recon_and_kl_fall():
+def test_recon_falls_and_kl_term_pulls_the_posterior():
     from vidiff.data import build_dataset
 
     ds = build_dataset("shapes", num_items=2, num_frames=9, size=16, seed=0)
-    vae = micro_vae(kl_weight=1e-3).train()
     v = torch.stack([ds[i]["video"] for i in range(2)])
-    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
 
-    def parts():
-        with torch.no_grad():
-            post = vae.encode(v * 2 - 1)
-            rec = vae.decode(post.mode())
-        return (rec - (v * 2 - 1)).abs().mean().item(), post.kl().mean().item()
+    def run(kl_weight):
+        vae = micro_vae(kl_weight=kl_weight).train()
+        opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
 
-    rec0, _ = parts()
-    for step in range(30):
-        loss = vae.training_loss(v, ["x", "x"], [step, step + 100]).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step == 5:
-            kl5 = parts()[1]
-    rec1, kl1 = parts()
+        def parts():
+            with torch.no_grad():
+                post = vae.encode(v * 2 - 1)
+                rec = vae.decode(post.mode())
+            return (rec - (v * 2 - 1)).abs().mean().item(), post.kl().mean().item()
+
+        rec0, _ = parts()
+        for step in range(30):
+            loss = vae.training_loss(v, ["x", "x"], [step, step + 100]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return rec0, *parts()
+
+    rec0, rec1, kl_free = run(0.0)
+    _, _, kl_pulled = run(1.0)  # a weight large enough to act within 30 steps
     assert rec1 < 0.7 * rec0
-    assert kl1 < kl5  # the KL term is pulling the posterior towards N(0, I)
+    assert kl_pulled < 0.8 * kl_free  # the KL term pulls the posterior towards N(0, I)
 
 
 def test_gan_protocol():
