@@ -116,6 +116,31 @@ def test_pooled_context_conditions_the_noise_embedding():
     assert diff[0] > 1e-4 and diff[1] == 0
 
 
+def test_frame_embedding_tells_frames_apart():
+    """Frames of a static clip are alike to a net without temporal layers, unless each frame embeds
+    its position; a fresh embedding changes nothing (zero-initialised)."""
+    flat = dict(temporal_conv=False, temporal_attention=False)
+    x, c = _inputs(t=4)
+    x = x[:, :, :1].expand_as(x).contiguous()  # every frame the same
+    plain = _tiny(**flat)
+    _perturb(plain)
+    y = plain(x, c)
+    assert (y - y[:, :, :1]).abs().max() < 1e-5
+    net = _tiny(**flat, frame_embedding=True)
+    net.load_state_dict(plain.state_dict(), strict=False)
+    # zero-initialised: the same function at first (up to the float rounding of a per-frame matmul,
+    # which a perturbed net amplifies)
+    assert (net(x, c) - y).abs().max() < 5e-3 * y.abs().max()
+    _perturb(net, keep=lambda name: not name.startswith("frame_embed"))
+    y = net(x, c)
+    assert (y - y[:, :, :1]).abs().amax(dim=(0, 1, 3, 4))[1:].min() > 1e-4
+    down = _tiny(frame_embedding=True, temporal_downsample=True)  # merged frames average theirs
+    assert down(torch.randn(1, 3, 8, 16, 16), c[:1]).shape == (1, 3, 8, 16, 16)
+    image = net(x[:, :, :1], c)  # T = 1: no frame embedding, as without it
+    torch.testing.assert_close(image, plain(x[:, :, :1], c))
+    assert (y - plain(x, c)).abs().max() > 5e-2 * y.abs().max()  # the perturbed one does differ
+
+
 def test_frame_conditioning():
     net = _tiny(frame_conditioning=True)
     assert net.input_conv.in_channels == 7  # [x_in, cond_frames * mask, mask]

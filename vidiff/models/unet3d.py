@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -61,6 +61,12 @@ class UNet3DConfig:
     the attention levels, which is what binds global attributes such as the direction of motion.
     (Ignored by an unconditional model, ``context_dim=None``.)
 
+    ``frame_embedding`` adds an embedding of each frame's position in the clip, ``(i + 0.5) / T``, to
+    that frame's noise embedding (the absolute frame positions of AnimateDiff's motion modules): with
+    it a frame knows *when* it is, so "moving right" can become "further right later" in every
+    ResBlock. Zero-initialised (a fresh block is unchanged); averaged over the frames a temporal
+    downsample merges; images (T = 1) get none.
+
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
     model, as in :func:`~vidiff.diffusion.guidance.cfg_denoiser`) to the noise embedding. Its last
@@ -89,6 +95,7 @@ class UNet3DConfig:
     ff_mult: float = 2.0  # MLP width of the attention block; 0 disables it
     qk_norm: bool = False
     guidance_embed: bool = False
+    frame_embedding: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -180,10 +187,14 @@ class ResBlock(nn.Module):
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, t: int) -> torch.Tensor:
+        """``x`` ((B t), C, H, W); ``emb`` (B, 1 or T_in, D) noise (and frame) embeddings."""
         h = self.conv1(F.silu(self.norm1(x)))
-        e = repeat(
-            self.emb(F.silu(emb)), "b c -> (b t) c 1 1", t=t
-        )  # same embedding for every frame
+        e = self.emb(F.silu(emb))  # (B, 1, C): every frame alike, or (B, T_in, C): per frame
+        if e.shape[1] == 1:
+            e = e.expand(-1, t, -1)
+        elif e.shape[1] != t:  # a temporally downsampled level: average the merged frames
+            e = e.unflatten(1, (t, -1)).mean(dim=2)
+        e = rearrange(e, "b t c -> (b t) c 1 1")
         if self.use_scale_shift_norm:
             scale, shift = e.chunk(2, dim=1)
             h = self.norm2(h) * (1 + scale) + shift
@@ -344,6 +355,11 @@ class UNet3D(nn.Module):
             self.guidance_embed = TimestepEmbedding(256, emb_dim)
             nn.init.zeros_(self.guidance_embed.mlp[2].weight)
             nn.init.zeros_(self.guidance_embed.mlp[2].bias)
+        self.frame_embed = None
+        if cfg.frame_embedding:
+            self.frame_embed = TimestepEmbedding(256, emb_dim)
+            nn.init.zeros_(self.frame_embed.mlp[2].weight)
+            nn.init.zeros_(self.frame_embed.mlp[2].bias)
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
         self.input_conv = nn.Conv2d(in_ch, mc, 3, padding=1)
         t_down = set(cfg.temporal_down_levels)
@@ -518,6 +534,10 @@ class UNet3D(nn.Module):
         if self.guidance_embed is not None:
             # x1000 as flux-dev and the DiT: w ~ 1..10 spans the frequencies c_noise uses.
             emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
+        emb = emb[:, None]  # (B, 1, D): the same for every frame ...
+        if self.frame_embed is not None and t > 1:  # ... unless each frame also embeds its position
+            position = (torch.arange(t, device=emb.device, dtype=torch.float32) + 0.5) / t
+            emb = emb + self.frame_embed(1000.0 * position)[None]  # (B, T, D)
 
         h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))
         hs = [(h, t)]
