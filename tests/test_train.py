@@ -373,6 +373,27 @@ def test_cli_train_sample_export_load(tmp_path):
     assert all(torch.allclose(w[k], ema[k], atol=1e-2, rtol=1e-2) for k in ema)
 
 
+def test_a_preset_edit_changes_no_run(tmp_path, monkeypatch):
+    """Checkpoints keep the complete network config: export and resume ignore later preset edits."""
+    import dataclasses
+
+    from vidiff.cli import main
+    from vidiff.models import unet3d
+    from vidiff.pipeline import VideoPipeline
+
+    run = tmp_path / "run"
+    args = ["train", str(ROOT / "configs" / "shapes-unet-tiny.yaml"), *TINY_REAL]
+    args += ["train.warmup_steps=1", f"train.out_dir={run}"]
+    assert main([*args, "train.steps=2"]) == 0
+    assert load_state(run)["net"]["pooled_context"] is True
+    edited = dataclasses.replace(unet3d.UNET_PRESETS["unet-tiny"], pooled_context=False)
+    monkeypatch.setitem(unet3d.UNET_PRESETS, "unet-tiny", edited)
+    assert main(["export", str(run), "-o", str(tmp_path / "model")]) == 0
+    assert VideoPipeline.load(tmp_path / "model").net.config.pooled_context
+    assert main([*args, "train.steps=3", "--resume"]) == 0
+    assert load_state(run)["step"] == 3
+
+
 def test_real_pipeline_resume_is_exact(tmp_path):
     base = [*TINY_REAL, "train.ckpt_every=2", "train.warmup_steps=1", "train.lr=0.001"]
     a = train(

@@ -58,7 +58,9 @@ def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> No
         vae.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: exported EMA weights of VAE {path} (step {state['step']}) to {out}")
         return
-    pipe = VideoPipeline(cfg.pipeline_config())
+    from vidiff.train.loop import with_stored_net
+
+    pipe = VideoPipeline(with_stored_net(cfg, state).pipeline_config())
     pipe.load_weights(state["ema"]["module"], path)
     pipe.save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")

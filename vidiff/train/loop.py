@@ -23,6 +23,7 @@ from accelerate, so the same function runs under ``python``, ``accelerate launch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -178,6 +179,23 @@ def default_sample_prompts(videos: Dataset, n: int = 8) -> list[str]:
     return [videos[i]["caption"] for i in range(min(n, len(videos)))]
 
 
+def resolved_net(model: nn.Module) -> dict | None:
+    """The complete config of the model's network (preset values included), or None for a model
+    without one (the VAE): checkpoints keep it so a later preset edit never changes a run."""
+    net = getattr(model, "net", None)
+    cfg = getattr(net, "config", None)
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None
+
+
+def with_stored_net(config: Config, state: dict | None) -> Config:
+    """``config`` with the network a checkpoint was written with (``state["net"]``, complete, so no
+    preset is consulted), or ``config`` itself for a fresh run or an older checkpoint."""
+    if state is None or state.get("net") is None:
+        return config
+    model = dataclasses.replace(config.model, preset=None, net=dict(state["net"]))
+    return dataclasses.replace(config, model=model)
+
+
 def build_model(config: Config) -> nn.Module:
     if config.model.arch == "vae":  # the video autoencoder of the latent (DiT) route
         from vidiff.models.vae import build_vae
@@ -250,7 +268,7 @@ def train(
                 f"{tc.steps}); nothing to do. Raise train.steps to train further."
             )
             restored = from_dict(Config, stored)
-            m = model if model is not None else build_model(restored)
+            m = model if model is not None else build_model(with_stored_net(restored, state))
             m.load_state_dict(state["model"])
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
@@ -266,7 +284,7 @@ def train(
         check_resumable(config, state["config"])
     torch.manual_seed(tc.seed)  # identical initial weights on every process
     if model is None:
-        model = build_model(config)
+        model = build_model(with_stored_net(config, state))
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_config(config, out_dir / "config.yaml")
@@ -350,6 +368,7 @@ def train(
                 **({} if d_optimizer is None else {"d_optimizer": d_optimizer.state_dict()}),
                 "data_position": positions,
                 "config": to_dict(config),
+                "net": resolved_net(model),
                 "num_processes": accelerator.num_processes,
             }
         path = writer.save(
