@@ -366,7 +366,9 @@ def test_cli_train_sample_export_load(tmp_path):
     )  # a clear one-line error
     half = tmp_path / "half"
     ckpt = run / "checkpoints" / "ckpt-0000004"
-    assert main(["export", str(ckpt), "-o", str(half), "--dtype", "float16"]) == 0
+    assert main(["export", str(ckpt), "-o", str(half), "--dtype", "float16", "--steps", "7"]) == 0
+    assert VideoPipeline.load(half).config.diffusion.steps == 7  # the sampling default travels
+    assert main(["export", str(ckpt), "-o", str(half), "--sampler", "nope"]) == 2
     size = lambda d: (d / "model.safetensors").stat().st_size
     assert size(half) < 0.6 * size(out)
     w = VideoPipeline.load(half).state_dict()

@@ -36,12 +36,20 @@ def train(config: str, *overrides: str, resume: bool = False) -> None:
             )
 
 
-def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> None:
+def export(
+    checkpoint: str,
+    *,
+    out: str = "model",
+    dtype: str = "float32",
+    steps: int | None = None,
+    sampler: str | None = None,
+) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
     (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used) or a checkpoint directory. The folder
-    gets ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size).
+    gets ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps`` and
+    ``--sampler`` set the exported model's sampling defaults (else the training config's).
     """
     from vidiff.pipeline import VideoPipeline
 
@@ -60,6 +68,16 @@ def export(checkpoint: str, *, out: str = "model", dtype: str = "float32") -> No
         return
     from vidiff.train.loop import with_stored_net
 
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"--steps must be >= 1, got {steps}")
+        cfg.diffusion.steps = steps
+    if sampler is not None:
+        from vidiff.sampling import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+        cfg.diffusion.sampler = sampler
     pipe = VideoPipeline(with_stored_net(cfg, state).pipeline_config())
     pipe.load_weights(state["ema"]["module"], path)
     pipe.save(out, dtype=DTYPES[dtype])
