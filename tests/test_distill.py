@@ -26,14 +26,6 @@ from vidiff.pipeline import VideoPipeline
 from vidiff.sampling.samplers import ddim_step, ddim_x0_target, sample_ddim
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def guided_student(teacher: VideoPipeline) -> VideoPipeline:
     """A guidance-embedded copy of ``teacher``, built the way `vidiff distill --guidance` builds it."""
     from vidiff.config import DataConfig

@@ -26,15 +26,6 @@ from vidiff.train.loop import Hooks, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convs are fastest on one thread; two threads on shared cores spin-wait (10-100x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --------------------------------------------------------------------------------------------------
 # A tiny stand-in for VideoPipeline: the loop only needs ``training_loss(video, captions, seeds)``.
 

@@ -23,14 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MICRO = dict(base_channels=4, channel_mult=(1, 2, 2), temporal_downsample=(True, True))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def micro_vae(seed: int = 0, **overrides) -> CausalVideoVAE:
     torch.manual_seed(seed)
     return CausalVideoVAE(vae_config("vae-tiny", **{**MICRO, **overrides})).eval()

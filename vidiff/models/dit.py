@@ -54,6 +54,7 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
 from vidiff.nn.norms import LayerNorm32, modulate
@@ -406,70 +407,26 @@ class VideoDiT(nn.Module):
         self, x, c_noise, context, context_mask, cond_frames, frame_mask, guidance
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.config
-        if x.ndim != 5:
-            raise ValueError(f"x_in must be (B, C, T, H, W), got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        if c != cfg.in_channels:
-            raise ValueError(
-                f"x_in has {c} channels, the model expects in_channels={cfg.in_channels}"
-            )
+        c_noise, guidance = check_inputs(
+            x,
+            c_noise,
+            in_channels=cfg.in_channels,
+            context_dim=cfg.context_dim,
+            frame_conditioning=cfg.frame_conditioning,
+            guidance_embed=cfg.guidance_embed,
+            context=context,
+            context_mask=context_mask,
+            cond_frames=cond_frames,
+            frame_mask=frame_mask,
+            guidance=guidance,
+        )
+        h, w = x.shape[3:]
         _, ph, pw = cfg.patch_size
         if h % ph or w % pw:
             raise ValueError(
                 f"H, W = {h}, {w} must be divisible by the patch size (ph, pw) = {(ph, pw)}"
             )
-        if c_noise.ndim == 0:
-            c_noise = c_noise.expand(b)
-        if c_noise.shape != (b,):
-            raise ValueError(f"c_noise must be (B,) = ({b},), got {tuple(c_noise.shape)}")
-        if context is not None:
-            if cfg.context_dim is None:
-                raise ValueError("context given but the model has context_dim=None (unconditional)")
-            if context.ndim != 3 or context.shape[0] != b or context.shape[2] != cfg.context_dim:
-                raise ValueError(
-                    f"context must be (B, L, {cfg.context_dim}) with B={b}, got {tuple(context.shape)}"
-                )
-            if context_mask is not None and (
-                context_mask.shape != context.shape[:2] or context_mask.dtype != torch.bool
-            ):
-                raise ValueError(
-                    f"context_mask must be bool {tuple(context.shape[:2])}, "
-                    f"got {context_mask.dtype} {tuple(context_mask.shape)}"
-                )
-        elif context_mask is not None:
-            raise ValueError("context_mask given without context")
-        if not cfg.frame_conditioning:
-            if cond_frames is not None or frame_mask is not None:
-                raise ValueError(
-                    "cond_frames/frame_mask given but the model has frame_conditioning=False"
-                )
-        elif (cond_frames is None) != (frame_mask is None):
-            raise ValueError("cond_frames (B, C, T, H, W) and frame_mask (B, T) bool go together")
-        elif cond_frames is not None:
-            if cond_frames.shape != x.shape:
-                raise ValueError(
-                    f"cond_frames {tuple(cond_frames.shape)} must match x_in {tuple(x.shape)}"
-                )
-            if frame_mask.shape != (b, t) or frame_mask.dtype != torch.bool:
-                raise ValueError(
-                    f"frame_mask must be bool (B, T) = {(b, t)}, got {frame_mask.dtype} {tuple(frame_mask.shape)}"
-                )
-        if guidance is not None:
-            if not cfg.guidance_embed:
-                raise ValueError("guidance given but the model has guidance_embed=False")
-            if guidance.ndim == 0:
-                guidance = guidance.expand(b)
-            if guidance.shape != (b,):
-                raise ValueError(f"guidance must be (B,) = ({b},), got {tuple(guidance.shape)}")
         return c_noise, guidance
-
-    def _frame_condition(self, x, cond_frames, frame_mask) -> torch.Tensor:
-        """MCVD input: ``[x_in, cond_frames * mask, mask]`` on channels (as the U-Net)."""
-        b, _, t, h, w = x.shape
-        if cond_frames is None:
-            return torch.cat([x, torch.zeros_like(x), x.new_zeros(b, 1, t, h, w)], dim=1)
-        mask = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, t, h, w)
-        return torch.cat([x, cond_frames.to(x.dtype) * mask, mask], dim=1)
 
     def _run(self, block, *args):
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -496,7 +453,7 @@ class VideoDiT(nn.Module):
         pt, ph, pw = cfg.patch_size
         x = x_in
         if cfg.frame_conditioning:
-            x = self._frame_condition(x, cond_frames, frame_mask)
+            x = frame_channels(x, cond_frames, frame_mask)
         t_pad = -t % pt
         if t_pad:  # repeat the last frame (mask channel included) up to a multiple of pt
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, t_pad, -1, -1)], dim=2)
@@ -514,9 +471,8 @@ class VideoDiT(nn.Module):
             context = context.to(tok.dtype)
             if self.context_pool is not None:
                 emb = emb + self.context_pool(masked_mean(context, context_mask))
-        if guidance is not None and self.guidance_embed is not None:
-            # x1000 as flux-dev: guidance weights ~1..15 then span the frequencies c_noise does
-            emb = emb + self.guidance_embed(guidance.float() * 1000)
+        if self.guidance_embed is not None:
+            emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
 
         for block in self.blocks:
             if grid[0] == 1 and block.is_temporal:

@@ -31,13 +31,11 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
-
-# The guidance weight w is embedded as ``GUIDANCE_EMBED_SCALE * w`` on the timestep-embedding scale.
-GUIDANCE_EMBED_SCALE = 1000.0
 
 
 @dataclass
@@ -404,36 +402,24 @@ class UNet3D(nn.Module):
 
     # -- input handling --------------------------------------------------------------------------
 
-    def _check_guidance(self, guidance: torch.Tensor | None, b: int) -> torch.Tensor | None:
-        if self.guidance_embed is None:
-            if guidance is not None:
-                raise ValueError("guidance given but the model has guidance_embed=False")
-            return None
-        if guidance is None:
-            raise ValueError(
-                "this model has guidance_embed=True: pass guidance (B,), the CFG weight w "
-                "(1 = conditional)"
-            )
-        guidance = torch.as_tensor(
-            guidance, dtype=torch.float32, device=self.time_embed.mlp[0].weight.device
-        )
-        if guidance.ndim == 0:
-            guidance = guidance.expand(b)
-        if guidance.shape != (b,):
-            raise ValueError(f"guidance must be (B,) = ({b},), got {tuple(guidance.shape)}")
-        return guidance
-
     def _check_inputs(
-        self, x, c_noise, context, context_mask, cond_frames, frame_mask
-    ) -> torch.Tensor:
+        self, x, c_noise, context, context_mask, cond_frames, frame_mask, guidance
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.config
-        if x.ndim != 5:
-            raise ValueError(f"x_in must be (B, C, T, H, W), got shape {tuple(x.shape)}")
-        b, c, t, h, w = x.shape
-        if c != cfg.in_channels:
-            raise ValueError(
-                f"x_in has {c} channels, the model expects in_channels={cfg.in_channels}"
-            )
+        c_noise, guidance = check_inputs(
+            x,
+            c_noise,
+            in_channels=cfg.in_channels,
+            context_dim=cfg.context_dim,
+            frame_conditioning=cfg.frame_conditioning,
+            guidance_embed=cfg.guidance_embed,
+            context=context,
+            context_mask=context_mask,
+            cond_frames=cond_frames,
+            frame_mask=frame_mask,
+            guidance=guidance,
+        )
+        t, h, w = x.shape[2:]
         f = 2 ** (len(cfg.channel_mult) - 1)
         if h % f or w % f:
             raise ValueError(
@@ -448,60 +434,7 @@ class UNet3D(nn.Module):
                     f"{2 ** len(cfg.temporal_down_levels)}"
                 )
             tt = max(tt // 2, 1)
-        if c_noise.ndim == 0:
-            c_noise = c_noise.expand(b)
-        if c_noise.shape != (b,):
-            raise ValueError(f"c_noise must be (B,) = ({b},), got {tuple(c_noise.shape)}")
-        if context is not None:
-            if cfg.context_dim is None:
-                raise ValueError("context given but the model has context_dim=None (unconditional)")
-            if context.ndim != 3 or context.shape[0] != b or context.shape[2] != cfg.context_dim:
-                raise ValueError(
-                    f"context must be (B, L, {cfg.context_dim}) with B={b}, got {tuple(context.shape)}"
-                )
-            if context_mask is not None and (
-                context_mask.shape != context.shape[:2] or context_mask.dtype != torch.bool
-            ):
-                raise ValueError(
-                    f"context_mask must be bool {tuple(context.shape[:2])}, "
-                    f"got {context_mask.dtype} {tuple(context_mask.shape)}"
-                )
-        # Every row must keep a real token (else attention is NaN). The text encoders
-        # guarantee it (BOS always kept); checking here would force a device sync per call.
-        elif context_mask is not None:
-            raise ValueError("context_mask given without context")
-        if not cfg.frame_conditioning:
-            if cond_frames is not None or frame_mask is not None:
-                raise ValueError(
-                    "cond_frames/frame_mask given but the model has frame_conditioning=False"
-                )
-        else:
-            if cond_frames is not None:
-                if cond_frames.shape != x.shape:
-                    raise ValueError(
-                        f"cond_frames {tuple(cond_frames.shape)} must match x_in {tuple(x.shape)}"
-                    )
-                if frame_mask is None:
-                    raise ValueError("cond_frames given without frame_mask (B, T) bool")
-            if frame_mask is not None:
-                if frame_mask.shape != (b, t) or frame_mask.dtype != torch.bool:
-                    raise ValueError(
-                        f"frame_mask must be bool (B, T) = {(b, t)}, got {frame_mask.dtype} {tuple(frame_mask.shape)}"
-                    )
-                if cond_frames is None:
-                    raise ValueError("frame_mask given without cond_frames (B, C, T, H, W)")
-        return c_noise
-
-    def _frame_condition(self, x, cond_frames, frame_mask) -> torch.Tensor:
-        """MCVD input: ``[x_in, cond_frames * mask, mask]`` on channels."""
-        b, _, t, h, w = x.shape
-        if cond_frames is None:
-            cond = torch.zeros_like(x)
-            mask = x.new_zeros(b, 1, t, h, w)
-        else:
-            mask = frame_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, t, h, w)
-            cond = cond_frames.to(x.dtype) * mask
-        return torch.cat([x, cond, mask], dim=1)
+        return c_noise, guidance
 
     def _run(self, module, *args):
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -520,12 +453,13 @@ class UNet3D(nn.Module):
         frame_mask: torch.Tensor | None = None,
         guidance: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        c_noise = self._check_inputs(x_in, c_noise, context, context_mask, cond_frames, frame_mask)
+        c_noise, guidance = self._check_inputs(
+            x_in, c_noise, context, context_mask, cond_frames, frame_mask, guidance
+        )
         b, _, t, _, _ = x_in.shape
-        guidance = self._check_guidance(guidance, b)
         x = x_in
         if self.config.frame_conditioning:
-            x = self._frame_condition(x, cond_frames, frame_mask)
+            x = frame_channels(x, cond_frames, frame_mask)
         if context is not None:
             context = context.to(x.dtype)
         emb = self.time_embed(c_noise)  # (B, 4 * model_channels)
