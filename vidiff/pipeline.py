@@ -199,8 +199,7 @@ class VideoPipeline(nn.Module):
         v = self.config.video
         if self.vae is None:
             return (v.channels, v.num_frames, v.size, v.size)
-        t = self.vae.pad_frames(torch.empty(1, 1, v.num_frames, 1, 1)).shape[2]
-        return self.vae.latent_shape(t, v.size, v.size)
+        return self.vae.latent_shape(self.vae.padded_frames(v.num_frames), v.size, v.size)
 
     def _known_in_model_space(
         self, frames: torch.Tensor, mask: torch.Tensor

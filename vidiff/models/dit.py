@@ -388,11 +388,10 @@ class VideoDiT(nn.Module):
             if cfg.pooled_context and cfg.context_dim is not None
             else None
         )
-        self.guidance_embed = None
-        if cfg.guidance_embed:
-            self.guidance_embed = TimestepEmbedding(256, d)
-            nn.init.zeros_(self.guidance_embed.mlp[-1].weight)  # fresh: equals the unguided model
-            nn.init.zeros_(self.guidance_embed.mlp[-1].bias)
+        # fresh: equals the unguided model
+        self.guidance_embed = (
+            TimestepEmbedding(256, d, zero_init=True) if cfg.guidance_embed else None
+        )
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if cfg.position == "rope"

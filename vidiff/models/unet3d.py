@@ -346,18 +346,14 @@ class UNet3D(nn.Module):
             if cfg.pooled_context and cfg.context_dim is not None
             else None
         )
-        self.guidance_embed = None
-        if cfg.guidance_embed:
-            # Fourier features of the guidance weight + MLP (Meng et al. 2023), zero last layer so
-            # the embedding starts as "no change" (STYLE 10).
-            self.guidance_embed = TimestepEmbedding(256, emb_dim)
-            nn.init.zeros_(self.guidance_embed.mlp[2].weight)
-            nn.init.zeros_(self.guidance_embed.mlp[2].bias)
-        self.frame_embed = None
-        if cfg.frame_embedding:
-            self.frame_embed = TimestepEmbedding(256, emb_dim)
-            nn.init.zeros_(self.frame_embed.mlp[2].weight)
-            nn.init.zeros_(self.frame_embed.mlp[2].bias)
+        # Fourier features of the guidance weight + MLP (Meng et al. 2023) and of each frame's
+        # position, both starting as "no change" (STYLE 10).
+        self.guidance_embed = (
+            TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.guidance_embed else None
+        )
+        self.frame_embed = (
+            TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.frame_embedding else None
+        )
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
         self.input_conv = nn.Conv2d(in_ch, mc, 3, padding=1)
         t_down = set(cfg.temporal_down_levels)

@@ -56,6 +56,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.nn.norms import GroupNorm32, num_groups
+
 # --------------------------------------------------------------------------------------------------
 # config
 
@@ -167,25 +169,20 @@ class RMSNorm(nn.Module):
         return x * self.weight.view(1, -1, 1, 1, 1)
 
 
-class FrameGroupNorm(nn.Module):
+class FrameGroupNorm(GroupNorm32):
     """Group norm over the channels and pixels of each frame (the LDM VAE's norm, per frame so that no
     statistic crosses time): causal and chunkable over time, not exactly tileable over space."""
 
-    def __init__(self, channels: int, groups: int = 8):
-        super().__init__()
-        self.groups = max(g for g in range(1, min(groups, channels) + 1) if channels % g == 0)
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        y = F.group_norm(rearrange(x, "b c t h w -> (b t) c h w"), self.groups, eps=1e-6)
-        y = rearrange(y, "(b t) c h w -> b c t h w", b=b)
-        return y * self.weight.view(1, -1, 1, 1, 1) + self.bias.view(1, -1, 1, 1, 1)
+        y = super().forward(rearrange(x, "b c t h w -> (b t) c h w"))
+        return rearrange(y, "(b t) c h w -> b c t h w", b=b)
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
-    return FrameGroupNorm(channels) if kind == "group" else RMSNorm(channels)
+    if kind == "group":
+        return FrameGroupNorm(num_groups(channels, 8), channels, eps=1e-6)
+    return RMSNorm(channels)
 
 
 class CausalConv3d(nn.Module):
@@ -492,11 +489,14 @@ class CausalVideoVAE(nn.Module):
         Causality makes this harmless: the latents of the real frames do not see the padding.
         """
         t = video.shape[2]
-        tc = self.temporal_compression
-        extra = (-(t - 1)) % tc
+        extra = self.padded_frames(t) - t
         if extra == 0:
             return video
         return torch.cat([video, video[:, :, -1:].expand(-1, -1, extra, -1, -1)], dim=2)
+
+    def padded_frames(self, t: int) -> int:
+        """The frame count :meth:`pad_frames` makes of ``t``: the next ``1 + tc k`` (16 -> 17)."""
+        return t + (-(t - 1)) % self.temporal_compression
 
     # ---- encode / decode -----------------------------------------------------------------------
     def _check_video(self, video: torch.Tensor) -> None:

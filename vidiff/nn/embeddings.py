@@ -38,15 +38,24 @@ def timestep_embedding(
 
 
 class TimestepEmbedding(nn.Module):
-    """Sinusoidal embedding of ``c_noise`` followed by a 2-layer SiLU MLP (ADM / DiT ``TimestepEmbedder``)."""
+    """Sinusoidal embedding of ``c_noise`` followed by a 2-layer SiLU MLP (ADM / DiT ``TimestepEmbedder``).
 
-    def __init__(self, freq_dim: int, out_dim: int, max_period: float = 10000.0) -> None:
+    ``zero_init`` zeroes the last layer: an embedding added to an existing one (guidance weight,
+    frame position) then starts as "no change", so a model grown from another starts as it.
+    """
+
+    def __init__(
+        self, freq_dim: int, out_dim: int, max_period: float = 10000.0, zero_init: bool = False
+    ) -> None:
         super().__init__()
         self.freq_dim = freq_dim
         self.max_period = max_period
         self.mlp = nn.Sequential(
             nn.Linear(freq_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
         )
+        if zero_init:
+            nn.init.zeros_(self.mlp[2].weight)
+            nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         emb = timestep_embedding(c_noise, self.freq_dim, self.max_period)

@@ -39,10 +39,14 @@ def group_norm(channels: int, max_groups: int = 32, eps: float = 1e-6) -> GroupN
     ADM uses 32 groups; small CPU models have e.g. 24 or 48 channels, so we fall back to a divisor
     instead of failing.
     """
+    return GroupNorm32(num_groups(channels, max_groups), channels, eps=eps)
+
+
+def num_groups(channels: int, max_groups: int = 32) -> int:
+    """The largest group count <= ``max_groups`` that divides ``channels``."""
     if channels < 1:
         raise ValueError(f"channels must be >= 1, got {channels}")
-    groups = next(g for g in range(min(max_groups, channels), 0, -1) if channels % g == 0)
-    return GroupNorm32(groups, channels, eps=eps)
+    return next(g for g in range(min(max_groups, channels), 0, -1) if channels % g == 0)
 
 
 class RMSNorm(nn.Module):
