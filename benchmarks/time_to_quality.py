@@ -9,7 +9,7 @@ bit-exactly), on ``--threads`` CPU threads (default 2), one side after the other
   train`` calls (:func:`vidiff.train.loop.train`) with the overrides ``data.name=folder
   data.root=<export> train.out_dir=<out>/vidiff/run`` (the exported clips through the folder loader,
   captions from a ``metadata.jsonl`` written next to the export's ``manifest.jsonl``), checkpoints
-  and sample sheets off, and an ``evaluate`` hook that snapshots the EMA weights at the evaluation
+  and sample sheets off, and an ``after_step`` hook that snapshots the EMA weights at the evaluation
   points and stops the run when the budget is spent.
 * **peer** — lucidrains' ``video-diffusion-pytorch`` 0.7.0 (``benchmarks/.venv-peer``;
   ``python benchmarks/unet_speed.py --setup``) ``Unet3D`` sized to vidiff's parameter count (same
@@ -137,10 +137,6 @@ def bag_of_words(caption: str, vocab: list[str]) -> list[float]:
     return vec
 
 
-class _BudgetSpent(Exception):
-    """Raised by the vidiff hook to leave the training loop once the budget is spent."""
-
-
 # --------------------------------------------------------------------------------------------------
 # vidiff workers (project venv)
 
@@ -162,7 +158,6 @@ def worker_vidiff_train(a: argparse.Namespace) -> dict:
         "train.steps=1000000000",  # stopped by the budget; the LR schedule does not depend on it
         "train.ckpt_every=1000000000",  # no resumable checkpoints: snapshots only
         "train.sample_every=0",
-        "train.eval_every=1",  # the hook below runs after every step and checks the clock
         "train.log_every=25",
         *a.override,
     ]
@@ -171,7 +166,8 @@ def worker_vidiff_train(a: argparse.Namespace) -> dict:
     snaps: list[dict] = []
     params = [0]
 
-    def on_step(step: int, ema_model) -> dict:
+    def after_step(step: int, ema_model) -> bool:
+        """Snapshot at each evaluation point of training time; stop when the budget is spent."""
         t = clock.elapsed()
         if t >= points[len(snaps)]:
             with clock.pause():
@@ -180,12 +176,9 @@ def worker_vidiff_train(a: argparse.Namespace) -> dict:
                 params[0] = sum(p.numel() for p in ema_model.parameters())
             snaps.append({"train_s": t, "steps": step, "path": str(path)})
             print(f"vidiff: snapshot {len(snaps)} at {t:.0f} s, step {step}", file=sys.stderr)
-            if len(snaps) == len(points):
-                raise _BudgetSpent
-        return {}
+        return len(snaps) == len(points)
 
-    with contextlib.suppress(_BudgetSpent):
-        train(cfg, hooks=Hooks(evaluate=on_step), progress=False)
+    train(cfg, hooks=Hooks(after_step=after_step), progress=False)
     return {
         "side": "vidiff",
         "config": f"{Path(a.config).name} + " + " ".join(overrides),

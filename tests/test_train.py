@@ -125,6 +125,26 @@ def test_loss_falls_and_metrics_are_logged(tmp_path):
     )  # resolved config, reloadable
 
 
+def test_after_step_hook_can_stop_training(tmp_path):
+    from vidiff.train.loop import Hooks
+
+    seen = []
+
+    def after_step(step, ema_model):
+        seen.append(step)
+        return step == 3
+
+    torch.manual_seed(0)
+    result = train(
+        tiny_config(tmp_path, "train.steps=10", "train.ckpt_every=100"),
+        model=TinyDenoiser(),
+        datasets=(Blobs(), None),
+        hooks=Hooks(after_step=after_step),
+        progress=False,
+    )
+    assert seen == [1, 2, 3] and result.step == 3 and not result.finished
+
+
 def test_resume_is_exact(tmp_path):
     run_tiny(tmp_path / "a")
     run_tiny(tmp_path / "b", "train.steps=10")

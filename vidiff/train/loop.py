@@ -67,12 +67,15 @@ class Hooks:
     ``log(step, scalars)``, ``checkpoint(step, path)``, ``sample(step, ema_model, sheet_path)`` and
     ``evaluate(step, ema_model) -> scalars``. ``sample``/``evaluate`` default to a sample-sheet writer
     and :func:`vidiff.eval.commands.quick_eval` (when ``train.sample_every`` / ``train.eval_every`` ask for them).
+    ``after_step(step, ema_model) -> stop`` runs after every optimiser step; ``True`` ends training
+    there (a wall-clock budget, say; the result is then not ``finished``).
     """
 
     log: Callable[[int, dict[str, float]], None] | None = None
     checkpoint: Callable[[int, Path], None] | None = None
     sample: Callable[[int, nn.Module, Path], Any] | None = None
     evaluate: Callable[[int, nn.Module], dict[str, float]] | None = None
+    after_step: Callable[[int, nn.Module], bool] | None = None
 
 
 @dataclass
@@ -465,10 +468,22 @@ def train(
             if tc.eval_every > 0 and (step % tc.eval_every == 0 or step == tc.steps) and is_main:
                 scores = hooks.evaluate(step, ema.module)
                 logger.log(step, {f"eval/{k}": float(v) for k, v in scores.items()}, show=())
+            if hooks.after_step is not None and _agreed_stop(
+                accelerator, is_main and bool(hooks.after_step(step, ema.module))
+            ):
+                break
     finally:
         logger.close()
     accelerator.wait_for_everyone()
     return TrainResult(step, out_dir, model, ema, ckpt, step >= tc.steps, logged)
+
+
+def _agreed_stop(accelerator: Accelerator, stop: bool) -> bool:
+    """The main process's stop decision, shared so that every process leaves the loop together."""
+    if accelerator.num_processes == 1:
+        return stop
+    flag = torch.tensor(float(stop), device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 def _discriminator_step(
