@@ -67,6 +67,36 @@ def test_eval_model_with_steps(tmp_path, monkeypatch):
         assert (out / name).is_file(), name
 
 
+def test_eval_compare(tmp_path, monkeypatch, capsys):
+    from vidiff.eval.compare import compare
+
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
+    a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
+    commands.evaluate(model="oracle", num_videos=3, steps=[2, 8], out=str(a))
+    commands.evaluate(model="oracle", num_videos=3, steps=[4], sampler="ddim", out=str(b))
+    commands.evaluate(model="oracle", num_videos=3, steps=[4], seed=1, out=str(other))
+    capsys.readouterr()
+    res = compare(
+        str(a), str(b / "metrics.json"), labels=["teacher", "student"], out=str(tmp_path / "c")
+    )
+    got = {(r["label"], r["steps"], r["split"]): r["adherence"] for r in res["rows"]}
+    assert got == {
+        ("teacher", 2, "train"): 0.0, ("teacher", 2, "heldout"): 0.0,
+        ("teacher", 8, "train"): 1.0, ("teacher", 8, "heldout"): 1.0,
+        ("student", 4, "train"): 1.0, ("student", 4, "heldout"): 1.0,
+    }  # fmt: skip
+    md = (tmp_path / "c" / "compare.md").read_text()
+    assert "| teacher | 8 | train | 100.0% |" in md and md in capsys.readouterr().out
+    assert (tmp_path / "c" / "adherence_vs_steps.png").is_file()
+    assert "student · 4 steps" in (tmp_path / "c" / "report.html").read_text()
+    with pytest.raises(ValueError, match="different prompt sets"):
+        compare(str(a), str(other), out=str(tmp_path / "d"))
+    with pytest.raises(ValueError, match="2 names for 1"):
+        compare(str(a), labels=["x", "y"], out=str(tmp_path / "d"))
+    with pytest.raises(FileNotFoundError, match="no metrics.json"):
+        compare(str(tmp_path / "nowhere"), out=str(tmp_path / "d"))
+
+
 def _export(folder, clips, split=None):
     folder.mkdir(parents=True, exist_ok=True)
     rows = []

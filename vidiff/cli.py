@@ -3,7 +3,7 @@
 Each command is a function whose signature *is* its interface: ordinary parameters are positional
 arguments (optional when they have a default), keyword-only parameters become ``--options``
 (``--help`` shows their defaults),
-``*args`` collects trailing arguments (dotted config overrides), ``bool`` options become
+``*args`` collects trailing arguments (e.g. dotted config overrides), ``bool`` options become
 ``--flag/--no-flag`` and ``list[...]`` options take several values. The function's docstring is the help.
 Functions are imported only when their command runs, so ``vidiff --help`` stays fast.
 """
@@ -32,6 +32,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("sample",): "vidiff.sampling.commands:sample",
     ("generate",): "vidiff.sampling.commands:generate",
     ("eval",): "vidiff.eval.commands:evaluate",
+    ("eval-compare",): "vidiff.eval.compare:compare",
     ("eval-judges",): "vidiff.eval.judges:train_judges",
     ("demo",): "vidiff.demo:demo",
 }
@@ -60,7 +61,8 @@ def _add_arguments(parser: argparse.ArgumentParser, fn: Callable) -> None:
         tp = _unwrap_optional(hints.get(name, str))
         origin = typing.get_origin(tp)
         if p.kind is p.VAR_POSITIONAL:
-            parser.add_argument(name, nargs="*", help="dotted overrides, e.g. train.steps=2000")
+            helptext = "dotted overrides, e.g. train.steps=2000" if name == "overrides" else None
+            parser.add_argument(name, nargs="*", help=helptext)
             continue
         if p.kind is p.VAR_KEYWORD:
             continue
