@@ -74,6 +74,12 @@ def test_eval_compare(tmp_path, monkeypatch, capsys):
     a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
     commands.evaluate(model="oracle", num_videos=3, steps=[2, 8], out=str(a))
     commands.evaluate(model="oracle", num_videos=3, steps=[4], sampler="ddim", out=str(b))
+    only = commands.evaluate(
+        model="oracle", num_videos=3, splits=["heldout"], out=str(tmp_path / "h")
+    )
+    assert list(only["runs"][0]["splits"]) == ["heldout"]
+    assert only["videos"] == [v for v in json.loads((b / "metrics.json").read_text())["videos"]
+                              if v["split"] == "heldout"]  # fmt: skip
     commands.evaluate(model="oracle", num_videos=3, steps=[4], seed=1, out=str(other))
     capsys.readouterr()
     res = compare(
@@ -159,6 +165,8 @@ def test_eval_errors(tmp_path):
         commands.evaluate(videos=str(tmp_path), out=str(tmp_path / "o"))
     with pytest.raises(FileNotFoundError, match="model folder"):
         commands.evaluate(model=str(tmp_path / "missing"), out=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="--splits"):
+        commands.evaluate(model="m", splits=["test"])
 
 
 def test_distribution_with_fvd_stub():

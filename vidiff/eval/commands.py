@@ -17,6 +17,7 @@ import torch
 from vidiff.eval import probes, report
 from vidiff.eval.runner import (
     DATASETS,
+    SPLITS,
     EvalSet,
     build_real_dataset,
     distribution,
@@ -28,7 +29,11 @@ from vidiff.eval.runner import (
 GALLERY_MAX = 48  # videos shown per split in the report
 
 
-def _check_common(dataset: str, num_videos: int, steps: list[int] | None) -> None:
+def _check_common(
+    dataset: str, num_videos: int, steps: list[int] | None, splits: list[str] | None = None
+) -> None:
+    if splits is not None and (not splits or any(s not in SPLITS for s in splits)):
+        raise ValueError(f"--splits {splits}: expected one or more of {list(SPLITS)}")
     if dataset not in DATASETS:
         raise ValueError(f"unknown --dataset {dataset!r}; expected one of {list(DATASETS)}")
     if num_videos < 2:
@@ -51,6 +56,7 @@ def evaluate(
     seed: int = 0,
     out: str = "eval-out",
     batch_size: int = 16,
+    splits: list[str] | None = None,
     i3d: str | None = None,
     device: str = "auto",
 ) -> dict:
@@ -59,11 +65,12 @@ def evaluate(
     Either --model DIR (an exported model: samples a fixed, seeded prompt set per split, in-distribution
     and held-out, once per --steps value) or --videos DIR [--manifest FILE] (score videos made
     anywhere; manifest rows are JSON with `path` and `caption` or `prompt`, as `vidiff data export`
-    writes; default DIR/manifest.jsonl). Writes OUT/metrics.json and OUT/report.html (playing videos
+    writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
+    (default both; each set is the same whichever others are asked for). Writes OUT/metrics.json and OUT/report.html (playing videos
     with prompts and verdicts, metric tables, plots). --i3d FILE (Kinetics-400 InceptionI3d weights,
     .safetensors or .pt, pytorch-i3d names) adds the standard FVD and its real-vs-real floor.
     """
-    _check_common(dataset, num_videos, steps)
+    _check_common(dataset, num_videos, steps, splits)
     if model is not None and (videos is not None or manifest is not None):
         raise ValueError("give either --model DIR or --videos DIR [--manifest FILE], not both")
     if model is None and videos is None and manifest is None:
@@ -90,6 +97,7 @@ def evaluate(
             out_dir,
             batch_size,
             i3d_model,
+            tuple(splits) if splits else SPLITS,
         )
     else:
         metrics = _evaluate_folder(videos, manifest, dataset, seed, out_dir, i3d_model)
@@ -124,10 +132,11 @@ def _load_i3d(path: str):
 
 
 def _evaluate_model(
-    pipe, model, dataset, num_videos, steps, sampler, cfg, seed, out_dir: Path, batch_size, i3d=None
-):
+    pipe, model, dataset, num_videos, steps, sampler, cfg, seed, out_dir: Path, batch_size, i3d=None,
+    splits=SPLITS,
+):  # fmt: skip
     pipe.eval()
-    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed)
+    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
     real = {es.split: _score_real(es) for es in sets}
     runs, gen_by_run = [], []
     for s in steps or [None]:

@@ -62,16 +62,28 @@ def build_real_dataset(dataset: str, split: str, num_items: int, num_frames: int
     )
 
 
+SPLITS = ("train", "heldout")
+
+
 def eval_sets(
-    dataset: str, num_videos: int, num_frames: int, size: int, seed: int = 0
+    dataset: str,
+    num_videos: int,
+    num_frames: int,
+    size: int,
+    seed: int = 0,
+    splits: tuple[str, ...] = SPLITS,
 ) -> list[EvalSet]:
     """The fixed evaluation sets: ``train`` (in-distribution) and ``heldout`` for every dataset
     (MovingShapes' held-out split holds the unseen colour-shape pairs; BouncingBalls' and
-    MovingDigits' hold independent clips and unseen digit images)."""
+    MovingDigits' hold independent clips and unseen digit images). A set does not depend on which
+    other splits are asked for."""
     if num_videos < 2:
         raise ValueError(f"num_videos must be >= 2 (FD needs a covariance), got {num_videos}")
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ValueError(f"unknown eval split(s) {bad}; expected some of {list(SPLITS)}")
     out = []
-    for split in ("train", "heldout"):
+    for split in splits:
         ds = build_real_dataset(dataset, split, 2 * num_videos, num_frames, size)
         items = [ds[i] for i in range(2 * num_videos)]
         out.append(
