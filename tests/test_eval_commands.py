@@ -45,8 +45,19 @@ class OraclePipeline(torch.nn.Module):
 def test_eval_model_with_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
     out = tmp_path / "out"
-    m = commands.evaluate(model="oracle", num_videos=3, steps=[2, 8], out=str(out))
+    (tmp_path / "oracle").mkdir()
+    m = commands.evaluate(
+        model=str(tmp_path / "oracle"), num_videos=3, steps=[2, 8], out=str(out), record=True
+    )
     assert [r["steps"] for r in m["runs"]] == [2, 8]
+    figures = json.loads((tmp_path / "oracle" / "eval.json").read_text())
+    assert [r["setting"] for r in figures["rows"]] == [
+        "2 euler steps, cfg 1.0",
+        "8 euler steps, cfg 1.0",
+    ]
+    assert figures["rows"][1]["adherence"] == 1.0 and figures["rows"][1]["adherence_heldout"] == 1.0
+    assert figures["rows"][0]["adherence"] == 0.0 and figures["rows"][1]["num_videos"] == 3
+    assert "--steps 2 8" in figures["command"]
     good, frozen = m["runs"][1]["splits"], m["runs"][0]["splits"]
     assert good["train"]["adherence"] == 1.0 and good["heldout"]["adherence"] == 1.0
     assert frozen["train"]["adherence"] == 0.0
@@ -165,6 +176,8 @@ def test_eval_errors(tmp_path):
         commands.evaluate(videos=str(tmp_path), out=str(tmp_path / "o"))
     with pytest.raises(FileNotFoundError, match="model folder"):
         commands.evaluate(model=str(tmp_path / "missing"), out=str(tmp_path / "o"))
+    with pytest.raises(ValueError, match="--record"):
+        commands.evaluate(videos=str(tmp_path), record=True)
     with pytest.raises(ValueError, match="--splits"):
         commands.evaluate(model="m", splits=["test"])
 

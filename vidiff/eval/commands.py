@@ -57,6 +57,7 @@ def evaluate(
     out: str = "eval-out",
     batch_size: int = 16,
     splits: list[str] | None = None,
+    record: bool = False,
     i3d: str | None = None,
     device: str = "auto",
 ) -> dict:
@@ -66,13 +67,16 @@ def evaluate(
     and held-out, once per --steps value) or --videos DIR [--manifest FILE] (score videos made
     anywhere; manifest rows are JSON with `path` and `caption` or `prompt`, as `vidiff data export`
     writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
-    (default both; each set is the same whichever others are asked for). Writes OUT/metrics.json and OUT/report.html (playing videos
+    (default both; each set is the same whichever others are asked for). --record also writes the
+    figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json and OUT/report.html (playing videos
     with prompts and verdicts, metric tables, plots). --i3d FILE (Kinetics-400 InceptionI3d weights,
     .safetensors or .pt, pytorch-i3d names) adds the standard FVD and its real-vs-real floor.
     """
     _check_common(dataset, num_videos, steps, splits)
     if model is not None and (videos is not None or manifest is not None):
         raise ValueError("give either --model DIR or --videos DIR [--manifest FILE], not both")
+    if record and model is None:
+        raise ValueError("--record writes eval.json into a model folder: it needs --model DIR")
     if model is None and videos is None and manifest is None:
         raise ValueError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
     if videos is not None and not Path(videos).is_dir():
@@ -107,7 +111,35 @@ def evaluate(
             if k in metrics}  # fmt: skip
     print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in head.items()}))
     print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
+    if record:
+        print(f"recorded the figures in {record_figures(metrics, Path(model))}")
     return metrics
+
+
+def record_figures(metrics: dict, model: Path) -> Path:
+    """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
+    from vidiff.demo import EVAL_FILE
+
+    keys = ("adherence", "flicker_median", "jitter_median", "fd", "sec_per_video")
+    rows = []
+    for run in metrics["runs"]:
+        row = {
+            "setting": f"{run['steps']} {metrics['sampler']} steps, cfg {metrics['cfg']}",
+            "num_videos": metrics["num_videos"],
+        }
+        for split, summ in run["splits"].items():
+            suffix = "" if split == "train" else f"_{split}"
+            row.update({f"{k}{suffix}": summ[k] for k in keys if k in summ})
+        rows.append(row)
+    figures = {
+        "command": f"vidiff eval --model {model.name} --num-videos {metrics['num_videos']} "
+        f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
+        f"--cfg {metrics['cfg']} --seed {metrics['seed']}",
+        "when": time.strftime("%Y-%m-%d"),
+        "eval_seconds": round(metrics.get("eval_seconds", 0.0)),
+        "rows": rows,
+    }
+    return report.write_json(figures, model / EVAL_FILE)
 
 
 # ------------------------------------------------------------------------------------------------
