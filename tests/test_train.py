@@ -384,6 +384,18 @@ def test_cli_train_sample_export_load(tmp_path):
     assert size(half) < 0.6 * size(out)
     w = VideoPipeline.load(half).state_dict()
     assert all(torch.allclose(w[k], ema[k], atol=1e-2, rtol=1e-2) for k in ema)
+    # An exported model folder re-exports (e.g. a distilled student at float16) with new defaults.
+    again = tmp_path / "again"
+    assert (
+        main(["export", str(out), "-o", str(again), "--dtype", "float16", "--sampler", "ddim"]) == 0
+    )
+    re = VideoPipeline.load(again)
+    assert (
+        re.config.diffusion.sampler == "ddim"
+        and re.config.diffusion.steps == pipe.config.diffusion.steps
+    )
+    assert size(again) == size(half)
+    assert all(torch.equal(re.state_dict()[k], w[k]) for k in w)
 
 
 def test_a_preset_edit_changes_no_run(tmp_path, monkeypatch):

@@ -47,14 +47,29 @@ def export(
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
     (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
 
-    CHECKPOINT is a run directory (its newest checkpoint is used) or a checkpoint directory. The folder
-    gets ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps`` and
+    CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
+    exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
+    ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps`` and
     ``--sampler`` set the exported model's sampling defaults (else the training config's).
     """
     from vidiff.pipeline import VideoPipeline
 
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {steps}")
+    if sampler is not None:
+        from vidiff.sampling import SAMPLERS
+
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+    if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
+        pipe = VideoPipeline.load(checkpoint)
+        pipe.config.diffusion.steps = steps or pipe.config.diffusion.steps
+        pipe.config.diffusion.sampler = sampler or pipe.config.diffusion.sampler
+        pipe.save(out, dtype=DTYPES[dtype])
+        print(f"vidiff: re-exported model {checkpoint} to {out} ({dtype})")
+        return
     path = resolve_checkpoint(checkpoint)
     state = load_state(path)
     cfg: Config = from_dict(Config, state["config"])
@@ -69,14 +84,8 @@ def export(
     from vidiff.train.loop import with_stored_net
 
     if steps is not None:
-        if steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {steps}")
         cfg.diffusion.steps = steps
     if sampler is not None:
-        from vidiff.sampling import SAMPLERS
-
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
         cfg.diffusion.sampler = sampler
     pipe = VideoPipeline(with_stored_net(cfg, state).pipeline_config())
     pipe.load_weights(state["ema"]["module"], path)
