@@ -23,13 +23,14 @@ def vae_dir(tmp_path):
     return tmp_path / "vae"
 
 
-def _latent_pipeline(vae_dir):
+def _latent_pipeline(vae_dir, *overrides: str):
     # 16 frames of 16x16: padded to 17, then 5 latent frames of 4x4 (x4 time, x4 space)
     return _micro_pipeline(
         f"model.vae={vae_dir}",
         "data.num_frames=16",
         "data.size=16",
         "model.net.patch_size=[1, 1, 1]",
+        *overrides,
     )
 
 
@@ -75,3 +76,31 @@ def test_known_frames_map_to_latent_frames(vae_dir):
     ]
     everything = pipe._known_in_model_space(frames, torch.ones(1, 16, dtype=torch.bool))[1]
     assert everything.all()  # the padded 17th frame repeats frame 15, known with it
+
+
+def test_progressive_distillation_in_latent_space_with_known_frames(vae_dir):
+    """The student learns the teacher's 2-step DDIM output in one step on VAE latents, with the frame
+    mask on (image to video / continuation draws), the VAE frozen throughout."""
+    import copy
+
+    from vidiff.distill import ProgressiveDistillation
+
+    teacher = _latent_pipeline(
+        vae_dir, "model.frame_conditioning=true", "diffusion.p_frame_cond=1.0"
+    )
+    student = copy.deepcopy(teacher).train()
+    obj = ProgressiveDistillation(teacher, student, 2, guidance=2.0)
+    video, seeds = torch.rand(2, 3, 16, 16, 16), [5, 6]
+    x0, _, _, mask = obj.setup(video, PROMPTS, seeds)
+    torch.testing.assert_close(x0, teacher.to_model_space(video))  # latents, not pixels
+    assert mask is not None and mask.any()  # known latent frames are part of the draw
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = obj.training_loss(video, PROMPTS, seeds).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(p.grad is None for p in student.vae.parameters())
+    assert sum(losses[-5:]) < 0.3 * sum(losses[:5]), losses
