@@ -42,7 +42,7 @@ format: setup
 # The model shipped in vidiff/assets/default-model: train (resumable: rerun after a crash), export at
 # float16 with 16 sampling steps, measure with `vidiff eval --record` (eval.json travels with the
 # model and `vidiff demo` shows it), install. OMP_NUM_THREADS=1 suits 2 shared cores (see README).
-DEFAULT_STEPS ?= 3000
+DEFAULT_STEPS ?= 2250
 DEFAULT_RUN   ?= runs/default-model
 default-model: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-unet-tiny.yaml \
