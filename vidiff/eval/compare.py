@@ -126,14 +126,15 @@ def _markdown(rows: list[dict], splits: list[str]) -> str:
 
 
 def plot_adherence_vs_steps(rows: list[dict], path: Path) -> Path | None:
-    """Adherence and median flicker against sampling steps: a line per result, a panel per metric,
-    solid for the in-distribution split and dashed for the others."""
+    """Adherence, median flicker and FD against sampling steps: a line per label (results given the
+    same label join one line, e.g. a student per step count), solid for the in-distribution split and
+    dashed for the others. FD compares here because every result has the same N."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.8))
     colours = {}
     for r in rows:
         colours.setdefault(r["label"], f"C{len(colours) % 10}")
@@ -149,7 +150,9 @@ def plot_adherence_vs_steps(rows: list[dict], path: Path) -> Path | None:
             a1.plot(steps, [100 * r.get("adherence", np.nan) for _, r in pts], style,
                     color=colour, label=f"{label} ({split})")  # fmt: skip
             a2.plot(steps, [r.get("flicker_median", np.nan) for _, r in pts], style, color=colour)
-    for ax, name in ((a1, "adherence (%)"), (a2, "median background flicker")):
+            a3.plot(steps, [r.get("fd", np.nan) for _, r in pts], style, color=colour)
+    panels = ((a1, "adherence (%)"), (a2, "median background flicker"), (a3, "FD (own features)"))
+    for ax, name in panels:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("sampling steps")
         ax.set_ylabel(name)
