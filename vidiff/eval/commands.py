@@ -132,7 +132,7 @@ def record_figures(metrics: dict, model: Path) -> Path:
             row.update({f"{k}{suffix}": summ[k] for k in keys if k in summ})
         rows.append(row)
     figures = {
-        "command": f"vidiff eval --model {model.name} --num-videos {metrics['num_videos']} "
+        "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
         f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
         f"--cfg {metrics['cfg']} --seed {metrics['seed']}",
         "when": time.strftime("%Y-%m-%d"),
