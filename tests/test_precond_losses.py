@@ -265,6 +265,13 @@ def test_noise_level_densities():
         and t.min() >= 0
         and t.max() <= 999
     )
+    # The SD3 shift on the VP time axis: same draws, moved to higher noise (median t' = 3/4 at s = 3).
+    g3 = torch.Generator().manual_seed(0)
+    t3 = SCHED.sigma_to_t(build_loss("v", shift=3.0).sample_sigma(n, x0, g3))
+    assert abs(t3.median().item() / 999 - 0.75) < 0.02 and t3.max() <= 999
+    g1 = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(build_loss("v", shift=1.0).sample_sigma(n, x0, g1),
+                               VPLoss(SCHED).sample_sigma(n, x0, torch.Generator().manual_seed(0)))  # fmt: skip
     ln = EDMLoss(P_mean=-1.2, P_std=1.2).sample_sigma(n, x0, g).log()
     assert abs(ln.mean().item() + 1.2) < 0.05 and abs(ln.std().item() - 1.2) < 0.05
     s = FlowLoss().sample_sigma(n, x0, g)
@@ -298,3 +305,5 @@ def test_build_loss():
         build_loss("flow", sigma_data=0.5)
     with pytest.raises(ValueError, match="min_snr_gamma"):
         VPLoss(min_snr_gamma=0)
+    with pytest.raises(ValueError, match="shift"):
+        VPLoss(shift=0)

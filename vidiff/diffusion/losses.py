@@ -103,6 +103,8 @@ class VPLoss(DiffusionLoss):
     ``|v_hat - v|^2 = (1 + s^2)/s^2 |D - x0|^2 = (SNR + 1) |D - x0|^2``.
     Min-SNR-gamma (Hang et al. 2023) weights the x0-space error by ``min(SNR, gamma)`` whatever the
     target (i.e. ``min(SNR, g)/SNR`` on eps-MSE, ``min(SNR, g)/(SNR + 1)`` on v-MSE).
+    ``shift`` > 1 draws the training timestep as ``shift_t(u, shift)``, ``u ~ U[0, 1)`` (the SD3 shift on
+    the VP time axis): more training at high noise, where a sample's layout is decided.
     """
 
     def __init__(
@@ -110,17 +112,23 @@ class VPLoss(DiffusionLoss):
         schedule: VPSchedule | str = "cosine",
         prediction: str = "eps",
         min_snr_gamma: float | None = None,
+        shift: float = 1.0,
     ) -> None:
         if prediction not in ("eps", "v"):
             raise ValueError(f"VPLoss prediction must be 'eps' or 'v', got {prediction!r}")
         if min_snr_gamma is not None and min_snr_gamma <= 0:
             raise ValueError(f"min_snr_gamma must be > 0, got {min_snr_gamma}")
         self.schedule = VPSchedule(schedule) if isinstance(schedule, str) else schedule
-        self.prediction, self.min_snr_gamma = prediction, min_snr_gamma
+        if shift <= 0:
+            raise ValueError(f"shift must be > 0, got {shift}")
+        self.prediction, self.min_snr_gamma, self.shift = prediction, min_snr_gamma, shift
 
     def sample_sigma(self, batch, x0, generator):
         n = self.schedule.num_train_timesteps
-        t = (_rand((batch,), x0, generator) * n).long().clamp(max=n - 1)  # uniform integer t
+        u = _rand((batch,), x0, generator)
+        if self.shift != 1.0:
+            u = shift_t(u, self.shift)
+        t = (u * n).long().clamp(max=n - 1)  # integer t, uniform when shift == 1
         return self.schedule.sigmas.to(x0.device)[t]
 
     def weight(self, sigma):
@@ -172,8 +180,8 @@ class FlowLoss(DiffusionLoss):
 
 
 _OPTIONS = {
-    "eps": ["schedule", "num_train_timesteps", "min_snr_gamma"],
-    "v": ["schedule", "num_train_timesteps", "min_snr_gamma"],
+    "eps": ["schedule", "num_train_timesteps", "min_snr_gamma", "shift"],
+    "v": ["schedule", "num_train_timesteps", "min_snr_gamma", "shift"],
     "edm": ["P_mean", "P_std", "sigma_data"],
     "flow": ["logit_mean", "logit_std", "shift"],
 }
