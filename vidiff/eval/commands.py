@@ -68,8 +68,8 @@ def evaluate(
     anywhere; manifest rows are JSON with `path` and `caption` or `prompt`, as `vidiff data export`
     writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
     (default both; each set is the same whichever others are asked for). --record also writes the
-    figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json and OUT/report.html (playing videos
-    with prompts and verdicts, metric tables, plots). --i3d FILE (Kinetics-400 InceptionI3d weights,
+    figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
+    and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE (Kinetics-400 InceptionI3d weights,
     .safetensors or .pt, pytorch-i3d names) adds the standard FVD and its real-vs-real floor.
     """
     _check_common(dataset, num_videos, steps, splits)
