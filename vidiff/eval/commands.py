@@ -69,8 +69,9 @@ def evaluate(
     writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
     (default both; each set is the same whichever others are asked for). --record also writes the
     figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
-    and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE (Kinetics-400 InceptionI3d weights,
-    .safetensors or .pt, pytorch-i3d names) adds the standard FVD and its real-vs-real floor.
+    and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
+    (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
+    and its real-vs-real floor.
     """
     _check_common(dataset, num_videos, steps, splits)
     if model is not None and (videos is not None or manifest is not None):
