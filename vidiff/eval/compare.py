@@ -17,17 +17,10 @@ import numpy as np
 
 from vidiff.eval import report
 
-# Columns of the markdown table: (key, header, format).
-MD_COLUMNS = [
-    ("adherence", "adherence", "{:.1%}"),
-    ("colour_ok", "colour", "{:.1%}"),
-    ("shape_ok", "shape", "{:.1%}"),
-    ("direction_ok", "direction", "{:.1%}"),
-    ("flicker_median", "flicker med", "{:.4f}"),
-    ("jitter_median", "jitter med px", "{:.2f}"),
-    ("fd", "FD", "{:.1f}"),
-    ("sec_per_video", "s/video", "{:.2f}"),
-]
+# Columns of the markdown table: the report's columns for these keys (headers and formats shared).
+MD_KEYS = ("adherence", "colour_ok", "shape_ok", "direction_ok", "flicker_median", "jitter_median", "fd",
+           "sec_per_video")  # fmt: skip
+MD_COLUMNS = [c for c in report.COLUMNS if c[0] in MD_KEYS]
 
 
 def _read(source: str) -> dict:
