@@ -409,10 +409,7 @@ class VideoDiT(nn.Module):
         c_noise, guidance = check_inputs(
             x,
             c_noise,
-            in_channels=cfg.in_channels,
-            context_dim=cfg.context_dim,
-            frame_conditioning=cfg.frame_conditioning,
-            guidance_embed=cfg.guidance_embed,
+            cfg,
             context=context,
             context_mask=context_mask,
             cond_frames=cond_frames,

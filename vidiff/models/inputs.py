@@ -17,19 +17,20 @@ GUIDANCE_EMBED_SCALE = 1000.0
 def check_inputs(
     x: torch.Tensor,
     c_noise: torch.Tensor,
+    config,
     *,
-    in_channels: int,
-    context_dim: int | None,
-    frame_conditioning: bool,
-    guidance_embed: bool,
     context: torch.Tensor | None = None,
     context_mask: torch.Tensor | None = None,
     cond_frames: torch.Tensor | None = None,
     frame_mask: torch.Tensor | None = None,
     guidance: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Validate a network call; returns ``c_noise`` and ``guidance`` as float ``(B,)`` tensors
-    (``guidance`` None for a net without ``guidance_embed``). Every error names the culprit."""
+    """Validate a network call against the net's ``config`` (any config with ``in_channels``,
+    ``context_dim``, ``frame_conditioning`` and ``guidance_embed``: the U-Net's and the DiT's); returns
+    ``c_noise`` and ``guidance`` as float ``(B,)`` tensors (``guidance`` None for a net without
+    ``guidance_embed``). Every error names the culprit."""
+    in_channels, context_dim = config.in_channels, config.context_dim
+    frame_conditioning, guidance_embed = config.frame_conditioning, config.guidance_embed
     if x.ndim != 5:
         raise ValueError(f"x_in must be (B, C, T, H, W), got shape {tuple(x.shape)}")
     b, c, t = x.shape[:3]
