@@ -20,6 +20,7 @@ from vidiff.eval.runner import (
     SPLITS,
     EvalSet,
     build_real_dataset,
+    check_splits,
     distribution,
     eval_sets,
     generate,
@@ -32,8 +33,8 @@ GALLERY_MAX = 48  # videos shown per split in the report
 def _check_common(
     dataset: str, num_videos: int, steps: list[int] | None, splits: list[str] | None = None
 ) -> None:
-    if splits is not None and (not splits or any(s not in SPLITS for s in splits)):
-        raise ValueError(f"--splits {splits}: expected one or more of {list(SPLITS)}")
+    if splits is not None:
+        check_splits(splits)
     if dataset not in DATASETS:
         raise ValueError(f"unknown --dataset {dataset!r}; expected one of {list(DATASETS)}")
     if num_videos < 2:

@@ -65,6 +65,12 @@ def build_real_dataset(dataset: str, split: str, num_items: int, num_frames: int
 SPLITS = ("train", "heldout")
 
 
+def check_splits(splits) -> None:
+    """A ValueError unless ``splits`` names one or more of :data:`SPLITS`."""
+    if not splits or any(s not in SPLITS for s in splits):
+        raise ValueError(f"--splits {list(splits)}: expected one or more of {list(SPLITS)}")
+
+
 def eval_sets(
     dataset: str,
     num_videos: int,
@@ -79,9 +85,7 @@ def eval_sets(
     other splits are asked for."""
     if num_videos < 2:
         raise ValueError(f"num_videos must be >= 2 (FD needs a covariance), got {num_videos}")
-    bad = [s for s in splits if s not in SPLITS]
-    if bad or not splits:
-        raise ValueError(f"unknown eval split(s) {bad}; expected some of {list(SPLITS)}")
+    check_splits(splits)
     out = []
     for split in splits:
         ds = build_real_dataset(dataset, split, 2 * num_videos, num_frames, size)
