@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vidiff.models import build_config, build_model, build_model_from_config
-from vidiff.models.unet3d import UNET_PRESETS, UNet3D, UNet3DConfig
+from vidiff.models.unet3d import UNET_PRESETS, UNet3D, UNet3DConfig, coordinate_channels
 
 CTX = 8
 
@@ -139,6 +139,42 @@ def test_frame_embedding_tells_frames_apart():
     image = net(x[:, :, :1], c)  # T = 1: no frame embedding, as without it
     torch.testing.assert_close(image, plain(x[:, :, :1], c))
     assert (y - plain(x, c)).abs().max() > 5e-2 * y.abs().max()  # the perturbed one does differ
+
+
+def test_spatial_coords_tell_positions_apart():
+    """A one-level net without attention levels (12 convolutions deep: padding reaches 12 px in) gives
+    the same output at the centre pixels of a uniform frame -- it cannot tell where it is; with coordinate channels it can. Fresh
+    coordinate weights are zero: the same function as the net without them."""
+    grid = coordinate_channels(torch.zeros(2, 3, 4, 6))
+    assert grid.shape == (2, 2, 4, 6)
+    torch.testing.assert_close(grid[0, 1, 0], torch.tensor([-5, -3, -1, 1, 3, 5]) / 6)
+    torch.testing.assert_close(grid[0, 0, :, 0], torch.tensor([-3.0, -1, 1, 3]) / 4)
+    flat = dict(
+        temporal_conv=False,
+        temporal_attention=False,
+        channel_mult=(1,),
+        attention_resolutions=(),
+        head_dim=16,
+    )
+    plain = _tiny(**flat)
+    net = _tiny(**flat, spatial_coords=True)
+    assert net.input_conv.in_channels == 5
+    state = plain.state_dict()
+    state["input_conv.weight"] = torch.cat(
+        [state["input_conv.weight"], torch.zeros(16, 2, 3, 3)], 1
+    )
+    net.load_state_dict(state)
+    _, c = _inputs()
+    x = torch.ones(2, 3, 1, 32, 32)
+    torch.testing.assert_close(net(x, c), plain(x, c))
+    _perturb(plain)
+    y = plain(x, c)[..., 16, :]  # (B, C, T, W): one row
+    torch.testing.assert_close(y[..., 14:18], y[..., 14:15].expand_as(y[..., 14:18]))
+    _perturb(net)
+    y = net(x, c)[..., 16, :]
+    assert (y[..., 15] - y[..., 16]).abs().max() > 1e-3  # neighbours at the centre differ
+    assert (y - y.flip(-1)).abs().max() > 1e-3  # left is not right
+    assert _tiny(spatial_coords=True, frame_conditioning=True).input_conv.in_channels == 9
 
 
 def test_frame_conditioning():

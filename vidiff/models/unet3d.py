@@ -65,6 +65,13 @@ class UNet3DConfig:
     ResBlock. Zero-initialised (a fresh block is unchanged); averaged over the frames a temporal
     downsample merges; images (T = 1) get none.
 
+    ``spatial_coords`` adds two input channels holding each pixel's normalised position ``(y, x)`` in
+    ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
+    attention queries carry no position, so without them the net knows *where* it draws only from
+    the zero padding -- yet "moving right" means "on the left early, on the right late": with them
+    the prompt (FiLM) and the frame embedding can place the object. Their input weights start at
+    zero (a fresh net computes what it would without them).
+
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
     model, as in :func:`~vidiff.diffusion.guidance.cfg_denoiser`) to the noise embedding. Its last
@@ -94,6 +101,7 @@ class UNet3DConfig:
     qk_norm: bool = False
     guidance_embed: bool = False
     frame_embedding: bool = False
+    spatial_coords: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -156,6 +164,16 @@ class UNet3DConfig:
         if unknown:
             raise ValueError(f"unknown UNet3DConfig keys {unknown}; valid keys: {sorted(names)}")
         return cls(**d)
+
+
+def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
+    """``(N, 2, H, W)`` pixel-centre coordinates ``(y, x)`` in ``[-1, 1]`` (top-left negative) for a
+    batch of frames ``x`` (N, C, H, W), in ``x``'s dtype and device."""
+    n, _, h, w = x.shape
+    ys = (torch.arange(h, device=x.device, dtype=torch.float32) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=x.device, dtype=torch.float32) + 0.5) / w * 2 - 1
+    grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"))  # (2, H, W)
+    return grid.to(x.dtype)[None].expand(n, 2, h, w)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,7 +373,9 @@ class UNet3D(nn.Module):
             TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.frame_embedding else None
         )
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
-        self.input_conv = nn.Conv2d(in_ch, mc, 3, padding=1)
+        self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
+        if cfg.spatial_coords:
+            nn.init.zeros_(self.input_conv.weight[:, in_ch:])
         t_down = set(cfg.temporal_down_levels)
 
         self.down = nn.ModuleList()
@@ -466,7 +486,10 @@ class UNet3D(nn.Module):
             position = (torch.arange(t, device=emb.device, dtype=torch.float32) + 0.5) / t
             emb = emb + self.frame_embed(1000.0 * position)[None]  # (B, T, D)
 
-        h = self.input_conv(rearrange(x, "b c t h w -> (b t) c h w"))
+        x = rearrange(x, "b c t h w -> (b t) c h w")
+        if self.config.spatial_coords:
+            x = torch.cat([x, coordinate_channels(x)], dim=1)
+        h = self.input_conv(x)
         hs = [(h, t)]
         for block in self.down:
             if isinstance(block, Downsample):
@@ -528,4 +551,4 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
 }
 
 
-__all__ = ["UNET_PRESETS", "UNet3D", "UNet3DConfig"]
+__all__ = ["UNET_PRESETS", "UNet3D", "UNet3DConfig", "coordinate_channels"]
