@@ -177,6 +177,27 @@ def test_spatial_coords_tell_positions_apart():
     assert _tiny(spatial_coords=True, frame_conditioning=True).input_conv.in_channels == 9
 
 
+def test_cross_attention_position_reads_the_prompt_by_place():
+    """Without positions, cross-attention adds the same prompt reading to every token of a uniform
+    region; with them the reading varies over (t, y, x). Fresh position weights are zero: the same
+    function as the net without them."""
+    flat = dict(temporal_conv=False, temporal_attention=False, context_dim=CTX, ff_mult=0.0)
+    plain = _tiny(**flat)
+    net = _tiny(**flat, cross_attention_position=True)
+    net.load_state_dict(plain.state_dict(), strict=False)
+    x, c = torch.zeros(1, 3, 4, 32, 32), torch.tensor([500.0])
+    ctx = torch.randn(1, 5, CTX, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(net(x, c, context=ctx), plain(x, c, context=ctx))
+    block = net.mid1.attn
+    tok = torch.randn(1, 64, 1, 1).expand(4, 64, 4, 4)  # 4 frames of a uniform 4x4 map
+    _perturb(net)
+    plain.load_state_dict(net.state_dict(), strict=False)
+    seen = block(tok, 4, ctx, None) - tok
+    assert (seen - seen[:1, :, :1, :1]).abs().amax() > 1e-2  # varies over time and place
+    plain_seen = plain.mid1.attn(tok, 4, ctx, None) - tok
+    torch.testing.assert_close(plain_seen, plain_seen[:1, :, :1, :1].expand_as(plain_seen))
+
+
 def test_frame_conditioning():
     net = _tiny(frame_conditioning=True)
     assert net.input_conv.in_channels == 7  # [x_in, cond_frames * mask, mask]

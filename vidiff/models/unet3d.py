@@ -33,9 +33,11 @@ from torch.utils.checkpoint import checkpoint
 
 from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
+from vidiff.nn.embeddings import TimestepEmbedding, grid_fourier_features, masked_mean
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
+
+QUERY_POSITION_FREQS = 4  # per axis: periods of the whole clip / frame, 1/2, 1/4 and 1/8 of it
 
 
 @dataclass
@@ -72,6 +74,13 @@ class UNet3DConfig:
     the prompt (FiLM) and the frame embedding can place the object. Their input weights start at
     zero (a fresh net computes what it would without them).
 
+    ``cross_attention_position`` gives the queries of text cross-attention their place: Fourier
+    features of each token's normalised ``(t, y, x)``, projected (zero-initialised) and added to the
+    normalised tokens. A query's attention to the direction word then varies with where and when it
+    is -- the logit is linear in position, so softmax draws a half-plane in (t, x) whose tilt the word
+    sets -- which is the layout "moving right" asks for; without it every query of a uniform region
+    reads the prompt alike (as in SD's U-Net, whose position comes only from the convolutions).
+
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
     model, as in :func:`~vidiff.diffusion.guidance.cfg_denoiser`) to the noise embedding. Its last
@@ -102,6 +111,7 @@ class UNet3DConfig:
     guidance_embed: bool = False
     frame_embedding: bool = False
     spatial_coords: bool = False
+    cross_attention_position: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -259,6 +269,11 @@ class SpatialTemporalAttention(nn.Module):
             self.cross = CrossAttention(
                 ch, cfg.context_dim, heads, qk_norm=cfg.qk_norm, zero_init=True
             )
+            self.query_position = None
+            if cfg.cross_attention_position:
+                self.query_position = nn.Linear(6 * QUERY_POSITION_FREQS, ch)
+                nn.init.zeros_(self.query_position.weight)
+                nn.init.zeros_(self.query_position.bias)
         self.ff = None
         if cfg.ff_mult > 0:
             self.norm_f = LayerNorm32(ch)
@@ -281,7 +296,11 @@ class SpatialTemporalAttention(nn.Module):
             return x
         tok = rearrange(x, "(b t) c h w -> b (t h w) c", t=t)
         if self.cross is not None and context is not None:
-            tok = tok + self.cross(self.norm_c(tok), context, context_mask)
+            query = self.norm_c(tok)
+            if self.query_position is not None:
+                pos = grid_fourier_features(t, h, w, QUERY_POSITION_FREQS, tok.device, tok.dtype)
+                query = query + self.query_position(pos)
+            tok = tok + self.cross(query, context, context_mask)
         if self.ff is not None:
             tok = tok + self.ff(self.norm_f(tok))
         return rearrange(tok, "b (t h w) c -> (b t) c h w", t=t, h=h, w=w)
