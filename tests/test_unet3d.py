@@ -198,6 +198,34 @@ def test_cross_attention_position_reads_the_prompt_by_place():
     torch.testing.assert_close(plain_seen, plain_seen[:1, :, :1, :1].expand_as(plain_seen))
 
 
+def test_layout_prior_and_frame_text_embedding_start_as_identity_and_read_the_prompt():
+    """Both prompt read-outs are zero-initialised (a net grown from one without them starts as it);
+    trained, the layout prior is a prompt-dependent coarse clip resized to the input, and the joint
+    frame-prompt embedding makes frames differ by prompt."""
+    x, c = _inputs(t=4, s=16)
+    ctx = torch.randn(2, 5, CTX, generator=torch.Generator().manual_seed(0))
+    plain = _tiny(context_dim=CTX, frame_embedding=True)
+    _perturb(plain)
+    y = plain(x, c, context=ctx)
+    for option in ("layout_prior", "frame_text_embedding"):
+        net = _tiny(context_dim=CTX, frame_embedding=True, **{option: True})
+        state = plain.state_dict()
+        if option == "layout_prior":  # three more input channels, their weights perturbed too
+            w = state["input_conv.weight"]
+            state["input_conv.weight"] = torch.cat([w, torch.randn(16, 3, 3, 3) * 0.1], 1)
+        net.load_state_dict(state, strict=False)
+        torch.testing.assert_close(net(x, c, context=ctx), y)
+        _perturb(net, keep=lambda name: not name.startswith(("layout", "frame_text")))
+        assert (net(x, c, context=ctx) - y).abs().max() > 1e-3
+    net = _tiny(context_dim=CTX, layout_prior=True)
+    _perturb(net)
+    layout = net._layout(ctx, None, x)
+    assert layout.shape == (2, 3, 4, 16, 16)
+    assert (layout[0] - layout[1]).abs().max() > 1e-3  # the prompt sets it
+    assert (layout[0] - layout[0, :, :1, :1, :1]).abs().max() > 1e-3  # it varies over (t, y, x)
+    assert not net._layout(None, None, x).any()
+
+
 def test_frame_conditioning():
     net = _tiny(frame_conditioning=True)
     assert net.input_conv.in_channels == 7  # [x_in, cond_frames * mask, mask]
