@@ -201,7 +201,8 @@ def test_cross_attention_position_reads_the_prompt_by_place():
 def test_layout_prior_and_frame_text_embedding_start_as_identity_and_read_the_prompt():
     """Both prompt read-outs are zero-initialised (a net grown from one without them starts as it);
     trained, the layout prior is a prompt-dependent coarse clip resized to the input, and the joint
-    frame-prompt embedding makes frames differ by prompt."""
+    frame-prompt embedding makes frames differ by prompt; ``layout_to_output`` adds the map, gated
+    by the noise level, to the output."""
     x, c = _inputs(t=4, s=16)
     ctx = torch.randn(2, 5, CTX, generator=torch.Generator().manual_seed(0))
     plain = _tiny(context_dim=CTX, frame_embedding=True)
@@ -224,6 +225,14 @@ def test_layout_prior_and_frame_text_embedding_start_as_identity_and_read_the_pr
     assert (layout[0] - layout[1]).abs().max() > 1e-3  # the prompt sets it
     assert (layout[0] - layout[0, :, :1, :1, :1]).abs().max() > 1e-3  # it varies over (t, y, x)
     assert not net._layout(None, None, x).any()
+    # layout_to_output adds gate(noise level) * map to the output: nothing until the gate is trained
+    out = _tiny(context_dim=CTX, layout_prior=True, layout_to_output=True)
+    out.load_state_dict(net.state_dict(), strict=False)
+    y = net(x, c, context=ctx)
+    torch.testing.assert_close(out(x, c, context=ctx), y)
+    with torch.no_grad():
+        out.layout_gate.bias.fill_(-1.0)
+    torch.testing.assert_close(out(x, c, context=ctx), y - layout)
 
 
 def test_frame_conditioning():

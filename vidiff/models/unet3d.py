@@ -90,6 +90,11 @@ class UNet3DConfig:
     is the same mean clip learnt by one linear read-out. A learnt, end-to-end version of the
     text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
 
+    ``layout_to_output`` (with ``layout_prior``) also adds the map to the output, scaled per channel
+    and frame by a zero-initialised read-out of the noise embedding. At the highest noise levels the
+    v-target is about ``-x0``, whose best guess is the prompt's mean clip: the map gets its gradient
+    there directly instead of through the whole U-Net.
+
     ``spatial_coords`` adds two input channels holding each pixel's normalised position ``(y, x)`` in
     ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
     attention queries carry no position, so without them the net knows *where* it draws only from
@@ -135,6 +140,7 @@ class UNet3DConfig:
     frame_embedding: bool = False
     frame_text_embedding: bool = False
     layout_prior: bool = False
+    layout_to_output: bool = False
     spatial_coords: bool = False
     cross_attention_position: bool = False
     gradient_checkpointing: bool = False
@@ -436,6 +442,11 @@ class UNet3D(nn.Module):
             nn.init.zeros_(self.layout[2].weight)
             nn.init.zeros_(self.layout[2].bias)
             in_ch += cfg.out_channels
+        self.layout_gate = None
+        if self.layout is not None and cfg.layout_to_output:
+            self.layout_gate = nn.Linear(emb_dim, cfg.out_channels)
+            nn.init.zeros_(self.layout_gate.weight)
+            nn.init.zeros_(self.layout_gate.bias)
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
             nn.init.zeros_(self.input_conv.weight[:, in_ch:])
@@ -568,7 +579,8 @@ class UNet3D(nn.Module):
                 emb = emb + self.frame_text_embed(torch.cat([pos, pooled.to(emb.dtype)], dim=-1))
 
         if self.layout is not None:
-            x = torch.cat([x, self._layout(context, context_mask, x)], dim=1)
+            layout = self._layout(context, context_mask, x)
+            x = torch.cat([x, layout], dim=1)
         x = rearrange(x, "b c t h w -> (b t) c h w")
         if self.config.spatial_coords:
             x = torch.cat([x, coordinate_channels(x)], dim=1)
@@ -593,7 +605,11 @@ class UNet3D(nn.Module):
                 t = t_out
 
         out = self.out_conv(F.silu(self.out_norm(h)))
-        return rearrange(out, "(b t) c h w -> b c t h w", b=b)
+        out = rearrange(out, "(b t) c h w -> b c t h w", b=b)
+        if self.layout_gate is not None:
+            gate = self.layout_gate(F.silu(emb))  # (B, T or 1, C)
+            out = out + rearrange(gate, "b t c -> b c t 1 1").to(out.dtype) * layout
+        return out
 
 
 # --------------------------------------------------------------------------------------------------
