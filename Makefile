@@ -48,7 +48,7 @@ default-model: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-unet-tiny.yaml \
 	  train.steps=$(DEFAULT_STEPS) train.out_dir=$(DEFAULT_RUN) train.sample_every=500 --resume
 	$(VENV)/bin/vidiff export $(DEFAULT_RUN) -o $(DEFAULT_RUN)/model --dtype float16 --steps 16
-	$(VENV)/bin/vidiff eval --model $(DEFAULT_RUN)/model --num-videos 64 --steps 16 --record \
+	$(VENV)/bin/vidiff eval --model $(DEFAULT_RUN)/model --num-videos 128 --steps 16 --record \
 	  --out $(DEFAULT_RUN)/eval
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
