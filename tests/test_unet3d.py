@@ -177,62 +177,27 @@ def test_spatial_coords_tell_positions_apart():
     assert _tiny(spatial_coords=True, frame_conditioning=True).input_conv.in_channels == 9
 
 
-def test_cross_attention_position_reads_the_prompt_by_place():
-    """Without positions, cross-attention adds the same prompt reading to every token of a uniform
-    region; with them the reading varies over (t, y, x). Fresh position weights are zero: the same
-    function as the net without them."""
-    flat = dict(temporal_conv=False, temporal_attention=False, context_dim=CTX, ff_mult=0.0)
-    plain = _tiny(**flat)
-    net = _tiny(**flat, cross_attention_position=True)
-    net.load_state_dict(plain.state_dict(), strict=False)
-    x, c = torch.zeros(1, 3, 4, 32, 32), torch.tensor([500.0])
-    ctx = torch.randn(1, 5, CTX, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(net(x, c, context=ctx), plain(x, c, context=ctx))
-    block = net.mid1.attn
-    tok = torch.randn(1, 64, 1, 1).expand(4, 64, 4, 4)  # 4 frames of a uniform 4x4 map
-    _perturb(net)
-    plain.load_state_dict(net.state_dict(), strict=False)
-    seen = block(tok, 4, ctx, None) - tok
-    assert (seen - seen[:1, :, :1, :1]).abs().amax() > 1e-2  # varies over time and place
-    plain_seen = plain.mid1.attn(tok, 4, ctx, None) - tok
-    torch.testing.assert_close(plain_seen, plain_seen[:1, :, :1, :1].expand_as(plain_seen))
-
-
-def test_layout_prior_and_frame_text_embedding_start_as_identity_and_read_the_prompt():
-    """Both prompt read-outs are zero-initialised (a net grown from one without them starts as it);
-    trained, the layout prior is a prompt-dependent coarse clip resized to the input, and the joint
-    frame-prompt embedding makes frames differ by prompt; ``layout_to_output`` adds the map, gated
-    by the noise level, to the output."""
+def test_layout_prior_starts_as_identity_and_reads_the_prompt():
+    """The layout read-out is zero-initialised (a net grown from one without it starts as it);
+    trained, it is a prompt-dependent coarse clip resized to the input, zeros without a prompt."""
     x, c = _inputs(t=4, s=16)
     ctx = torch.randn(2, 5, CTX, generator=torch.Generator().manual_seed(0))
     plain = _tiny(context_dim=CTX, frame_embedding=True)
     _perturb(plain)
     y = plain(x, c, context=ctx)
-    for option in ("layout_prior", "frame_text_embedding"):
-        net = _tiny(context_dim=CTX, frame_embedding=True, **{option: True})
-        state = plain.state_dict()
-        if option == "layout_prior":  # three more input channels, their weights perturbed too
-            w = state["input_conv.weight"]
-            state["input_conv.weight"] = torch.cat([w, torch.randn(16, 3, 3, 3) * 0.1], 1)
-        net.load_state_dict(state, strict=False)
-        torch.testing.assert_close(net(x, c, context=ctx), y)
-        _perturb(net, keep=lambda name: not name.startswith(("layout", "frame_text")))
-        assert (net(x, c, context=ctx) - y).abs().max() > 1e-3
-    net = _tiny(context_dim=CTX, layout_prior=True)
-    _perturb(net)
+    net = _tiny(context_dim=CTX, frame_embedding=True, layout_prior=True)
+    state = plain.state_dict()
+    w = state["input_conv.weight"]  # three more input channels, their weights perturbed too
+    state["input_conv.weight"] = torch.cat([w, torch.randn(16, 3, 3, 3) * 0.1], 1)
+    net.load_state_dict(state, strict=False)  # all but the layout MLP
+    torch.testing.assert_close(net(x, c, context=ctx), y)
+    _perturb(net, keep=lambda name: not name.startswith("layout"))
+    assert (net(x, c, context=ctx) - y).abs().max() > 1e-3
     layout = net._layout(ctx, None, x)
     assert layout.shape == (2, 3, 4, 16, 16)
     assert (layout[0] - layout[1]).abs().max() > 1e-3  # the prompt sets it
     assert (layout[0] - layout[0, :, :1, :1, :1]).abs().max() > 1e-3  # it varies over (t, y, x)
     assert not net._layout(None, None, x).any()
-    # layout_to_output adds gate(noise level) * map to the output: nothing until the gate is trained
-    out = _tiny(context_dim=CTX, layout_prior=True, layout_to_output=True)
-    out.load_state_dict(net.state_dict(), strict=False)
-    y = net(x, c, context=ctx)
-    torch.testing.assert_close(out(x, c, context=ctx), y)
-    with torch.no_grad():
-        out.layout_gate.bias.fill_(-1.0)
-    torch.testing.assert_close(out(x, c, context=ctx), y - layout)
 
 
 def test_frame_conditioning():

@@ -33,18 +33,11 @@ from torch.utils.checkpoint import checkpoint
 
 from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import (
-    TimestepEmbedding,
-    grid_fourier_features,
-    masked_mean,
-    timestep_embedding,
-)
+from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
 
 LAYOUT_SIZE = 8  # frames, rows and columns of layout_prior's coarse clip
-FRAME_FREQS = 256  # sinusoid features of a frame's position (on the 0..1000 scale of c_noise)
-QUERY_POSITION_FREQS = 4  # per axis: periods of the whole clip / frame, 1/2, 1/4 and 1/8 of it
 
 
 @dataclass
@@ -74,12 +67,6 @@ class UNet3DConfig:
     ResBlock. Zero-initialised (a fresh block is unchanged); averaged over the frames a temporal
     downsample merges; images (T = 1) get none.
 
-    ``frame_text_embedding`` adds an MLP of ``[frame position features, pooled prompt]`` to each
-    frame's noise embedding (zero-initialised; needs ``context_dim``). The separate frame and prompt
-    embeddings are *summed* before the ResBlocks' one SiLU, so a frame's scale-shift is nearly
-    ``f(prompt) + g(frame)``; "moving right" is an interaction -- left early, right late, the reverse
-    for "moving left" -- which the joint MLP's hidden layer represents directly.
-
     ``layout_prior`` renders the prompt as a coarse video: an MLP of the pooled prompt gives an
     ``out_channels x 8 x 8 x 8`` (frames x rows x columns) map, trilinearly resized to the clip and
     fed as extra input channels (zero-initialised; needs ``context_dim``). At the highest noise levels
@@ -90,24 +77,12 @@ class UNet3DConfig:
     is the same mean clip learnt by one linear read-out. A learnt, end-to-end version of the
     text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
 
-    ``layout_to_output`` (with ``layout_prior``) also adds the map to the output, scaled per channel
-    and frame by a zero-initialised read-out of the noise embedding. At the highest noise levels the
-    v-target is about ``-x0``, whose best guess is the prompt's mean clip: the map gets its gradient
-    there directly instead of through the whole U-Net.
-
     ``spatial_coords`` adds two input channels holding each pixel's normalised position ``(y, x)`` in
     ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
     attention queries carry no position, so without them the net knows *where* it draws only from
-    the zero padding -- yet "moving right" means "on the left early, on the right late": with them
-    the prompt (FiLM) and the frame embedding can place the object. Their input weights start at
-    zero (a fresh net computes what it would without them).
-
-    ``cross_attention_position`` gives the queries of text cross-attention their place: Fourier
-    features of each token's normalised ``(t, y, x)``, projected (zero-initialised) and added to the
-    normalised tokens. A query's attention to the direction word then varies with where and when it
-    is -- the logit is linear in position, so softmax draws a half-plane in (t, x) whose tilt the word
-    sets -- which is the layout "moving right" asks for; without it every query of a uniform region
-    reads the prompt alike (as in SD's U-Net, whose position comes only from the convolutions).
+    the zero padding -- yet "moving right" means "on the left early, on the right late". Their input
+    weights start at zero (a fresh net computes what it would without them). Alone they did not bind
+    direction on MovingShapes within 1,000 steps; the recipe uses them with ``layout_prior``.
 
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
@@ -138,11 +113,8 @@ class UNet3DConfig:
     qk_norm: bool = False
     guidance_embed: bool = False
     frame_embedding: bool = False
-    frame_text_embedding: bool = False
     layout_prior: bool = False
-    layout_to_output: bool = False
     spatial_coords: bool = False
-    cross_attention_position: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -300,11 +272,6 @@ class SpatialTemporalAttention(nn.Module):
             self.cross = CrossAttention(
                 ch, cfg.context_dim, heads, qk_norm=cfg.qk_norm, zero_init=True
             )
-            self.query_position = None
-            if cfg.cross_attention_position:
-                self.query_position = nn.Linear(6 * QUERY_POSITION_FREQS, ch)
-                nn.init.zeros_(self.query_position.weight)
-                nn.init.zeros_(self.query_position.bias)
         self.ff = None
         if cfg.ff_mult > 0:
             self.norm_f = LayerNorm32(ch)
@@ -327,11 +294,7 @@ class SpatialTemporalAttention(nn.Module):
             return x
         tok = rearrange(x, "(b t) c h w -> b (t h w) c", t=t)
         if self.cross is not None and context is not None:
-            query = self.norm_c(tok)
-            if self.query_position is not None:
-                pos = grid_fourier_features(t, h, w, QUERY_POSITION_FREQS, tok.device, tok.dtype)
-                query = query + self.query_position(pos)
-            tok = tok + self.cross(query, context, context_mask)
+            tok = tok + self.cross(self.norm_c(tok), context, context_mask)
         if self.ff is not None:
             tok = tok + self.ff(self.norm_f(tok))
         return rearrange(tok, "b (t h w) c -> (b t) c h w", t=t, h=h, w=w)
@@ -420,17 +383,8 @@ class UNet3D(nn.Module):
             TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.guidance_embed else None
         )
         self.frame_embed = (
-            TimestepEmbedding(FRAME_FREQS, emb_dim, zero_init=True) if cfg.frame_embedding else None
+            TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.frame_embedding else None
         )
-        self.frame_text_embed = None
-        if cfg.frame_text_embedding and cfg.context_dim is not None:
-            self.frame_text_embed = nn.Sequential(
-                nn.Linear(FRAME_FREQS + cfg.context_dim, emb_dim),
-                nn.SiLU(),
-                nn.Linear(emb_dim, emb_dim),
-            )
-            nn.init.zeros_(self.frame_text_embed[2].weight)
-            nn.init.zeros_(self.frame_text_embed[2].bias)
         self.layout = None
         in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
         if cfg.layout_prior and cfg.context_dim is not None:
@@ -442,11 +396,6 @@ class UNet3D(nn.Module):
             nn.init.zeros_(self.layout[2].weight)
             nn.init.zeros_(self.layout[2].bias)
             in_ch += cfg.out_channels
-        self.layout_gate = None
-        if self.layout is not None and cfg.layout_to_output:
-            self.layout_gate = nn.Linear(emb_dim, cfg.out_channels)
-            nn.init.zeros_(self.layout_gate.weight)
-            nn.init.zeros_(self.layout_gate.bias)
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
             nn.init.zeros_(self.input_conv.weight[:, in_ch:])
@@ -567,20 +516,12 @@ class UNet3D(nn.Module):
             # x1000 as flux-dev and the DiT: w ~ 1..10 spans the frequencies c_noise uses.
             emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
         emb = emb[:, None]  # (B, 1, D): the same for every frame ...
-        if t > 1:  # ... unless each frame also embeds its position (and that with the prompt)
-            position = 1000.0 * (torch.arange(t, device=emb.device, dtype=torch.float32) + 0.5) / t
-            if self.frame_embed is not None:
-                emb = emb + self.frame_embed(position)[None]  # (B, T, D)
-            if self.frame_text_embed is not None and context is not None:
-                pos = (
-                    timestep_embedding(position, FRAME_FREQS).to(emb.dtype)[None].expand(b, -1, -1)
-                )
-                pooled = masked_mean(context, context_mask)[:, None].expand(-1, t, -1)
-                emb = emb + self.frame_text_embed(torch.cat([pos, pooled.to(emb.dtype)], dim=-1))
+        if self.frame_embed is not None and t > 1:  # ... unless each frame also embeds its position
+            position = (torch.arange(t, device=emb.device, dtype=torch.float32) + 0.5) / t
+            emb = emb + self.frame_embed(1000.0 * position)[None]  # (B, T, D)
 
         if self.layout is not None:
-            layout = self._layout(context, context_mask, x)
-            x = torch.cat([x, layout], dim=1)
+            x = torch.cat([x, self._layout(context, context_mask, x)], dim=1)
         x = rearrange(x, "b c t h w -> (b t) c h w")
         if self.config.spatial_coords:
             x = torch.cat([x, coordinate_channels(x)], dim=1)
@@ -605,11 +546,7 @@ class UNet3D(nn.Module):
                 t = t_out
 
         out = self.out_conv(F.silu(self.out_norm(h)))
-        out = rearrange(out, "(b t) c h w -> b c t h w", b=b)
-        if self.layout_gate is not None:
-            gate = self.layout_gate(F.silu(emb))  # (B, T or 1, C)
-            out = out + rearrange(gate, "b t c -> b c t 1 1").to(out.dtype) * layout
-        return out
+        return rearrange(out, "(b t) c h w -> b c t h w", b=b)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -62,22 +62,6 @@ class TimestepEmbedding(nn.Module):
         return self.mlp(emb.to(self.mlp[0].weight.dtype))
 
 
-def grid_fourier_features(
-    t: int, h: int, w: int, num_freqs: int, device=None, dtype=torch.float32
-) -> torch.Tensor:
-    """Fourier features of each position of a ``t x h x w`` grid, ``(t * h * w, 6 * num_freqs)`` in
-    ``(t, h, w)`` order: ``[sin, cos](pi 2^k u)`` for ``k < num_freqs`` of the normalised coordinates
-    ``u = (i + 0.5) / n * 2 - 1`` of time, row and column (NeRF's positional encoding; resolution-
-    free, so a temporally or spatially downsampled level gets the same positions, coarser)."""
-    axes = [
-        (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n * 2 - 1 for n in (t, h, w)
-    ]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)  # (THW, 3)
-    freqs = math.pi * 2.0 ** torch.arange(num_freqs, device=device, dtype=torch.float32)
-    args = (grid[:, :, None] * freqs).flatten(1)  # (THW, 3 F)
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=-1).to(dtype)
-
-
 def masked_mean(context: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over the real tokens of ``context`` (B, L, D) -> (B, D); ``mask`` (B, L) bool."""
     if mask is None:
