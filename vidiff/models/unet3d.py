@@ -74,7 +74,7 @@ class UNet3DConfig:
     early and on the right late. A conv U-Net reaches such a layout only through a product of prompt,
     frame and position features, and that regime is a few percent of training, so on MovingShapes
     it never learnt it (direction stayed at chance while colour and shape were exact); the map
-    is the same mean clip learnt by one linear read-out. A learnt, end-to-end version of the
+    learns that mean clip from the prompt directly, through one small MLP. A learnt, end-to-end version of the
     text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
 
     ``spatial_coords`` adds two input channels holding each pixel's normalised position ``(y, x)`` in
