@@ -173,6 +173,21 @@ def test_resume_edge_cases(tmp_path, capsys):
         )  # a different model/data shape cannot resume
 
 
+def test_lr_cooldown_and_adding_it_on_resume(tmp_path):
+    # warmup 5, constant, then linear to 0 over the last 8 of 20 steps
+    run_tiny(tmp_path / "a", "train.decay_steps=8")
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "a" / "run" / "metrics.jsonl")]
+    assert lrs[0] == pytest.approx(0.003 / 5) and lrs[4:12] == pytest.approx([0.003] * 8)
+    assert lrs[12:] == pytest.approx([0.003 * (8 - i) / 8 for i in range(8)])
+    # a constant-LR run cooled down from its step-10 checkpoint follows the same LRs
+    run_tiny(tmp_path / "b", "train.steps=10")
+    run_tiny(tmp_path / "b", "train.decay_steps=8", resume=True)
+    lb = [r["lr"] for r in read_metrics(tmp_path / "b" / "run" / "metrics.jsonl")]
+    assert lb == pytest.approx(lrs)
+    with pytest.raises(ValueError, match="decay_steps"):
+        run_tiny(tmp_path / "c", "train.decay_steps=30")
+
+
 def test_crash_during_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
     run_tiny(tmp_path, "train.steps=10")
     real_save = torch.save

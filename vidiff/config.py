@@ -104,6 +104,7 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 2e-4
     warmup_steps: int = 100
+    decay_steps: int = 0  # > 0: linear LR cool-down to 0 over the last decay_steps of steps
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
     grad_clip: float = 1.0

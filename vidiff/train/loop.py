@@ -102,10 +102,25 @@ class _LossModule(nn.Module):
         return self.model.training_loss(video, captions, seeds)
 
 
-def lr_lambda(warmup_steps: int) -> Callable[[int], float]:
+def lr_lambda(
+    warmup_steps: int, total_steps: int = 0, decay_steps: int = 0
+) -> Callable[[int], float]:
     """Linear warmup from ~0 to the base LR over ``warmup_steps``, then constant (as in EDM: diffusion
-    models are sampled from the EMA, which does the averaging a decay schedule would)."""
-    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    models are sampled from the EMA, which does the averaging a decay schedule would), then, with
+    ``decay_steps > 0``, a linear cool-down to 0 over the last ``decay_steps`` of ``total_steps``
+    (warmup-stable-decay, Hägele et al. 2024): a run can be cooled down from any constant-LR
+    checkpoint by resuming it with ``train.steps`` and ``train.decay_steps`` set."""
+    if decay_steps < 0 or decay_steps > total_steps:
+        raise ValueError(f"decay_steps must lie in [0, steps={total_steps}], got {decay_steps}")
+    start = total_steps - decay_steps
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+        if decay_steps and step >= start:
+            return warm * max(0.0, (total_steps - step) / decay_steps)
+        return warm
+
+    return factor
 
 
 def discriminator_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -300,7 +315,9 @@ def train(
         ddp_kwargs.find_unused_parameters = True
         d_lr = tc.lr * float(config.model.net.get("disc_lr_mult", 1.0))
         d_optimizer = torch.optim.AdamW(d_params, lr=d_lr, betas=tuple(tc.betas), weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(tc.warmup_steps, tc.steps, tc.decay_steps)
+    )
     loss_module, optimizer = accelerator.prepare(_LossModule(model), optimizer)
     # The LR schedule is stepped by hand once per optimiser step: accelerate's scheduler wrapper
     # would step it once per process, which breaks "P processes == 1 process".
@@ -318,6 +335,9 @@ def train(
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        # The schedule is this run's (e.g. a cool-down added on resume), not the one saved.
+        for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * fn(scheduler.last_epoch)
         if d_optimizer is not None:
             d_optimizer.load_state_dict(state["d_optimizer"])
         step, positions = int(state["step"]), dict(state["data_position"])
