@@ -392,9 +392,12 @@ def test_cli_train_sample_export_load(tmp_path):
     )  # a clear one-line error
     half = tmp_path / "half"
     ckpt = run / "checkpoints" / "ckpt-0000004"
-    assert main(["export", str(ckpt), "-o", str(half), "--dtype", "float16", "--steps", "7"]) == 0
-    assert VideoPipeline.load(half).config.diffusion.steps == 7  # the sampling default travels
+    args = ["export", str(ckpt), "-o", str(half), "--dtype", "float16", "--steps", "7", "--cfg", "2.5"]
+    assert main(args) == 0
+    diffusion = VideoPipeline.load(half).config.diffusion  # the sampling defaults travel
+    assert diffusion.steps == 7 and diffusion.cfg == 2.5
     assert main(["export", str(ckpt), "-o", str(half), "--sampler", "nope"]) == 2
+    assert main(["export", str(ckpt), "-o", str(half), "--cfg", "-1"]) == 2
     size = lambda d: (d / "model.safetensors").stat().st_size
     assert size(half) < 0.6 * size(out)
     w = VideoPipeline.load(half).state_dict()
@@ -408,6 +411,7 @@ def test_cli_train_sample_export_load(tmp_path):
     assert (
         re.config.diffusion.sampler == "ddim"
         and re.config.diffusion.steps == pipe.config.diffusion.steps
+        and re.config.diffusion.cfg == pipe.config.diffusion.cfg
     )
     assert size(again) == size(half)
     assert all(torch.equal(re.state_dict()[k], w[k]) for k in w)

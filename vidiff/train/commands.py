@@ -43,14 +43,16 @@ def export(
     dtype: str = "float32",
     steps: int | None = None,
     sampler: str | None = None,
+    cfg: float | None = None,
 ) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
     (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
-    ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps`` and
-    ``--sampler`` set the exported model's sampling defaults (else the training config's).
+    ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps``,
+    ``--sampler`` and ``--cfg`` set the exported model's sampling defaults (else the training
+    config's).
     """
     from vidiff.pipeline import VideoPipeline
 
@@ -63,31 +65,35 @@ def export(
 
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+    if cfg is not None and cfg < 0:
+        raise ValueError(f"--cfg must be >= 0, got {cfg}")
+
+    def set_defaults(diffusion) -> None:
+        diffusion.steps = steps or diffusion.steps
+        diffusion.sampler = sampler or diffusion.sampler
+        diffusion.cfg = diffusion.cfg if cfg is None else cfg
+
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
         pipe = VideoPipeline.load(checkpoint)
-        pipe.config.diffusion.steps = steps or pipe.config.diffusion.steps
-        pipe.config.diffusion.sampler = sampler or pipe.config.diffusion.sampler
+        set_defaults(pipe.config.diffusion)
         pipe.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: re-exported model {checkpoint} to {out} ({dtype})")
         return
     path = resolve_checkpoint(checkpoint)
     state = load_state(path)
-    cfg: Config = from_dict(Config, state["config"])
-    if cfg.model.arch == "vae":  # a video autoencoder: CausalVideoVAE.load(out) reads the folder
+    config: Config = from_dict(Config, state["config"])
+    if config.model.arch == "vae":  # a video autoencoder: CausalVideoVAE.load(out) reads the folder
         from vidiff.models.vae import build_vae
 
-        vae = build_vae(cfg.model)
+        vae = build_vae(config.model)
         vae.load_state_dict(state["ema"]["module"])
         vae.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: exported EMA weights of VAE {path} (step {state['step']}) to {out}")
         return
     from vidiff.train.loop import with_stored_net
 
-    if steps is not None:
-        cfg.diffusion.steps = steps
-    if sampler is not None:
-        cfg.diffusion.sampler = sampler
-    pipe = VideoPipeline(with_stored_net(cfg, state).pipeline_config())
+    set_defaults(config.diffusion)
+    pipe = VideoPipeline(with_stored_net(config, state).pipeline_config())
     pipe.load_weights(state["ema"]["module"], path)
     pipe.save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")
