@@ -392,7 +392,18 @@ def test_cli_train_sample_export_load(tmp_path):
     )  # a clear one-line error
     half = tmp_path / "half"
     ckpt = run / "checkpoints" / "ckpt-0000004"
-    args = ["export", str(ckpt), "-o", str(half), "--dtype", "float16", "--steps", "7", "--cfg", "2.5"]
+    args = [
+        "export",
+        str(ckpt),
+        "-o",
+        str(half),
+        "--dtype",
+        "float16",
+        "--steps",
+        "7",
+        "--cfg",
+        "2.5",
+    ]
     assert main(args) == 0
     diffusion = VideoPipeline.load(half).config.diffusion  # the sampling defaults travel
     assert diffusion.steps == 7 and diffusion.cfg == 2.5

@@ -336,7 +336,9 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         # The schedule is this run's (e.g. a cool-down added on resume), not the one saved.
-        for group, base, fn in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        for group, base, fn in zip(
+            optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas
+        ):
             group["lr"] = base * fn(scheduler.last_epoch)
         if d_optimizer is not None:
             d_optimizer.load_state_dict(state["d_optimizer"])
