@@ -184,8 +184,12 @@ def test_lr_cooldown_and_adding_it_on_resume(tmp_path):
     run_tiny(tmp_path / "b", "train.decay_steps=8", resume=True)
     lb = [r["lr"] for r in read_metrics(tmp_path / "b" / "run" / "metrics.jsonl")]
     assert lb == pytest.approx(lrs)
+    # a cool-down longer than the run spans all of it
+    run_tiny(tmp_path / "c", "train.steps=10", "train.decay_steps=30", "train.warmup_steps=0")
+    lc = [r["lr"] for r in read_metrics(tmp_path / "c" / "run" / "metrics.jsonl")]
+    assert lc == pytest.approx([0.003 * (10 - i) / 10 for i in range(10)])
     with pytest.raises(ValueError, match="decay_steps"):
-        run_tiny(tmp_path / "c", "train.decay_steps=30")
+        run_tiny(tmp_path / "d", "train.decay_steps=-1")
 
 
 def test_crash_during_save_leaves_no_partial_checkpoint(tmp_path, monkeypatch):

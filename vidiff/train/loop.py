@@ -108,10 +108,12 @@ def lr_lambda(
     """Linear warmup from ~0 to the base LR over ``warmup_steps``, then constant (as in EDM: diffusion
     models are sampled from the EMA, which does the averaging a decay schedule would), then, with
     ``decay_steps > 0``, a linear cool-down to 0 over the last ``decay_steps`` of ``total_steps``
-    (warmup-stable-decay, Hägele et al. 2024): a run can be cooled down from any constant-LR
-    checkpoint by resuming it with ``train.steps`` and ``train.decay_steps`` set."""
-    if decay_steps < 0 or decay_steps > total_steps:
-        raise ValueError(f"decay_steps must lie in [0, steps={total_steps}], got {decay_steps}")
+    (warmup-stable-decay, Hägele et al. 2024; all of them in a shorter run): a run can be cooled
+    down from any constant-LR checkpoint by resuming it with ``train.steps`` and
+    ``train.decay_steps`` set."""
+    if decay_steps < 0:
+        raise ValueError(f"train.decay_steps must be >= 0, got {decay_steps}")
+    decay_steps = min(decay_steps, total_steps)
     start = total_steps - decay_steps
 
     def factor(step: int) -> float:
