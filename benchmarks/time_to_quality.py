@@ -155,7 +155,9 @@ def worker_vidiff_train(a: argparse.Namespace) -> dict:
         "data.name=folder",
         f"data.root={a.clips}",
         f"train.out_dir={side / 'run'}",
-        "train.steps=1000000000",  # stopped by the budget; the LR schedule does not depend on it
+        # stopped by the budget; the recipe's LR cool-down (train.decay_steps) is never reached, so
+        # the LR is constant after warm-up, as a time budget (not a step count) requires
+        "train.steps=1000000000",
         "train.ckpt_every=1000000000",  # no resumable checkpoints: snapshots only
         "train.sample_every=0",
         "train.log_every=25",
