@@ -37,8 +37,10 @@ bit-exactly), on ``--threads`` CPU threads (default 2), one side after the other
 wall-clock, counted from just before the trainer is built (data indexing/decoding and model building
 count, for both; imports and the peer's size search do not). Every ``--eval-every-min`` minutes of that clock (checked after each optimiser step)
 the worker pauses the clock, saves the EMA weights, and resumes: saving is excluded, and no sampling
-or scoring happens while training. After training, a second subprocess samples every snapshot on the
-fixed prompt set, and ``vidiff eval --videos DIR --manifest FILE`` scores each snapshot's videos.
+or scoring happens while training. Every side trains first, back to back (``--stage train``, the
+timed stage: give it the machine). Then, per side, a second subprocess samples every snapshot on the
+fixed prompt set, and ``vidiff eval --videos DIR --manifest FILE`` scores each snapshot's videos
+(``--stage score``: untimed, so it may share the machine, and may use other ``--threads``).
 
 **Prompts and seeds.** The prompt set is exactly the one ``vidiff eval --model`` uses
 (:func:`vidiff.eval.runner.eval_sets`): ``--num-videos`` captions of the in-distribution (``train``)
@@ -55,6 +57,8 @@ each side's adherence at equal wall-clock when one never gets there.
 
     .venv/bin/python benchmarks/time_to_quality.py                      # 2 x 60 min + scoring
     .venv/bin/python benchmarks/time_to_quality.py --sides peer         # one side; reuses the other's
+    .venv/bin/python benchmarks/time_to_quality.py --stage train        # timed stage only, then:
+    .venv/bin/python benchmarks/time_to_quality.py --stage score --threads 1
     .venv/bin/python benchmarks/time_to_quality.py --report-only        # re-print and re-plot
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/time_to_quality.py --budget-min 2 --eval-every-min 1 \
         --num-videos 4 --threads 1 --num-clips 64 --peer-timesteps 10 --out /tmp/ttq   # smoke run
@@ -449,14 +453,10 @@ def score_snapshot(snap: dict, prompts: list[dict], threads: int) -> dict:
     return {k: m.get(k, math.nan) for k in keys}
 
 
-def run_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path, prompts_file: Path):
-    """Train (budget), sample every snapshot, score every snapshot; returns the side's record."""
-    side_dir = a.out / side
-    shutil.rmtree(side_dir, ignore_errors=True)
-    side_dir.mkdir(parents=True)
-    python = vidiff_python() if side == "vidiff" else require_peer_venv("unet_speed.py")
-    common = [
-        "--side-dir", str(side_dir), "--clips", str(clips), "--vocab", str(vocab_file),
+def _worker_args(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
+                 prompts_file: Path) -> list[str]:  # fmt: skip
+    return [
+        "--side-dir", str(a.out / side), "--clips", str(clips), "--vocab", str(vocab_file),
         "--prompts", str(prompts_file), "--threads", str(a.threads), "--seed", str(a.seed),
         "--budget-s", str(a.budget_min * 60), "--every-s", str(a.eval_every_min * 60),
         "--peer-batch-size", str(a.peer_batch_size), "--sample-batch", str(a.sample_batch),
@@ -465,12 +465,38 @@ def run_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path, pr
         "--peer-lr", str(a.peer_lr), "--peer-cfg", str(a.peer_cfg), "--p-uncond", str(a.p_uncond),
         *[x for o in a.override for x in ("--override", o)],
     ]  # fmt: skip
-    t0 = time.time()
+
+
+def _python(side: str) -> Path:
+    return vidiff_python() if side == "vidiff" else require_peer_venv("unet_speed.py")
+
+
+def train_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
+               prompts_file: Path) -> None:  # fmt: skip
+    """The timed stage: train ``side`` for the budget, snapshotting; writes ``SIDE/train.json``."""
+    side_dir = a.out / side
+    shutil.rmtree(side_dir, ignore_errors=True)
+    side_dir.mkdir(parents=True)
+    args = _worker_args(side, a, clips, vocab_file, prompts_file)
     print(f"== {side}: training {a.budget_min:g} min", file=sys.stderr, flush=True)
-    res = run_worker(python, SCRIPT, ["--worker", f"{side}-train", *common], a.threads, True)
+    res = run_worker(_python(side), SCRIPT, ["--worker", f"{side}-train", *args], a.threads, True)
+    res.update(budget_min=a.budget_min, eval_every_min=a.eval_every_min)
     (side_dir / "train.json").write_text(json.dumps(res, indent=2))
+
+
+def score_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
+               prompts_file: Path) -> dict:  # fmt: skip
+    """The untimed stage: sample and score every snapshot in ``SIDE/train.json``; the record."""
+    side_dir = a.out / side
+    train_json = side_dir / "train.json"
+    if not train_json.is_file():
+        raise SystemExit(f"{train_json} is missing: run --stage train for {side} first")
+    res = json.loads(train_json.read_text())
+    args = _worker_args(side, a, clips, vocab_file, prompts_file)
+    t0 = time.time()
     print(f"== {side}: sampling {len(res['snapshots'])} snapshots", file=sys.stderr, flush=True)
-    sampled = run_worker(python, SCRIPT, ["--worker", f"{side}-sample", *common], a.threads, True)
+    sampled = run_worker(_python(side), SCRIPT, ["--worker", f"{side}-sample", *args], a.threads,
+                         True)  # fmt: skip
     prompts = json.loads(prompts_file.read_text())
     points = []
     for snap, smp in zip(res["snapshots"], sampled["sampling"]):
@@ -478,8 +504,10 @@ def run_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path, pr
         points.append({"train_s": snap["train_s"], "steps": snap["steps"], **scores, **smp})
         print(f"== {side}: {_fmt_point(points[-1])}", file=sys.stderr, flush=True)
     rec = {k: res[k] for k in ("side", "config", "params", "threads")}
-    rec.update(points=points, wall_s=time.time() - t0, budget_min=a.budget_min)
-    rec.update(eval_every_min=a.eval_every_min, num_videos=a.num_videos, target=a.target)
+    rec.update(points=points, scoring_wall_s=time.time() - t0, scoring_threads=a.threads)
+    rec.update(budget_min=res.get("budget_min", a.budget_min))
+    rec.update(eval_every_min=res.get("eval_every_min", a.eval_every_min))
+    rec.update(num_videos=a.num_videos, target=a.target)
     (side_dir / "result.json").write_text(json.dumps(rec, indent=2))
     return rec
 
@@ -604,7 +632,7 @@ def plot(recs: dict, target: float, path: Path) -> None:
 
 
 def measure(a: argparse.Namespace) -> dict:
-    """Export the clips, fix the prompt set, then train/sample/score each side in turn."""
+    """Export the clips and fix the prompt set; train every side in turn, then sample and score."""
     if "peer" in a.sides:
         require_peer_venv("unet_speed.py")
     a.out.mkdir(parents=True, exist_ok=True)
@@ -619,8 +647,14 @@ def measure(a: argparse.Namespace) -> dict:
     vocab_file.write_text(json.dumps(vocab))
     prompts_file.write_text(json.dumps(prompts, indent=1))
     overrides = ["data.name=folder", f"data.root={clips}", *a.override]
-    a.target_params = vidiff_params(a.config, overrides, vocab)
-    return {side: run_side(side, a, clips, vocab_file, prompts_file) for side in a.sides}
+    files = (clips, vocab_file, prompts_file)
+    if a.stage in ("all", "train"):  # the timed stage, every side back to back
+        a.target_params = vidiff_params(a.config, overrides, vocab)
+        for side in a.sides:
+            train_side(side, a, *files)
+    if a.stage == "train":
+        return {}
+    return {side: score_side(side, a, *files) for side in a.sides}
 
 
 def main() -> None:
@@ -632,6 +666,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of every subprocess")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--sides", nargs="+", choices=SIDES, default=list(SIDES))
+    ap.add_argument(
+        "--stage",
+        choices=("all", "train", "score"),
+        default="all",
+        help="train (the timed part, the machine to itself), score (untimed: may share it), or both",
+    )
     ap.add_argument(
         "--report-only", action="store_true", help="only re-print/plot the results under --out"
     )
@@ -675,6 +715,9 @@ def main() -> None:
     recs = {}
     if not a.report_only:
         recs = measure(a)
+        if a.stage == "train":
+            print(f"trained {', '.join(a.sides)} under {a.out}; next: --stage score")
+            return
     for side in SIDES:  # a side measured by an earlier call (--sides) joins the report
         f = a.out / side / "result.json"
         if side not in recs and f.is_file():
