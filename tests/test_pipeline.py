@@ -1,6 +1,8 @@
 """VideoPipeline: losses, generation, frame conditioning, save/load — on a micro U-Net."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -109,6 +111,16 @@ def test_save_load_round_trip(tmp_path):
         config["model"]["net"]["model_channels"] == 8
         and config["model"]["net"]["num_res_blocks"] == 1
     )
+    # The weights are an ordinary file (safetensors alone writes 0600, unreadable by other users
+    # of a shared install), written through a temporary name that does not stay behind.
+    umask = os.umask(0)
+    os.umask(umask)
+    weights = tmp_path / "model" / "model.safetensors"
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~umask
+    assert sorted(f.name for f in (tmp_path / "model").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+    ]
     loaded = VideoPipeline.load(tmp_path / "model")
     torch.testing.assert_close(loaded.generate(PROMPTS[:2], [3, 4]), before, rtol=0, atol=0)
     pipe.save(tmp_path / "half", dtype=torch.float16)

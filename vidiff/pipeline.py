@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
@@ -30,6 +30,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
+from vidiff.files import save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.sampling import SeededNoise, sample
@@ -341,9 +342,9 @@ class VideoPipeline(nn.Module):
             if dtype is not None and v.is_floating_point():
                 v = v.to(dtype)
             tensors[k] = v.contiguous().clone()
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": "pt", "vidiff": "1"})
-        tmp.replace(directory / WEIGHTS_NAME)
+        save_safetensors(
+            tensors, directory / WEIGHTS_NAME, metadata={"format": "pt", "vidiff": "1"}
+        )
         config = to_dict(self.config)
         # Store the resolved network config with no preset (and the VAE's config, its weights being in
         # the file), so a saved model keeps its meaning when presets are edited or the VAE folder goes.

@@ -63,7 +63,7 @@ def cache_latents(
     Clips whose frame count is not ``1 + tc k`` are padded with the last frame (16 -> 17); the source
     count is stored so decoding can crop back. Returns ``out_dir``.
     """
-    from safetensors.torch import save_file
+    from vidiff.files import save_safetensors
 
     out = Path(out_dir)
     if (out / INDEX).exists():
@@ -92,7 +92,7 @@ def cache_latents(
             "latent": torch.cat(buf_mean).to(dtype).contiguous(),
             "std": torch.cat(buf_std).to(dtype).contiguous(),
         }
-        save_file(tensors, str(out / name))
+        save_safetensors(tensors, out / name)
         shards.append({"file": name, "count": len(tensors["latent"])})
         buf_mean.clear()
         buf_std.clear()

@@ -38,11 +38,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from scipy import ndimage
 from torch import nn
 
 from vidiff.eval.extract import alpha_map, crop_alpha, detect_objects
+from vidiff.files import save_safetensors
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHAPE_JUDGE = ASSETS / "shape_judge.safetensors"
@@ -113,10 +114,7 @@ def one_thread():
 def _save(module: nn.Module, path: Path, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"vidiff": json.dumps(meta)})
-    tmp.replace(path)
-    path.chmod(0o644)
+    save_safetensors(state, path, metadata={"vidiff": json.dumps(meta)})
 
 
 def _load(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

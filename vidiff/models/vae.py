@@ -746,14 +746,14 @@ class CausalVideoVAE(nn.Module):
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
         """Write ``config.json`` (``{"arch": "vae", "vae": {...}}``) + ``model.safetensors``."""
-        from safetensors.torch import save_file
+        from vidiff.files import save_safetensors
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
             k: v.detach().to(dtype).contiguous() for k, v in self.autoencoder_state_dict().items()
         }
-        save_file(state, str(path / "model.safetensors"))
+        save_safetensors(state, path / "model.safetensors")
         cfg = dataclasses.asdict(self.config)
         cfg.update(gan_weight=0.0)  # the export carries no discriminator
         text = json.dumps({"arch": "vae", "vae": cfg}, indent=2)
