@@ -40,7 +40,8 @@ the worker pauses the clock, saves the EMA weights, and resumes: saving is exclu
 or scoring happens while training. Every side trains first, back to back (``--stage train``, the
 timed stage: give it the machine). Then, per side, a second subprocess samples every snapshot on the
 fixed prompt set, and ``vidiff eval --videos DIR --manifest FILE`` scores each snapshot's videos
-(``--stage score``: untimed, so it may share the machine, and may use other ``--threads``).
+(``--stage score``: untimed, so it may share the machine, and may use other ``--threads``;
+``--jobs`` samples several snapshots at once; a sampled snapshot's ``sampling.json`` marks it done).
 
 **Prompts and seeds.** The prompt set is exactly the one ``vidiff eval --model`` uses
 (:func:`vidiff.eval.runner.eval_sets`): ``--num-videos`` captions of the in-distribution (``train``)
@@ -58,7 +59,7 @@ each side's adherence at equal wall-clock when one never gets there.
     .venv/bin/python benchmarks/time_to_quality.py                      # 2 x 60 min + scoring
     .venv/bin/python benchmarks/time_to_quality.py --sides peer         # one side; reuses the other's
     .venv/bin/python benchmarks/time_to_quality.py --stage train        # timed stage only, then:
-    .venv/bin/python benchmarks/time_to_quality.py --stage score --threads 1
+    .venv/bin/python benchmarks/time_to_quality.py --stage score --threads 1 --jobs 2
     .venv/bin/python benchmarks/time_to_quality.py --report-only        # re-print and re-plot
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/time_to_quality.py --budget-min 2 --eval-every-min 1 \
         --num-videos 4 --threads 1 --num-clips 64 --peer-timesteps 10 --out /tmp/ttq   # smoke run
@@ -74,6 +75,7 @@ import math
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from peer import (
@@ -141,6 +143,31 @@ def bag_of_words(caption: str, vocab: list[str]) -> list[float]:
     return vec
 
 
+def pending_snapshots(a: argparse.Namespace, n_prompts: int) -> list[tuple[int, Path]]:
+    """The snapshots a sampling worker still has to do: ``--only`` (else all) minus those with a
+    ``sampling.json`` for this many prompts (a finished snapshot is not sampled again)."""
+    res = json.loads((Path(a.side_dir) / "train.json").read_text())
+    only = None if a.only is None else {int(k) for k in a.only.split(",")}
+    todo = []
+    for k, snap in enumerate(res["snapshots"]):
+        done = Path(snap["path"]) / "sampling.json"
+        if done.is_file() and json.loads(done.read_text()).get("num_videos") == n_prompts:
+            continue
+        if only is None or k in only:
+            todo.append((k, Path(snap["path"])))
+    return todo
+
+
+def save_videos(path: Path, videos, seconds: float) -> None:
+    """``videos.npy`` (uint8), then ``sampling.json``, the mark that the snapshot is sampled."""
+    import numpy as np
+
+    np.save(path / "videos.npy", videos)
+    meta = {"num_videos": len(videos), "sec_per_video": seconds / len(videos)}
+    (path / "sampling.json").write_text(json.dumps(meta))
+    print(f"sampled {path} ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # vidiff workers (project venv)
 
@@ -195,27 +222,22 @@ def worker_vidiff_train(a: argparse.Namespace) -> dict:
 
 
 def worker_vidiff_sample(a: argparse.Namespace) -> dict:
-    import numpy as np
     import torch
 
     torch.set_num_threads(a.threads)
     from vidiff.pipeline import VideoPipeline
 
     prompts = json.loads(Path(a.prompts).read_text())
-    res = json.loads((Path(a.side_dir) / "train.json").read_text())
-    out = []
-    for snap in res["snapshots"]:
-        pipe = VideoPipeline.load(snap["path"])
+    todo = pending_snapshots(a, len(prompts))
+    for _, path in todo:
+        pipe = VideoPipeline.load(path)
         t0 = time.perf_counter()
         vids = pipe.generate(
             [p["prompt"] for p in prompts], [p["seed"] for p in prompts], batch_size=a.sample_batch
         )
         dt = time.perf_counter() - t0
-        arr = (vids.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        np.save(Path(snap["path"]) / "videos.npy", arr)
-        out.append({"sec_per_video": dt / len(prompts)})
-        print(f"vidiff: sampled snapshot {snap['path']} ({dt:.0f} s)", file=sys.stderr)
-    return {"sampling": out}
+        save_videos(path, (vids.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), dt)
+    return {"sampled": [k for k, _ in todo]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,7 +361,6 @@ def _peer_sample(diffusion, cond, seeds: list[int], cond_scale: float):
 
 def worker_peer_sample(a: argparse.Namespace) -> dict:
     vdp = import_peer()
-    import numpy as np
     import torch
 
     torch.set_num_threads(a.threads)
@@ -347,10 +368,8 @@ def worker_peer_sample(a: argparse.Namespace) -> dict:
     prompts = json.loads(Path(a.prompts).read_text())
     cond = torch.tensor([bag_of_words(p["prompt"], vocab) for p in prompts])
     seeds = [p["seed"] for p in prompts]
-    res = json.loads((Path(a.side_dir) / "train.json").read_text())
-    out = []
-    for snap in res["snapshots"]:
-        path = Path(snap["path"])
+    todo = pending_snapshots(a, len(prompts))
+    for _, path in todo:
         diffusion = _peer_model(vdp, json.loads((path / "meta.json").read_text()))
         diffusion.load_state_dict(torch.load(path / "ema.pt"))
         diffusion.eval()
@@ -368,10 +387,8 @@ def worker_peer_sample(a: argparse.Namespace) -> dict:
                 ]
             )
         dt = time.perf_counter() - t0
-        np.save(path / "videos.npy", (vids * 255).round().to(torch.uint8).numpy())
-        out.append({"sec_per_video": dt / len(prompts)})
-        print(f"peer: sampled snapshot {path} ({dt:.0f} s)", file=sys.stderr)
-    return {"sampling": out}
+        save_videos(path, (vids * 255).round().to(torch.uint8).numpy(), dt)
+    return {"sampled": [k for k, _ in todo]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,17 +511,29 @@ def score_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
     res = json.loads(train_json.read_text())
     args = _worker_args(side, a, clips, vocab_file, prompts_file)
     t0 = time.time()
-    print(f"== {side}: sampling {len(res['snapshots'])} snapshots", file=sys.stderr, flush=True)
-    sampled = run_worker(_python(side), SCRIPT, ["--worker", f"{side}-sample", *args], a.threads,
-                         True)  # fmt: skip
+    n = len(res["snapshots"])
+    jobs = max(1, min(a.jobs, n))
+    print(f"== {side}: sampling {n} snapshots, {jobs} at once", file=sys.stderr, flush=True)
+
+    def sample(ks: list[int]) -> dict:
+        only = ["--only", ",".join(map(str, ks))]
+        return run_worker(_python(side), SCRIPT, ["--worker", f"{side}-sample", *args, *only],
+                          a.threads, True)  # fmt: skip
+
+    # Snapshot k goes to worker k % jobs; a snapshot already sampled (its sampling.json) is skipped.
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(sample, [list(range(j, n, jobs)) for j in range(jobs)]))
     prompts = json.loads(prompts_file.read_text())
     points = []
-    for snap, smp in zip(res["snapshots"], sampled["sampling"]):
+    for snap in res["snapshots"]:
+        smp = json.loads((Path(snap["path"]) / "sampling.json").read_text())
+        smp.pop("num_videos")
         scores = score_snapshot(snap, prompts, a.threads)
         points.append({"train_s": snap["train_s"], "steps": snap["steps"], **scores, **smp})
         print(f"== {side}: {_fmt_point(points[-1])}", file=sys.stderr, flush=True)
     rec = {k: res[k] for k in ("side", "config", "params", "threads")}
     rec.update(points=points, scoring_wall_s=time.time() - t0, scoring_threads=a.threads)
+    rec.update(scoring_jobs=jobs)
     rec.update(budget_min=res.get("budget_min", a.budget_min))
     rec.update(eval_every_min=res.get("eval_every_min", a.eval_every_min))
     rec.update(num_videos=a.num_videos, target=a.target)
@@ -690,7 +719,8 @@ def main() -> None:
     ap.add_argument("--peer-cfg", type=float, default=3.0, help="the peer's cond_scale")
     ap.add_argument("--p-uncond", type=float, default=0.1, help="the peer's null_cond_prob")
     ap.add_argument("--sample-batch", type=int, default=16, help="sampling batch (both sides)")
-    for name in ("worker", "side-dir", "clips", "vocab", "prompts"):
+    ap.add_argument("--jobs", type=int, default=1, help="sampling processes at once (score stage)")
+    for name in ("worker", "side-dir", "clips", "vocab", "prompts", "only"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
     for name in ("budget-s", "every-s"):
         ap.add_argument(f"--{name}", type=float, help=argparse.SUPPRESS)
