@@ -467,6 +467,7 @@ def score_snapshot(snap: dict, prompts: list[dict], threads: int) -> dict:
     m = json.loads((path / "eval" / "metrics.json").read_text())
     keys = ("adherence", "adherence_heldout", "flicker_median", "flicker_median_heldout")
     keys += ("jitter_median", "jitter_median_heldout", "fd", "fd_heldout")
+    keys += ("colour_ok", "shape_ok", "direction_ok")  # what adherence is made of (in-distribution)
     return {k: m.get(k, math.nan) for k in keys}
 
 
@@ -612,7 +613,8 @@ def print_table(recs: dict) -> None:
         "and seeds for both sides\n"
     )
     cols = [("model", 30), ("params", 7), ("train min", 9), ("steps", 6), ("adherence", 9),
-            ("held-out", 8), ("flicker", 7), ("jitter px", 9), ("s/video", 7)]  # fmt: skip
+            ("held-out", 8), ("colour", 6), ("shape", 5), ("direction", 9), ("flicker", 7),
+            ("jitter px", 9), ("s/video", 7)]  # fmt: skip
     print("| " + " | ".join(f"{n:<{w}}" if k == 0 else f"{n:>{w}}" for k, (n, w) in
                             enumerate(cols)) + " |")  # fmt: skip
     print("|" + "|".join("-" * (w + 2) for _, w in cols) + "|")
@@ -625,6 +627,9 @@ def print_table(recs: dict) -> None:
                 str(p["steps"]),
                 f"{p['adherence']:.3f}",
                 f"{p['adherence_heldout']:.3f}",
+                f"{p.get('colour_ok', math.nan):.2f}",
+                f"{p.get('shape_ok', math.nan):.2f}",
+                f"{p.get('direction_ok', math.nan):.2f}",
                 f"{p['flicker_median']:.4f}",
                 f"{p['jitter_median']:.2f}",
                 f"{p['sec_per_video']:.1f}",
