@@ -512,19 +512,21 @@ def score_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
     res = json.loads(train_json.read_text())
     args = _worker_args(side, a, clips, vocab_file, prompts_file)
     t0 = time.time()
-    n = len(res["snapshots"])
-    jobs = max(1, min(a.jobs, n))
-    print(f"== {side}: sampling {n} snapshots, {jobs} at once", file=sys.stderr, flush=True)
+    prompts = json.loads(prompts_file.read_text())
+    todo = [k for k, _ in pending_snapshots(argparse.Namespace(side_dir=side_dir, only=None),
+                                            len(prompts))]  # fmt: skip
+    jobs = max(1, min(a.jobs, len(todo)))
+    print(f"== {side}: sampling {len(todo)} of {len(res['snapshots'])} snapshots, {jobs} at once",
+          file=sys.stderr, flush=True)  # fmt: skip
 
     def sample(ks: list[int]) -> dict:
         only = ["--only", ",".join(map(str, ks))]
         return run_worker(_python(side), SCRIPT, ["--worker", f"{side}-sample", *args, *only],
                           a.threads, True)  # fmt: skip
 
-    # Snapshot k goes to worker k % jobs; a snapshot already sampled (its sampling.json) is skipped.
+    # The snapshots still to sample (no sampling.json yet), dealt round-robin to the workers.
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(sample, [list(range(j, n, jobs)) for j in range(jobs)]))
-    prompts = json.loads(prompts_file.read_text())
+        list(pool.map(sample, [todo[j::jobs] for j in range(jobs) if todo[j::jobs]]))
     points = []
     for snap in res["snapshots"]:
         smp = json.loads((Path(snap["path"]) / "sampling.json").read_text())
