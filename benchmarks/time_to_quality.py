@@ -70,6 +70,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import math
 import shutil
@@ -143,27 +144,33 @@ def bag_of_words(caption: str, vocab: list[str]) -> list[float]:
     return vec
 
 
-def pending_snapshots(a: argparse.Namespace, n_prompts: int) -> list[tuple[int, Path]]:
-    """The snapshots a sampling worker still has to do: ``--only`` (else all) minus those with a
-    ``sampling.json`` for this many prompts (a finished snapshot is not sampled again)."""
-    res = json.loads((Path(a.side_dir) / "train.json").read_text())
-    only = None if a.only is None else {int(k) for k in a.only.split(",")}
+def prompts_digest(prompts: list[dict]) -> str:
+    """Names a prompt set (captions, splits, seeds): videos sampled for another set are stale."""
+    return hashlib.sha1(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def pending_snapshots(side_dir: str | Path, prompts: list[dict], only: str | None = None):
+    """``(index, path)`` of the snapshots still to sample: ``only`` ("0,2"; default all) minus those
+    whose ``sampling.json`` names this prompt set (a finished snapshot is not sampled again)."""
+    res = json.loads((Path(side_dir) / "train.json").read_text())
+    keep = None if only is None else {int(k) for k in only.split(",")}
+    digest = prompts_digest(prompts)
     todo = []
     for k, snap in enumerate(res["snapshots"]):
         done = Path(snap["path"]) / "sampling.json"
-        if done.is_file() and json.loads(done.read_text()).get("num_videos") == n_prompts:
+        if done.is_file() and json.loads(done.read_text()).get("prompts") == digest:
             continue
-        if only is None or k in only:
+        if keep is None or k in keep:
             todo.append((k, Path(snap["path"])))
     return todo
 
 
-def save_videos(path: Path, videos, seconds: float) -> None:
+def save_videos(path: Path, videos, seconds: float, prompts: list[dict]) -> None:
     """``videos.npy`` (uint8), then ``sampling.json``, the mark that the snapshot is sampled."""
     import numpy as np
 
     np.save(path / "videos.npy", videos)
-    meta = {"num_videos": len(videos), "sec_per_video": seconds / len(videos)}
+    meta = {"prompts": prompts_digest(prompts), "sec_per_video": seconds / len(videos)}
     (path / "sampling.json").write_text(json.dumps(meta))
     print(f"sampled {path} ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
@@ -228,7 +235,7 @@ def worker_vidiff_sample(a: argparse.Namespace) -> dict:
     from vidiff.pipeline import VideoPipeline
 
     prompts = json.loads(Path(a.prompts).read_text())
-    todo = pending_snapshots(a, len(prompts))
+    todo = pending_snapshots(a.side_dir, prompts, a.only)
     for _, path in todo:
         pipe = VideoPipeline.load(path)
         t0 = time.perf_counter()
@@ -236,7 +243,7 @@ def worker_vidiff_sample(a: argparse.Namespace) -> dict:
             [p["prompt"] for p in prompts], [p["seed"] for p in prompts], batch_size=a.sample_batch
         )
         dt = time.perf_counter() - t0
-        save_videos(path, (vids.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), dt)
+        save_videos(path, (vids.clamp(0, 1) * 255).round().to(torch.uint8).numpy(), dt, prompts)
     return {"sampled": [k for k, _ in todo]}
 
 
@@ -368,7 +375,7 @@ def worker_peer_sample(a: argparse.Namespace) -> dict:
     prompts = json.loads(Path(a.prompts).read_text())
     cond = torch.tensor([bag_of_words(p["prompt"], vocab) for p in prompts])
     seeds = [p["seed"] for p in prompts]
-    todo = pending_snapshots(a, len(prompts))
+    todo = pending_snapshots(a.side_dir, prompts, a.only)
     for _, path in todo:
         diffusion = _peer_model(vdp, json.loads((path / "meta.json").read_text()))
         diffusion.load_state_dict(torch.load(path / "ema.pt"))
@@ -387,7 +394,7 @@ def worker_peer_sample(a: argparse.Namespace) -> dict:
                 ]
             )
         dt = time.perf_counter() - t0
-        save_videos(path, (vids * 255).round().to(torch.uint8).numpy(), dt)
+        save_videos(path, (vids * 255).round().to(torch.uint8).numpy(), dt, prompts)
     return {"sampled": [k for k, _ in todo]}
 
 
@@ -513,8 +520,7 @@ def score_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
     args = _worker_args(side, a, clips, vocab_file, prompts_file)
     t0 = time.time()
     prompts = json.loads(prompts_file.read_text())
-    todo = [k for k, _ in pending_snapshots(argparse.Namespace(side_dir=side_dir, only=None),
-                                            len(prompts))]  # fmt: skip
+    todo = [k for k, _ in pending_snapshots(side_dir, prompts)]
     jobs = max(1, min(a.jobs, len(todo)))
     print(f"== {side}: sampling {len(todo)} of {len(res['snapshots'])} snapshots, {jobs} at once",
           file=sys.stderr, flush=True)  # fmt: skip
@@ -530,7 +536,7 @@ def score_side(side: str, a: argparse.Namespace, clips: Path, vocab_file: Path,
     points = []
     for snap in res["snapshots"]:
         smp = json.loads((Path(snap["path"]) / "sampling.json").read_text())
-        smp.pop("num_videos")
+        smp.pop("prompts")
         scores = score_snapshot(snap, prompts, a.threads)
         points.append({"train_s": snap["train_s"], "steps": snap["steps"], **scores, **smp})
         print(f"== {side}: {_fmt_point(points[-1])}", file=sys.stderr, flush=True)
