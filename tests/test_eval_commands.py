@@ -18,6 +18,7 @@ class OraclePipeline(torch.nn.Module):
     so quality visibly depends on steps."""
 
     num_frames, size = 16, 32
+    baked_cfg = None
 
     def __init__(self):
         super().__init__()
@@ -57,7 +58,7 @@ def test_eval_model_with_steps(tmp_path, monkeypatch):
     ]
     assert figures["rows"][1]["adherence"] == 1.0 and figures["rows"][1]["adherence_heldout"] == 1.0
     assert figures["rows"][0]["adherence"] == 0.0 and figures["rows"][1]["num_videos"] == 3
-    assert "--steps 2 8" in figures["command"]
+    assert "--steps 2 8" in figures["command"] and "--cfg 1.0" in figures["command"]
     good, frozen = m["runs"][1]["splits"], m["runs"][0]["splits"]
     assert good["train"]["adherence"] == 1.0 and good["heldout"]["adherence"] == 1.0
     assert frozen["train"]["adherence"] == 0.0
@@ -76,6 +77,24 @@ def test_eval_model_with_steps(tmp_path, monkeypatch):
         "videos/train_0000.mp4",
     ):
         assert (out / name).is_file(), name
+
+
+def test_a_baked_guidance_student_is_recorded_as_guided(tmp_path, monkeypatch):
+    """A distilled student samples at cfg 1 with its guidance in the weights: its figures say
+    "cfg W baked", not "cfg 1.0", and the recorded command passes no --cfg it would refuse."""
+
+    class Student(OraclePipeline):
+        baked_cfg = 2.0
+
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: Student())
+    (tmp_path / "student").mkdir()
+    commands.evaluate(
+        model=str(tmp_path / "student"), num_videos=2, out=str(tmp_path / "out"), record=True
+    )
+    figures = json.loads((tmp_path / "student" / "eval.json").read_text())
+    assert figures["rows"][0]["setting"] == "8 euler steps, cfg 2 baked"
+    assert "--cfg" not in figures["command"]
+    assert "cfg 2 baked" in (tmp_path / "out" / "report.html").read_text()
 
 
 def test_eval_compare(tmp_path, monkeypatch, capsys):

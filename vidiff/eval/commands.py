@@ -118,6 +118,14 @@ def evaluate(
     return metrics
 
 
+def guidance_label(metrics: dict) -> str:
+    """How the videos were guided: ``cfg W``, or ``cfg W baked`` for a distilled student whose
+    guidance is in its weights (it samples at cfg 1, which would read as unguided)."""
+    if metrics.get("cfg_baked") is not None:
+        return f"cfg {metrics['cfg_baked']:g} baked"
+    return f"cfg {metrics['cfg']}"
+
+
 def record_figures(metrics: dict, model: Path) -> Path:
     """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
     from vidiff.demo import EVAL_FILE
@@ -126,7 +134,7 @@ def record_figures(metrics: dict, model: Path) -> Path:
     rows = []
     for run in metrics["runs"]:
         row = {
-            "setting": f"{run['steps']} {metrics['sampler']} steps, cfg {metrics['cfg']}",
+            "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}",
             "num_videos": metrics["num_videos"],
         }
         for split, summ in run["splits"].items():
@@ -136,7 +144,8 @@ def record_figures(metrics: dict, model: Path) -> Path:
     figures = {
         "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
         f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
-        f"--cfg {metrics['cfg']} --seed {metrics['seed']}",
+        + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+        + f"--seed {metrics['seed']}",
         "when": time.strftime("%Y-%m-%d"),
         "eval_seconds": round(metrics.get("eval_seconds", 0.0)),
         "rows": rows,
@@ -208,6 +217,7 @@ def _evaluate_model(
         "seed": seed,
         "sampler": sampler or pipe.config.diffusion.sampler,
         "cfg": cfg if cfg is not None else pipe.config.diffusion.cfg,
+        "cfg_baked": pipe.baked_cfg,
         "runs": runs,
         "real": real,
         "videos": videos_json,
@@ -239,7 +249,7 @@ def _evaluate_model(
         if p is not None
     ]
     subtitle = (
-        f"model {model} · dataset {dataset} · sampler {metrics['sampler']} · cfg {metrics['cfg']} · "
+        f"model {model} · dataset {dataset} · sampler {metrics['sampler']} · {guidance_label(metrics)} · "
         f"seed {seed} · N = {num_videos} per split"
     )
     report.write_report(out_dir, "vidiff eval", subtitle, tables, plots, galleries, _notes(dataset))
