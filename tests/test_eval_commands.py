@@ -24,10 +24,10 @@ class OraclePipeline(torch.nn.Module):
         super().__init__()
         self.config = SimpleNamespace(
             model=SimpleNamespace(frame_conditioning=False),
-            diffusion=SimpleNamespace(steps=8, sampler="euler", cfg=1.0),
+            diffusion=SimpleNamespace(steps=8, sampler="euler", cfg=1.0, noise_correlation=0.0),
             video=SimpleNamespace(fps=8),
         )
-        self.lookup = {}
+        self.lookup, self.noise_correlations = {}, []
         for split in ("train", "heldout"):
             ds = MovingShapes(16, split=split, seed=EVAL_DATA_SEED)
             for i in range(16):
@@ -35,8 +35,9 @@ class OraclePipeline(torch.nn.Module):
                 self.lookup.setdefault(it["caption"], it["video"])
 
     def generate(self, prompts, seeds, *, steps=None, sampler=None, cfg=None, known_frames=None,
-                 frame_mask=None, batch_size=16):  # fmt: skip
+                 frame_mask=None, noise_correlation=None, batch_size=16):  # fmt: skip
         assert len(prompts) == len(seeds)
+        self.noise_correlations.append(noise_correlation)
         v = torch.stack([self.lookup[p] for p in prompts])
         if (steps or self.config.diffusion.steps) < 4:
             v = v[:, :, :1].expand_as(v).clone()
@@ -95,6 +96,25 @@ def test_a_baked_guidance_student_is_recorded_as_guided(tmp_path, monkeypatch):
     assert figures["rows"][0]["setting"] == "8 euler steps, cfg 2 baked"
     assert "--cfg" not in figures["command"]
     assert "cfg 2 baked" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_frame_noise_correlation_reaches_the_sampler_and_the_record(tmp_path, monkeypatch):
+    """--noise-correlation is passed to every generate call, and the recorded figures say so (the
+    setting and a command that reproduces them); without it the model's default is recorded."""
+    pipe = OraclePipeline()
+    pipe.config.diffusion.noise_correlation = 0.25  # the model's default
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: pipe)
+    (tmp_path / "m").mkdir()
+    m = commands.evaluate(
+        model=str(tmp_path / "m"), num_videos=2, noise_correlation=0.1, out=str(tmp_path / "a"),
+        record=True,
+    )  # fmt: skip
+    assert pipe.noise_correlations == [0.1, 0.1] and m["noise_correlation"] == 0.1
+    figures = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert figures["rows"][0]["setting"] == "8 euler steps, cfg 1.0, frame noise correlation 0.1"
+    assert "--noise-correlation 0.1 " in figures["command"]
+    m = commands.evaluate(model=str(tmp_path / "m"), num_videos=2, out=str(tmp_path / "b"))
+    assert pipe.noise_correlations[2:] == [None, None] and m["noise_correlation"] == 0.25
 
 
 def test_eval_compare(tmp_path, monkeypatch, capsys):
@@ -231,7 +251,7 @@ class ContinuationOracle(torch.nn.Module):
         self.freeze = freeze
         self.config = SimpleNamespace(
             model=SimpleNamespace(frame_conditioning=True),
-            diffusion=SimpleNamespace(steps=8, sampler="euler", cfg=1.0),
+            diffusion=SimpleNamespace(steps=8, sampler="euler", cfg=1.0, noise_correlation=0.0),
             video=SimpleNamespace(fps=8),
         )
 

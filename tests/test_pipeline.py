@@ -48,6 +48,18 @@ def test_generate_shape_range_and_seed_independence_of_batch():
     assert not torch.allclose(together, pipe.generate(PROMPTS, [4, 5, 6]))
 
 
+def test_frame_noise_correlation_follows_the_config_and_the_argument():
+    pipe = micro_pipeline()
+    plain = pipe.generate(PROMPTS[:2], [1, 2], steps=2)
+    corr = pipe.generate(PROMPTS[:2], [1, 2], steps=2, noise_correlation=0.5)
+    assert not torch.allclose(plain, corr)
+    pipe.config.diffusion.noise_correlation = 0.5
+    torch.testing.assert_close(pipe.generate(PROMPTS[:2], [1, 2], steps=2), corr)
+    torch.testing.assert_close(
+        pipe.generate(PROMPTS[:2], [1, 2], steps=2, noise_correlation=0.0), plain
+    )
+
+
 @pytest.mark.parametrize("sampler", ["euler", "heun", "ddim", "ddpm", "dpmpp_2m"])
 def test_every_sampler_runs_through_the_pipeline(sampler):
     pipe = micro_pipeline()

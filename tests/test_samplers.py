@@ -171,6 +171,25 @@ def test_seeded_noise_batch_independence(name):
         SeededNoise([1, 2])(torch.zeros(3, 1))
 
 
+def test_frame_correlated_noise():
+    """``SeededNoise.video``: rho = 0 is exactly ``randn``; otherwise every frame stays unit normal,
+    frames correlate by rho, and each sample still depends only on its own seed."""
+    shape = (2, 8, 16, 16)
+    torch.testing.assert_close(
+        SeededNoise([3, 4]).video(shape, 0.0), SeededNoise([3, 4]).randn(shape)
+    )
+    x = SeededNoise(list(range(64))).video(shape, 0.3)  # (64, C, T, H, W)
+    frames = x.transpose(1, 2).reshape(64, 8, -1)  # (B, T, C*H*W)
+    assert abs(frames.std().item() - 1) < 0.02 and abs(frames.mean().item()) < 0.02
+    corr = torch.corrcoef(frames.transpose(0, 1).reshape(8, -1))
+    off = corr[~torch.eye(8, dtype=torch.bool)]
+    assert (off - 0.3).abs().max() < 0.03, off
+    torch.testing.assert_close(x[5:6], SeededNoise([5]).video(shape, 0.3))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="correlation"):
+            SeededNoise([0]).video(shape, bad)
+
+
 def test_callback_and_dispatch_errors():
     sigmas = get_sigmas_karras(5, 0.01, 10.0)
     seen = []

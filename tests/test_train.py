@@ -407,12 +407,15 @@ def test_cli_train_sample_export_load(tmp_path):
         "7",
         "--cfg",
         "2.5",
+        "--noise-correlation",
+        "0.1",
     ]
     assert main(args) == 0
     diffusion = VideoPipeline.load(half).config.diffusion  # the sampling defaults travel
-    assert diffusion.steps == 7 and diffusion.cfg == 2.5
+    assert diffusion.steps == 7 and diffusion.cfg == 2.5 and diffusion.noise_correlation == 0.1
     assert main(["export", str(ckpt), "-o", str(half), "--sampler", "nope"]) == 2
     assert main(["export", str(ckpt), "-o", str(half), "--cfg", "-1"]) == 2
+    assert main(["export", str(ckpt), "-o", str(half), "--noise-correlation", "1"]) == 2
     size = lambda d: (d / "model.safetensors").stat().st_size
     assert size(half) < 0.6 * size(out)
     w = VideoPipeline.load(half).state_dict()

@@ -67,6 +67,9 @@ class DiffusionConfig:
     sampler: str = "dpmpp_2m"
     steps: int = 32
     cfg: float = 3.0
+    # Share of the initial noise's variance common to all frames when sampling (0: independent
+    # frames; vidiff.sampling.noise.SeededNoise.video). More gives less flicker, less motion.
+    noise_correlation: float = 0.0
     sigmas: dict[str, Any] = field(default_factory=dict)  # extra keywords for the discretisation
     # Set by `vidiff distill` on the models it exports (None for a model trained from data; None, not
     # {}, so checkpoints written before this key existed still resume): method, teacher_steps, steps,

@@ -270,6 +270,7 @@ class VideoPipeline(nn.Module):
         cfg: float | None = None,
         known_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
+        noise_correlation: float | None = None,
         batch_size: int = 16,
         callback=None,
     ) -> torch.Tensor:
@@ -277,7 +278,9 @@ class VideoPipeline(nn.Module):
 
         ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
         given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
-        keyframes). Each video depends only on its own prompt and seed, not on its batch.
+        keyframes). ``noise_correlation`` (default ``diffusion.noise_correlation``) is the share of
+        the initial noise common to all frames (:meth:`SeededNoise.video`). Each video depends only
+        on its own prompt and seed, not on its batch.
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -295,23 +298,26 @@ class VideoPipeline(nn.Module):
                 f"its weights (diffusion.distilled.guidance='baked'); it takes no --cfg (got {cfg:g})"
             )
         cfg = dc.cfg if cfg is None else cfg
+        rho = dc.noise_correlation if noise_correlation is None else noise_correlation
         out = []
         for start in range(0, len(prompts), batch_size):
             sl = slice(start, start + batch_size)
             kf = None if known_frames is None else known_frames[sl]
             fm = None if frame_mask is None else frame_mask[sl]
             out.append(
-                self._generate_batch(prompts[sl], seeds[sl], steps, sampler, cfg, kf, fm, callback)
+                self._generate_batch(
+                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, callback
+                )
             )
         return torch.cat(out)
 
     def _generate_batch(
-        self, prompts, seeds, steps, sampler, cfg, known_frames, frame_mask, callback
+        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, callback
     ):
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
-        x = noise.randn(self.sample_shape) * sigmas[0]
+        x = noise.video(self.sample_shape, rho) * sigmas[0]
         denoiser, cond = self.guided(self.encode_prompts(prompts), cfg, len(prompts))
         if known_frames is not None:
             frames, mask = self._known_in_model_space(

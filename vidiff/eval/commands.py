@@ -54,6 +54,7 @@ def evaluate(
     steps: list[int] | None = None,
     sampler: str | None = None,
     cfg: float | None = None,
+    noise_correlation: float | None = None,
     seed: int = 0,
     out: str = "eval-out",
     batch_size: int = 16,
@@ -68,7 +69,8 @@ def evaluate(
     and held-out, once per --steps value) or --videos DIR [--manifest FILE] (score videos made
     anywhere; manifest rows are JSON with `path` and `caption` or `prompt`, as `vidiff data export`
     writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
-    (default both; each set is the same whichever others are asked for). --record also writes the
+    (default both; each set is the same whichever others are asked for). --noise-correlation R
+    overrides the model's share of starting noise common to all frames. --record also writes the
     figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
     and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
     (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
@@ -99,6 +101,7 @@ def evaluate(
             steps,
             sampler,
             cfg,
+            noise_correlation,
             seed,
             out_dir,
             batch_size,
@@ -120,10 +123,14 @@ def evaluate(
 
 def guidance_label(metrics: dict) -> str:
     """How the videos were guided: ``cfg W``, or ``cfg W baked`` for a distilled student whose
-    guidance is in its weights (it samples at cfg 1, which would read as unguided)."""
+    guidance is in its weights (it samples at cfg 1, which would read as unguided); then the frame
+    noise correlation when there was one."""
     if metrics.get("cfg_baked") is not None:
-        return f"cfg {metrics['cfg_baked']:g} baked"
-    return f"cfg {metrics['cfg']}"
+        label = f"cfg {metrics['cfg_baked']:g} baked"
+    else:
+        label = f"cfg {metrics['cfg']}"
+    rho = metrics.get("noise_correlation") or 0.0
+    return label + (f", frame noise correlation {rho:g}" if rho else "")
 
 
 def record_figures(metrics: dict, model: Path) -> Path:
@@ -145,6 +152,7 @@ def record_figures(metrics: dict, model: Path) -> Path:
         "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
         f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
         + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+        + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
         + f"--seed {metrics['seed']}",
         "when": time.strftime("%Y-%m-%d"),
         "eval_seconds": round(metrics.get("eval_seconds", 0.0)),
@@ -175,8 +183,8 @@ def _load_i3d(path: str):
 
 
 def _evaluate_model(
-    pipe, model, dataset, num_videos, steps, sampler, cfg, seed, out_dir: Path, batch_size, i3d=None,
-    splits=SPLITS,
+    pipe, model, dataset, num_videos, steps, sampler, cfg, noise_correlation, seed, out_dir: Path,
+    batch_size, i3d=None, splits=SPLITS,
 ):  # fmt: skip
     pipe.eval()
     sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
@@ -187,7 +195,13 @@ def _evaluate_model(
         per_split = {}
         for es in sets:
             vids, dt, k = generate(
-                pipe, es, steps=s, sampler=sampler, cfg=cfg, batch_size=batch_size
+                pipe,
+                es,
+                steps=s,
+                sampler=sampler,
+                cfg=cfg,
+                noise_correlation=noise_correlation,
+                batch_size=batch_size,
             )
             verdicts = score_videos(dataset, vids, es.prompts, es.gts, num_cond_frames=k)
             summ = probes.summarize(verdicts)
@@ -218,6 +232,11 @@ def _evaluate_model(
         "sampler": sampler or pipe.config.diffusion.sampler,
         "cfg": cfg if cfg is not None else pipe.config.diffusion.cfg,
         "cfg_baked": pipe.baked_cfg,
+        "noise_correlation": (
+            pipe.config.diffusion.noise_correlation
+            if noise_correlation is None
+            else noise_correlation
+        ),
         "runs": runs,
         "real": real,
         "videos": videos_json,

@@ -158,6 +158,7 @@ def generate(
     steps: int | None = None,
     sampler: str | None = None,
     cfg: float | None = None,
+    noise_correlation: float | None = None,
     batch_size: int = 16,
 ) -> tuple[torch.Tensor, float, int]:
     """Sample the set's videos; returns ``(videos (N, C, T, H, W), seconds per video,
@@ -171,7 +172,14 @@ def generate(
         mask = torch.zeros(len(es.prompts), es.real.shape[2], dtype=torch.bool)
         mask[:, :k] = True
     t0 = time.perf_counter()
-    kwargs = dict(steps=steps, sampler=sampler, cfg=cfg, known_frames=known, frame_mask=mask)
+    kwargs = dict(
+        steps=steps,
+        sampler=sampler,
+        cfg=cfg,
+        noise_correlation=noise_correlation,
+        known_frames=known,
+        frame_mask=mask,
+    )
     videos = pipeline.generate(es.prompts, es.seeds, batch_size=batch_size, **kwargs)
     dt = (time.perf_counter() - t0) / max(1, len(es.prompts))
     return videos.float().clamp(0, 1).cpu(), dt, k

@@ -47,6 +47,7 @@ def sample(
     steps: int | None = None,
     sampler: str | None = None,
     cfg: float | None = None,
+    noise_correlation: float | None = None,
     first_frame: str | None = None,
     out: str = "sample.mp4",
     out_dir: str | None = None,
@@ -57,7 +58,8 @@ def sample(
 
     `--prompt TEXT` writes `--out` (a captioned sheet when `--num-videos` > 1); `--prompts FILE` (one per
     line) or `--out-dir DIR` writes one file per prompt and seed plus `manifest.jsonl`
-    (path, prompt, seed). `.mp4` or `.gif` by the extension of `--out`.
+    (path, prompt, seed). `.mp4` or `.gif` by the extension of `--out`. `--noise-correlation R`
+    shares a part R of the starting noise between frames (default: the model's): less flicker.
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
@@ -87,6 +89,7 @@ def sample(
         steps=steps,
         sampler=sampler,
         cfg=cfg,
+        noise_correlation=noise_correlation,
         known_frames=known,
         frame_mask=mask,
         batch_size=batch_size,
@@ -129,6 +132,7 @@ def generate(
     steps: int | None = None,
     sampler: str | None = None,
     cfg: float | None = None,
+    noise_correlation: float | None = None,
     first_frame: str | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
@@ -154,6 +158,7 @@ def generate(
         steps=steps,
         sampler=sampler,
         cfg=cfg,
+        noise_correlation=noise_correlation,
         first_frame=first_frame,
         out=out,
         out_dir=out_dir,

@@ -38,6 +38,34 @@ class SeededNoise:
             ]
         )
 
+    def video(
+        self,
+        shape: Sequence[int],
+        frame_correlation: float = 0.0,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Initial noise ``(B, C, T, ...)`` whose frames share a part: frame ``t`` gets
+        ``sqrt(1 - rho) * own_t + sqrt(rho) * shared`` with ``rho = frame_correlation``, so every
+        frame stays unit normal (what the spatial layers were trained on) while any two frames'
+        noise correlates by ``rho`` (the mixed noise prior of PYoCo, Ge et al. 2023, here used at
+        sampling time only). Residual noise the denoiser leaves then varies less from frame to
+        frame: less background flicker, at some cost in motion (see the README's shipped-model
+        figures). ``rho = 0`` draws exactly :meth:`randn` ``(shape)``; the shared part is drawn
+        after it, from the same generators.
+        """
+        rho = float(frame_correlation)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"frame noise correlation must be in [0, 1), got {rho}")
+        own = self.randn(shape, dtype=dtype)
+        if rho == 0.0:
+            return own
+        if len(shape) < 2:
+            raise ValueError(
+                f"frame-correlated noise needs a (C, T, ...) shape, got {tuple(shape)}"
+            )
+        shared = self.randn((shape[0], 1, *shape[2:]), dtype=dtype)
+        return (1.0 - rho) ** 0.5 * own + rho**0.5 * shared
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != len(self.generators):
             raise ValueError(

@@ -44,6 +44,7 @@ def export(
     steps: int | None = None,
     sampler: str | None = None,
     cfg: float | None = None,
+    noise_correlation: float | None = None,
 ) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
     (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
@@ -51,8 +52,8 @@ def export(
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
     ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps``,
-    ``--sampler`` and ``--cfg`` set the exported model's sampling defaults (else the training
-    config's).
+    ``--sampler``, ``--cfg`` and ``--noise-correlation`` (the share of the starting noise common to
+    all frames) set the exported model's sampling defaults (else the training config's).
     """
     from vidiff.pipeline import VideoPipeline
 
@@ -67,11 +68,15 @@ def export(
             raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
     if cfg is not None and cfg < 0:
         raise ValueError(f"--cfg must be >= 0, got {cfg}")
+    if noise_correlation is not None and not 0 <= noise_correlation < 1:
+        raise ValueError(f"--noise-correlation must be in [0, 1), got {noise_correlation}")
 
     def set_defaults(diffusion) -> None:
         diffusion.steps = steps or diffusion.steps
         diffusion.sampler = sampler or diffusion.sampler
         diffusion.cfg = diffusion.cfg if cfg is None else cfg
+        if noise_correlation is not None:
+            diffusion.noise_correlation = noise_correlation
 
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
         pipe = VideoPipeline.load(checkpoint)
