@@ -219,6 +219,8 @@ def test_eval_errors(tmp_path):
         commands.evaluate(videos=str(tmp_path), record=True)
     with pytest.raises(ValueError, match="--splits"):
         commands.evaluate(model="m", splits=["test"])
+    with pytest.raises(ValueError, match="--steps, --noise-correlation only apply"):
+        commands.evaluate(videos=str(tmp_path), steps=[8], noise_correlation=0.1)
 
 
 def test_distribution_with_fvd_stub():

@@ -83,6 +83,12 @@ def evaluate(
         raise ValueError("--record writes eval.json into a model folder: it needs --model DIR")
     if model is None and videos is None and manifest is None:
         raise ValueError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
+    sampling = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
+                "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
+    if model is None and (given := [k for k, v in sampling.items() if v is not None]):
+        raise ValueError(
+            f"{', '.join(given)} only apply when sampling a --model; --videos scores files as they are"
+        )
     if videos is not None and not Path(videos).is_dir():
         raise FileNotFoundError(f"videos folder not found: {videos}")
     if manifest is not None and not Path(manifest).is_file():
