@@ -87,7 +87,7 @@ def evaluate(
                 "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
     if model is None and (given := [k for k, v in sampling.items() if v is not None]):
         raise ValueError(
-            f"{', '.join(given)} only apply when sampling a --model; --videos scores files as they are"
+            f"{', '.join(given)}: for sampling a --model only; --videos scores the files as they are"
         )
     if videos is not None and not Path(videos).is_dir():
         raise FileNotFoundError(f"videos folder not found: {videos}")
