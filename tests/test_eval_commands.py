@@ -219,7 +219,9 @@ def test_eval_errors(tmp_path):
         commands.evaluate(videos=str(tmp_path), record=True)
     with pytest.raises(ValueError, match="--splits"):
         commands.evaluate(model="m", splits=["test"])
-    with pytest.raises(ValueError, match="--steps, --noise-correlation: for sampling a --model only"):
+    with pytest.raises(
+        ValueError, match="--steps, --noise-correlation: for sampling a --model only"
+    ):
         commands.evaluate(videos=str(tmp_path), steps=[8], noise_correlation=0.1)
 
 
