@@ -41,11 +41,11 @@ class SeededNoise:
     def video(
         self,
         shape: Sequence[int],
-        frame_correlation: float = 0.0,
+        noise_correlation: float = 0.0,
         dtype: torch.dtype = torch.float32,
     ) -> torch.Tensor:
         """Initial noise ``(B, C, T, ...)`` whose frames share a part: frame ``t`` gets
-        ``sqrt(1 - rho) * own_t + sqrt(rho) * shared`` with ``rho = frame_correlation``, so every
+        ``sqrt(1 - rho) * own_t + sqrt(rho) * shared`` with ``rho = noise_correlation``, so every
         frame stays unit normal (what the spatial layers were trained on) while any two frames'
         noise correlates by ``rho`` (the mixed noise prior of PYoCo, Ge et al. 2023, here used at
         sampling time only). Residual noise the denoiser leaves then varies less from frame to
@@ -53,7 +53,7 @@ class SeededNoise:
         figures). ``rho = 0`` draws exactly :meth:`randn` ``(shape)``; the shared part is drawn
         after it, from the same generators.
         """
-        rho = float(frame_correlation)
+        rho = float(noise_correlation)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"frame noise correlation must be in [0, 1), got {rho}")
         own = self.randn(shape, dtype=dtype)
