@@ -4,10 +4,11 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.vidiff-installed
+APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup demo test test-all lint format clean default-model
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model
 
 setup: $(STAMP)
 
@@ -22,13 +23,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,hf]'
 	touch $(STAMP)
 
+# The web app's extra (gradio), kept out of `setup` so that `make demo` stays light.
+setup-app: $(APP_STAMP)
+
+$(APP_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[app]'
+	touch $(APP_STAMP)
+
 demo: setup
 	$(VENV)/bin/vidiff demo
 
-test: setup
+serve: setup-app
+	$(VENV)/bin/vidiff serve
+
+test: setup setup-app
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
-test-all: setup
+test-all: setup setup-app
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "slow or not slow"
 
 lint: setup

@@ -35,6 +35,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("eval-compare",): "vidiff.eval.compare:compare",
     ("eval-judges",): "vidiff.eval.judges:train_judges",
     ("demo",): "vidiff.demo:demo",
+    ("serve",): "vidiff.app.commands:serve",
 }
 
 # Short aliases that read naturally on the command line.

@@ -1,0 +1,132 @@
+"""The models ``vidiff serve`` offers, and a short model card for each.
+
+A model is an exported folder (``config.json`` + ``model.safetensors``, see
+:meth:`vidiff.pipeline.VideoPipeline.load`). The shipped ones are the folders of ``vidiff/assets``
+that hold a ``config.json``; ``--model DIR`` adds more. A folder may carry ``eval.json``, the figures
+``vidiff eval --record`` measured for it; the card shows them so a user sees what to expect.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidiff.config import PipelineConfig, load_pipeline_config
+from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+EVAL_FILE = "eval.json"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """An exported model folder, its config and its recorded figures (None without ``eval.json``)."""
+
+    name: str
+    path: Path
+    config: PipelineConfig
+    figures: dict | None
+
+    @property
+    def steps(self) -> int:
+        """The step count the model samples with by default (a distilled student's own count)."""
+        return int(self.config.diffusion.steps)
+
+    @property
+    def image_to_video(self) -> bool:
+        """Whether the model takes known frames (a first frame to animate)."""
+        return bool(self.config.model.frame_conditioning)
+
+    @property
+    def vocabulary(self) -> list[str] | None:
+        """The closed word list of a built-in text encoder; None for other encoders."""
+        if self.config.model.text_encoder != "builtin":
+            return None
+        return list(self.config.model.text.get("vocab") or []) or None
+
+
+def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
+    """A model folder's :class:`ModelInfo`; ``FileNotFoundError`` naming the folder when it is not an
+    exported model."""
+    path = Path(path)
+    for file in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (path / file).is_file():
+            raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
+    figures = json.loads((path / EVAL_FILE).read_text()) if (path / EVAL_FILE).is_file() else None
+    return ModelInfo(
+        name=name or path.name,
+        path=path.resolve(),
+        config=load_pipeline_config(path / CONFIG_NAME),
+        figures=figures,
+    )
+
+
+def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[str, ModelInfo]:
+    """Name -> model: the shipped models (sorted by folder name), then each folder in ``extra``.
+
+    A name is the folder's name; a later folder of the same name is named by its path instead.
+    """
+    folders = [p for p in sorted(assets.iterdir()) if (p / CONFIG_NAME).is_file()]
+    models: dict[str, ModelInfo] = {}
+    for folder in [*folders, *map(Path, extra or [])]:
+        name = folder.name if folder.name not in models else str(folder)
+        if name in models:
+            raise ValueError(f"--model {folder} is given twice")
+        models[name] = read_model(folder, name)
+    return models
+
+
+# (key in an eval.json row, column name, format); the in-distribution and held-out columns of
+# `vidiff eval --record`, as `vidiff demo` shows them.
+FIGURES = [
+    ("num_videos", "videos per split", "{:d}"),
+    ("adherence", "adherence in-dist", "{:.1%}"),
+    ("adherence_heldout", "adherence held-out", "{:.1%}"),
+    ("flicker_median", "flicker (median)", "{:.4f}"),
+    ("jitter_median", "jitter px (median)", "{:.2f}"),
+    ("fd", "Fréchet distance", "{:.2f}"),
+    ("sec_per_video", "s / video (CPU)", "{:.2f}"),
+]
+
+
+def figures_table(info: ModelInfo) -> str:
+    """The recorded figures as a Markdown table, or a sentence saying there are none."""
+    if not info.figures or not info.figures.get("rows"):
+        return "No measured figures ship with this model (no `eval.json` in its folder)."
+    head = "| setting | " + " | ".join(name for _, name, _ in FIGURES) + " |"
+    rule = "|---" * (len(FIGURES) + 1) + "|"
+    rows = [
+        f"| {row.get('setting', '')} | "
+        + " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, _, fmt in FIGURES)
+        + " |"
+        for row in info.figures["rows"]
+    ]
+    when = info.figures.get("when", "")
+    command = info.figures.get("command", "")
+    return "\n".join([head, rule, *rows, "", f"Measured {when} with `{command}`."])
+
+
+def model_card(info: ModelInfo) -> str:
+    """What the model is, how it samples, which words it knows, and its recorded figures (Markdown)."""
+    c = info.config
+    v, d = c.video, c.diffusion
+    about = (
+        f"`{c.model.arch}` network, {d.parameterization}-prediction: {v.num_frames} frames of "
+        f"{v.size}×{v.size} pixels at {v.fps} fps. Samples with {d.steps} {d.sampler} steps"
+    )
+    distilled = d.distilled or {}
+    if distilled:
+        about += f" (distilled from a {distilled.get('teacher_steps', '?')}-step teacher"
+        if distilled.get("guidance") == "baked":
+            about += f", classifier-free guidance w={float(distilled['cfg']):g} baked in"
+        about += ")"
+    about += ". " + (
+        "Image to video: give it a first frame to animate."
+        if info.image_to_video
+        else "Text to video only (trained without frame conditioning)."
+    )
+    lines = [f"### Model: {info.name}", "", about]
+    if info.vocabulary:
+        lines += ["", f"Its {len(info.vocabulary)} words: " + ", ".join(info.vocabulary) + "."]
+    return "\n".join([*lines, "", "#### Measured quality", "", figures_table(info)])

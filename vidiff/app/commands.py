@@ -1,0 +1,34 @@
+"""``vidiff serve``: the web app over the shipped models (and any ``--model DIR``)."""
+
+from __future__ import annotations
+
+import tempfile
+
+
+def serve(
+    *,
+    port: int = 7860,
+    host: str = "127.0.0.1",
+    model: list[str] | None = None,
+    device: str = "auto",
+) -> None:
+    """Serve a web page for making videos: prompt, seed, steps, model picker, image to video.
+
+    Open http://HOST:PORT in a browser. The page's Generate is also the API endpoint `generate`
+    (prompt, seed) -> video for gradio_client. `--model DIR` adds exported model folders to the shipped
+    ones. Nothing leaves this machine (no share link, no analytics); `--host 0.0.0.0` opens it to the
+    local network. Needs the app extra: pip install 'vidiff[app]'.
+    """
+    from vidiff.app.catalog import find_models
+    from vidiff.app.studio import Studio
+    from vidiff.app.ui import build_app, launch, require_gradio
+    from vidiff.sampling.commands import resolve_device
+
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
+    require_gradio()
+    models = find_models(model)
+    with tempfile.TemporaryDirectory(prefix="vidiff-serve-") as out_dir:
+        studio = Studio(models, out_dir, device=resolve_device(device))
+        print(f"vidiff serve: {len(models)} model(s) ({', '.join(models)}); http://{host}:{port}")
+        launch(build_app(studio), studio, host=host, port=port, block=True)
