@@ -77,34 +77,34 @@ def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[s
     return models
 
 
-# (key in an eval.json row, column name, format); the in-distribution and held-out columns of
+# (key in an eval.json row, row name, format): the in-distribution and held-out figures of
 # `vidiff eval --record`, as `vidiff demo` shows them.
 FIGURES = [
     ("num_videos", "videos per split", "{:d}"),
-    ("adherence", "adherence in-dist", "{:.1%}"),
-    ("adherence_heldout", "adherence held-out", "{:.1%}"),
+    ("adherence", "prompt followed (in-distribution)", "{:.1%}"),
+    ("adherence_heldout", "prompt followed (held-out colour-shape pairs)", "{:.1%}"),
     ("flicker_median", "flicker (median)", "{:.4f}"),
-    ("jitter_median", "jitter px (median)", "{:.2f}"),
-    ("fd", "Fréchet distance", "{:.2f}"),
-    ("sec_per_video", "s / video (CPU)", "{:.2f}"),
+    ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
+    ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
+    ("sec_per_video", "seconds per video", "{:.2f}"),
 ]
 
 
 def figures_table(info: ModelInfo) -> str:
-    """The recorded figures as a Markdown table, or a sentence saying there are none."""
-    if not info.figures or not info.figures.get("rows"):
+    """The recorded figures as a Markdown table (one row per figure, one column per measured
+    setting), or a sentence saying there are none."""
+    rows = (info.figures or {}).get("rows") or []
+    if not rows:
         return "No measured figures ship with this model (no `eval.json` in its folder)."
-    head = "| setting | " + " | ".join(name for _, name, _ in FIGURES) + " |"
-    rule = "|---" * (len(FIGURES) + 1) + "|"
-    rows = [
-        f"| {row.get('setting', '')} | "
-        + " | ".join("-" if row.get(k) is None else fmt.format(row[k]) for k, _, fmt in FIGURES)
-        + " |"
-        for row in info.figures["rows"]
+    lines = [
+        "| figure | " + " | ".join(str(r.get("setting", "")) for r in rows) + " |",
+        "|---" * (len(rows) + 1) + "|",
     ]
-    when = info.figures.get("when", "")
-    command = info.figures.get("command", "")
-    return "\n".join([head, rule, *rows, "", f"Measured {when} with `{command}`."])
+    for key, name, fmt in FIGURES:
+        cells = ["-" if r.get(key) is None else fmt.format(r[key]) for r in rows]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    when, command = info.figures.get("when", ""), info.figures.get("command", "")
+    return "\n".join([*lines, "", f"Measured on {when} by `{command}`"])
 
 
 def model_card(info: ModelInfo) -> str:

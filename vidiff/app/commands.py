@@ -26,8 +26,8 @@ def serve(
 
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")
-    require_gradio()
     models = find_models(model)
+    require_gradio()
     with tempfile.TemporaryDirectory(prefix="vidiff-serve-") as out_dir:
         studio = Studio(models, out_dir, device=resolve_device(device))
         print(f"vidiff serve: {len(models)} model(s) ({', '.join(models)}); http://{host}:{port}")

@@ -55,22 +55,7 @@ def build_app(studio: Studio):
 
     def generate(prompt, seed, model, steps, first_frame=None, progress=gr.Progress()):  # noqa: B008
         """Generate one video for (prompt, seed) with the chosen model; returns the .mp4 file."""
-        progress(0, desc="loading the model")
-        try:
-            return str(
-                studio.generate(
-                    prompt,
-                    seed,
-                    model=model,
-                    steps=steps,
-                    first_frame=first_frame,
-                    progress=lambda done, total: progress(
-                        (done, total), desc="sampling", unit="steps"
-                    ),
-                )
-            )
-        except (ValueError, FileNotFoundError) as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        return run_generate(studio, prompt, seed, model, steps, first_frame, progress)
 
     def pick(name):
         info = studio.info(name)
@@ -116,6 +101,25 @@ def build_app(studio: Studio):
         prompt.submit(generate, inputs, video, api_visibility="private")
         model.change(pick, model, [steps, first_frame, card], api_visibility="private")
     return app
+
+
+def run_generate(
+    studio: Studio, prompt, seed, model, steps, first_frame=None, progress=None
+) -> str:
+    """The Generate button: a video file path, or ``gr.Error`` carrying the user's mistake (shown in
+    the page; the app goes on). ``progress`` is a ``gr.Progress`` (None: no progress shown)."""
+    gr = require_gradio()
+    report = None
+    if progress is not None:
+        progress(0, desc="loading the model")
+        report = lambda done, total: progress((done, total), desc="sampling", unit="steps")
+    try:
+        path = studio.generate(
+            prompt, seed, model=model, steps=steps, first_frame=first_frame, progress=report
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise gr.Error(str(e), print_exception=False) from None
+    return str(path)
 
 
 def _steps_info(info) -> str:
