@@ -8,7 +8,11 @@ them. Servers listen on 127.0.0.1 only, on a free port, and are closed at the en
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -48,24 +52,43 @@ def studio(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(studio, tmp_path_factory):
-    """The app on 127.0.0.1:<free port>, running in this process; closed after the module."""
+def server(tmp_path_factory):
+    """`vidiff serve` itself, in a child process on 127.0.0.1:<free port>; stopped with Ctrl-C
+    (SIGINT) after the module, as a user stops it."""
     _gradio()
-    from vidiff.app.ui import build_app, launch
-
-    saved = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))  # not /tmp/gradio
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = build_app(studio)
-    launch(app, studio, host="127.0.0.1", port=port, block=False)
-    yield f"http://127.0.0.1:{port}/"
-    app.close()
-    if saved is None:
-        os.environ.pop("GRADIO_TEMP_DIR", None)
-    else:
-        os.environ["GRADIO_TEMP_DIR"] = saved
+    env = {
+        **os.environ,
+        "GRADIO_TEMP_DIR": str(tmp_path_factory.mktemp("gradio")),  # not /tmp/gradio
+        "OMP_NUM_THREADS": "1",  # as the tests' own process (conftest): no thread contention
+    }
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    with open(log, "w") as out:
+        command = [sys.executable, "-m", "vidiff.cli", "serve", "--port", str(port)]
+        proc = subprocess.Popen(
+            [*command, "--device", "cpu"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"vidiff serve did not come up:\n{log.read_text()}")
+                time.sleep(0.25)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # --- catalogue and studio (no gradio needed) -------------------------------------------------------

@@ -30,5 +30,6 @@ def serve(
     require_gradio()
     with tempfile.TemporaryDirectory(prefix="vidiff-serve-") as out_dir:
         studio = Studio(models, out_dir, device=resolve_device(device))
+        studio.pipeline(None)  # load the default model now, not on the first Generate
         print(f"vidiff serve: {len(models)} model(s) ({', '.join(models)}); http://{host}:{port}")
         launch(build_app(studio), studio, host=host, port=port, block=True)
