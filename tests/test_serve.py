@@ -187,13 +187,14 @@ def test_page_handler_returns_a_video_or_an_error_message(studio):
         run_generate(studio, "a purple circle", 1, "default-model", 8)
 
 
-def test_gradio_client_calls_the_generate_endpoint(server):
+def test_gradio_client_calls_the_generate_endpoint(server, tmp_path):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    client = Client(server, verbose=False, download_files=True)
+    client = Client(server, verbose=False, download_files=str(tmp_path))
     result = client.predict(PROMPT, 5, api_name="/generate")
     path = result["video"] if isinstance(result, dict) else result
+    assert Path(path).is_relative_to(tmp_path) and path.endswith(".mp4")
     video, _ = read_video(path)
     assert video.shape == (3, 16, 32, 32)
     with pytest.raises(AppError, match="unknown word 'purple'"):
