@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vidiff.files import first_nonfinite
+
 STATE_NAME = "state.pt"
 CKPT_DIR = "checkpoints"
 _CKPT_RE = re.compile(r"^ckpt-(\d+)$")
@@ -94,8 +96,6 @@ def readable_checkpoint(
     process's ``rng-<rank>.pt`` load and whose model and EMA weights are finite, its state, and the
     newer checkpoint directories passed over with the reason. Every process reads the same files, so
     all of them choose the same checkpoint."""
-    from vidiff.files import first_nonfinite
-
     root = checkpoint_dir(out_dir)
     found = sorted(
         (int(m.group(1)), p)
@@ -104,21 +104,35 @@ def readable_checkpoint(
     )
     skipped: list[tuple[Path, str]] = []
     for _, path in reversed(found):
-        try:
-            if not (path / STATE_NAME).is_file():
-                raise ValueError(f"{STATE_NAME} is missing")
-            state = load_state(path)
-            for rank in range(int(state.get("num_processes", 1))):
-                if load_rng(path, rank) is None:
-                    raise ValueError(f"rng-{rank}.pt is missing")
-            for key, weights in (("model", state["model"]), ("ema", state["ema"]["module"])):
-                if (bad := first_nonfinite(weights)) is not None:
-                    raise ValueError(f"non-finite {key} weights ({bad!r})")
-        except Exception as e:  # any unreadable or inconsistent file: try the previous one
-            skipped.append((path, str(e).splitlines()[0] if str(e) else type(e).__name__))
-            continue
-        return path, state, skipped
+        state, why = _check_checkpoint(path)
+        if why is None:
+            return path, state, skipped
+        skipped.append((path, why))
     return None, None, skipped
+
+
+def _check_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(state, None)`` for a usable checkpoint directory, else ``(None, why not)``."""
+    unreadable = "is unreadable (truncated or corrupt)"
+    if not (path / STATE_NAME).is_file():
+        return None, f"{STATE_NAME} is missing"
+    try:
+        state = load_state(path)
+    except ValueError:
+        return None, f"{STATE_NAME} {unreadable}"
+    for rank in range(int(state.get("num_processes", 1))):
+        try:
+            if load_rng(path, rank) is None:
+                return None, f"rng-{rank}.pt is missing"
+        except ValueError:
+            return None, f"rng-{rank}.pt {unreadable}"
+    for key in ("model", "ema"):
+        if key not in state:
+            return None, f"{STATE_NAME} has no {key!r} entry"
+    for key, weights in (("model", state["model"]), ("EMA", state["ema"]["module"])):
+        if (bad := first_nonfinite(weights)) is not None:
+            return None, f"non-finite {key} weights (first in {bad!r})"
+    return state, None
 
 
 # --------------------------------------------------------------------------------------------------

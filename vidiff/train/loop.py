@@ -286,8 +286,13 @@ def train(
         ckpt, state, skipped = readable_checkpoint(out_dir)
         for path, why in skipped:
             log(f"vidiff: skipping checkpoint {path.name}: {why}")
+        if ckpt is None and skipped:
+            raise ValueError(
+                f"no readable checkpoint in {out_dir} (skipped {len(skipped)}, see above); move "
+                "them away to start the run afresh"
+            )
         if ckpt is None:
-            log(f"vidiff: no readable checkpoint in {out_dir}; starting from step 0")
+            log(f"vidiff: no checkpoint in {out_dir}; starting from step 0")
     elif (found := latest_checkpoint(out_dir)) is not None:
         raise ValueError(
             f"{out_dir} already holds checkpoints (latest: {found.name}); pass --resume to continue "
