@@ -41,7 +41,8 @@ def first_nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
     names = [k for k, v in tensors.items() if v.is_floating_point() and v.numel()]
     if not names:
         return None
-    flags = torch.stack([tensors[k].isfinite().all().to("cpu") for k in names])
+    device = tensors[names[0]].device  # flags gathered there, read back once
+    flags = torch.stack([tensors[k].isfinite().all().to(device) for k in names]).cpu()
     return None if bool(flags.all()) else names[int(flags.int().argmin())]
 
 

@@ -15,7 +15,8 @@ diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
   the network stays causal and chunked / tiled encoding equals the whole-clip computation.
 * **KL latent** (Kingma & Welling, 2014; the LDM autoencoder of Rombach et al., 2022): the encoder
   gives ``(mean, logvar)``; diffusion sees ``z = (sample - shift_factor) * scaling_factor`` with the
-  factors measured on data (:func:`vidiff.eval.reconstruction.measure_scaling`) so that ``z`` has unit variance.
+  factors measured on data (:func:`vidiff.eval.reconstruction.measure_scaling`) so that ``z`` has
+  unit variance.
 
 **The frame-count rule.** ``encode`` accepts ``T = 1 + temporal_compression * k`` only (1, 5, 9, 13,
 17, ... for x4) and raises a ``ValueError`` otherwise -- never a silent fix. A 16-frame clip (the

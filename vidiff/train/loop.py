@@ -253,6 +253,32 @@ def train_step(run: Run, micros: list[dict]) -> dict[str, torch.Tensor | float]:
     return out
 
 
+def start_point(
+    out_dir: Path, resume: bool, log: Callable[[str], None]
+) -> tuple[Path | None, dict | None]:
+    """The checkpoint a run starts from and its state, ``(None, None)`` for a fresh run: with
+    ``resume``, the newest readable one (naming those skipped); without, a run directory that holds
+    checkpoints is refused rather than overwritten."""
+    if not resume:
+        if (found := latest_checkpoint(out_dir)) is not None:
+            raise ValueError(
+                f"{out_dir} already holds checkpoints (latest: {found.name}); pass --resume to "
+                "continue it, or choose another train.out_dir"
+            )
+        return None, None
+    ckpt, state, skipped = readable_checkpoint(out_dir)
+    for path, why in skipped:
+        log(f"vidiff: skipping checkpoint {path.name}: {why}")
+    if ckpt is None and skipped:
+        raise ValueError(
+            f"no readable checkpoint in {out_dir} (skipped {len(skipped)}, see above); move them "
+            "away to start the run afresh"
+        )
+    if ckpt is None:
+        log(f"vidiff: no checkpoint in {out_dir}; starting from step 0")
+    return ckpt, state
+
+
 def train(
     config: Config,
     *,
@@ -280,24 +306,7 @@ def train(
     is_main = PartialState(cpu=not _has_accelerator()).is_main_process
     log = print if is_main else (lambda *a, **k: None)
 
-    # ---- where do we start? -------------------------------------------------------------------
-    ckpt, state = None, None
-    if resume:
-        ckpt, state, skipped = readable_checkpoint(out_dir)
-        for path, why in skipped:
-            log(f"vidiff: skipping checkpoint {path.name}: {why}")
-        if ckpt is None and skipped:
-            raise ValueError(
-                f"no readable checkpoint in {out_dir} (skipped {len(skipped)}, see above); move "
-                "them away to start the run afresh"
-            )
-        if ckpt is None:
-            log(f"vidiff: no checkpoint in {out_dir}; starting from step 0")
-    elif (found := latest_checkpoint(out_dir)) is not None:
-        raise ValueError(
-            f"{out_dir} already holds checkpoints (latest: {found.name}); pass --resume to continue "
-            "it, or choose another train.out_dir"
-        )
+    ckpt, state = start_point(out_dir, resume, log)
     if state is not None:
         # The vocabulary built from the data at the start travels with the checkpoint.
         vocab = state["config"].get("model", {}).get("text", {}).get("vocab")
@@ -359,9 +368,10 @@ def train(
                 f"train.{key} > 0 needs a model that generates videos (or a hook); "
                 f"{type(model).__name__} does not: set train.{key}=0"
             )
+    if tc.sample_every > 0 and hooks.sample is None:
+        hooks.sample = _default_sample(config, videos)
     if tc.eval_every > 0 and hooks.evaluate is None:
         hooks.evaluate = _default_eval(config)
-    sample_prompts: list[str] | None = None
 
     # ---- the loop ------------------------------------------------------------------------------
     model.train()
@@ -420,16 +430,8 @@ def train(
                 and (step % tc.sample_every == 0 or step == tc.steps)
                 and is_main
             ):
-                if sample_prompts is None:
-                    sample_prompts = default_sample_prompts(videos)
                 path = out_dir / "samples" / f"step-{step:07d}.mp4"
-                if hooks.sample is not None:
-                    hooks.sample(step, run.ema.module, path)
-                else:
-                    seeds = list(range(len(sample_prompts)))
-                    write_sample_sheet(
-                        run.ema.module, sample_prompts, seeds, path, fps=config.data.fps
-                    )
+                hooks.sample(step, run.ema.module, path)
                 logger.write(f"step {step}: samples -> {path}")
             if tc.eval_every > 0 and (step % tc.eval_every == 0 or step == tc.steps) and is_main:
                 scores = hooks.evaluate(step, run.ema.module)
@@ -515,6 +517,20 @@ def _extra_step(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return total
+
+
+def _default_sample(config: Config, videos: Dataset) -> Callable[[int, nn.Module, Path], Any]:
+    """``train.sample_every`` writes a captioned sheet of EMA samples of the first training captions
+    (seeds 0..7) to ``<out_dir>/samples/step-XXXXXXX.mp4``."""
+    prompts: list[str] = []
+
+    def sample(step: int, model: nn.Module, path: Path) -> Path:
+        if not prompts:
+            prompts.extend(default_sample_prompts(videos))
+        seeds = list(range(len(prompts)))
+        return write_sample_sheet(model, prompts, seeds, path, fps=config.data.fps)
+
+    return sample
 
 
 def _default_eval(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
