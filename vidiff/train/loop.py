@@ -245,8 +245,11 @@ def train_step(run: Run, micros: list[dict]) -> dict[str, torch.Tensor | float]:
         out[f"{x.name}_loss"] = _extra_step(acc, x, opt, micros)
     call_hook(run.objective, "end_step", run.step)
     out["ema_decay"] = run.ema.update()
-    # Fold this step's health into the flag without a sync: a NaN/inf loss or gradient norm.
-    finite = torch.isfinite(loss_sum) & torch.isfinite(torch.as_tensor(grad_norm).to(loss_sum))
+    # Fold this step's health into the flag without a sync: a NaN/inf loss or gradient norm. (With
+    # fp16 loss scaling an inf gradient is routine: the scaler skips that step and lowers its scale.)
+    finite = torch.isfinite(loss_sum)
+    if acc.scaler is None:
+        finite = finite & torch.isfinite(torch.as_tensor(grad_norm).to(loss_sum))
     bad_here = torch.full_like(run.first_bad, run.step + 1)
     run.first_bad = torch.where(finite, run.first_bad, torch.minimum(run.first_bad, bad_here))
     run.step += 1
