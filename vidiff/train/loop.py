@@ -195,11 +195,18 @@ def setup(config: Config, objective: nn.Module) -> Run:
     # The LR schedule is stepped by hand once per optimiser step: accelerate's scheduler wrapper
     # would step it once per process, which breaks "P processes == 1 process".
     ema = EMA(objective, tc.ema_decay, warmup=tc.ema_warmup)
-    first_bad = torch.full((), _NONE_BAD, device=accelerator.device)
     return Run(
-        config, accelerator, objective, loss_module, params, optimizer, scheduler, extra_opts, ema,
-        first_bad=first_bad,
-    )  # fmt: skip
+        config=config,
+        accelerator=accelerator,
+        objective=objective,
+        loss_module=loss_module,
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        extras=extra_opts,
+        ema=ema,
+        first_bad=torch.full((), _NONE_BAD, device=accelerator.device),
+    )
 
 
 def restore(run: Run, state: dict, ckpt: Path) -> None:
