@@ -407,7 +407,9 @@ class CausalVideoVAE(nn.Module):
         return t + (-(t - 1)) % self.temporal_compression
 
     # ---- encode / decode -----------------------------------------------------------------------
-    def _check_video(self, video: torch.Tensor) -> None:
+    def check_video(self, video: torch.Tensor) -> None:
+        """A ``ValueError`` unless ``video`` is ``(B, in_channels, 1 + tc k, H, W)`` with ``H, W``
+        multiples of the spatial compression."""
         if video.ndim != 5 or video.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"expected a video batch (B, {self.config.in_channels}, T, H, W), got {tuple(video.shape)}"
@@ -427,7 +429,7 @@ class CausalVideoVAE(nn.Module):
         chunks with cached context (equal to the whole clip up to rounding); ``tile_size`` (pixels,
         default ``config.tile_size``) encodes overlapping spatial tiles blended in latent space.
         """
-        self._check_video(video)
+        self.check_video(video)
         tf = tile_frames if tile_frames is not None else self.config.tile_frames
         ts = tile_size if tile_size is not None else self.config.tile_size
         enc = lambda x: causal_chunks(self.encoder, x, tf, self.temporal_compression, 1)

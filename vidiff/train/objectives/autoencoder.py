@@ -124,7 +124,7 @@ class VAEObjective(nn.Module):
         if video.ndim != 5:
             raise ValueError(f"expected a video batch (B, C, T, H, W), got {tuple(video.shape)}")
         x = self.vae.pad_frames(video * 2 - 1)
-        self.vae._check_video(x)
+        self.vae.check_video(x)
         return x
 
     def training_loss(
