@@ -5,7 +5,14 @@ Only true primitives live here; each architecture is one readable file in ``vidi
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, attention, resolve_heads
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
-from vidiff.nn.norms import GroupNorm32, LayerNorm32, RMSNorm, group_norm, modulate
+from vidiff.nn.norms import (
+    ChannelRMSNorm,
+    GroupNorm32,
+    LayerNorm32,
+    RMSNorm,
+    group_norm,
+    modulate,
+)
 from vidiff.nn.rope import RoPE, apply_rope
 from vidiff.nn.temporal import (
     RelativePositionBias,
@@ -22,6 +29,7 @@ __all__ = [
     "GroupNorm32",
     "LayerNorm32",
     "RMSNorm",
+    "ChannelRMSNorm",
     "RoPE",
     "RelativePositionBias",
     "SelfAttention",
