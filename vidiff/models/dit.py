@@ -54,9 +54,9 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
+from vidiff.nn.conditioning import ConditionedNet, network_conditions
+from vidiff.nn.embeddings import timestep_embedding
 from vidiff.nn.norms import LayerNorm32, modulate
 from vidiff.nn.rope import RoPE
 
@@ -113,6 +113,7 @@ class DiTConfig:
     guidance_embed: bool = False
     qk_norm: bool = False
     dropout: float = 0.0
+    conditions: tuple[str, ...] = ()  # added conditionings (vidiff.nn.conditioning.CONDITIONINGS)
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +121,7 @@ class DiTConfig:
         self.patch_size = _opt_tuple(self.patch_size, 3, "patch_size")
         self.window_size = _opt_tuple(self.window_size, 3, "window_size")
         self.spatial_window = _opt_tuple(self.spatial_window, 2, "spatial_window")
+        self.conditions = tuple(self.conditions)
         for name in ("in_channels", "out_channels", "hidden_size", "depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -364,7 +366,7 @@ class FinalLayer(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-class VideoDiT(nn.Module):
+class VideoDiT(ConditionedNet):
     """Video diffusion transformer: ``forward(x_in, c_noise, **cond) -> (B, out_channels, T, H, W)``.
 
     Inputs: ``x_in`` (B, C, T, H, W) in model space (pixels or VAE latents); ``c_noise`` (B,) on a
@@ -379,19 +381,19 @@ class VideoDiT(nn.Module):
         self.config = cfg = config
         d = cfg.hidden_size
         pt, ph, pw = cfg.patch_size
-        in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
+        per_frame = [s.name for s in network_conditions(cfg) if s.per_frame]
+        if per_frame:
+            raise ValueError(
+                f"per-frame vector conditionings {per_frame} need per-token adaLN, which the DiT "
+                "does not have yet (the U-Net takes them)"
+            )
+        in_ch = cfg.in_channels + sum(
+            s.channels for s in network_conditions(cfg) if s.kind == "channels"
+        )
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
-        # 256 sinusoid frequencies whatever the width (DiT's TimestepEmbedder)
-        self.time_embed = TimestepEmbedding(256, d)
-        self.context_pool = (
-            nn.Linear(cfg.context_dim, d)
-            if cfg.pooled_context and cfg.context_dim is not None
-            else None
-        )
-        # fresh: equals the unguided model
-        self.guidance_embed = (
-            TimestepEmbedding(256, d, zero_init=True) if cfg.guidance_embed else None
-        )
+        # noise embedding, pooled text, guidance weight and added conditionings (after
+        # patch_embed: parameter order and initial values as before)
+        self.build_conditioning(cfg, d)
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if cfg.position == "rope"
@@ -402,27 +404,16 @@ class VideoDiT(nn.Module):
 
     # -- input handling --------------------------------------------------------------------------
 
-    def _check_inputs(
-        self, x, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _check_inputs(self, x, c_noise, cond) -> tuple[torch.Tensor, dict]:
         cfg = self.config
-        c_noise, guidance = check_inputs(
-            x,
-            c_noise,
-            cfg,
-            context=context,
-            context_mask=context_mask,
-            cond_frames=cond_frames,
-            frame_mask=frame_mask,
-            guidance=guidance,
-        )
+        c_noise, cond = self.check_conditions(x, c_noise, cond)
         h, w = x.shape[3:]
         _, ph, pw = cfg.patch_size
         if h % ph or w % pw:
             raise ValueError(
                 f"H, W = {h}, {w} must be divisible by the patch size (ph, pw) = {(ph, pw)}"
             )
-        return c_noise, guidance
+        return c_noise, cond
 
     def _run(self, block, *args):
         if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -431,25 +422,12 @@ class VideoDiT(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------
 
-    def forward(
-        self,
-        x_in: torch.Tensor,
-        c_noise: torch.Tensor,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        cond_frames: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        guidance: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        c_noise, guidance = self._check_inputs(
-            x_in, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-        )
+    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
+        c_noise, cond = self._check_inputs(x_in, c_noise, cond)
         cfg = self.config
         b, _, t, h, w = x_in.shape
         pt, ph, pw = cfg.patch_size
-        x = x_in
-        if cfg.frame_conditioning:
-            x = frame_channels(x, cond_frames, frame_mask)
+        x = self.input_with_conditions(x_in, cond)
         t_pad = -t % pt
         if t_pad:  # repeat the last frame (mask channel included) up to a multiple of pt
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, t_pad, -1, -1)], dim=2)
@@ -462,13 +440,8 @@ class VideoDiT(nn.Module):
         if cfg.position == "sincos":
             tok = tok + sincos_3d(grid, cfg.hidden_size, tok.device).to(tok.dtype)
 
-        emb = self.time_embed(c_noise)  # (B, D)
-        if context is not None:
-            context = context.to(tok.dtype)
-            if self.context_pool is not None:
-                emb = emb + self.context_pool(masked_mean(context, context_mask))
-        if self.guidance_embed is not None:
-            emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
+        # (B, D): noise level, pooled prompt, guidance weight, ...
+        emb, _, context, context_mask = self.embed_conditions(c_noise, cond, tok.dtype)
 
         for block in self.blocks:
             if grid[0] == 1 and block.is_temporal:
