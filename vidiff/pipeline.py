@@ -33,6 +33,14 @@ from vidiff.diffusion.precond import Denoiser
 from vidiff.files import save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
+from vidiff.nn.conditioning import (
+    COND_FRAMES,
+    FRAME_MASK,
+    GUIDANCE,
+    CondSpec,
+    conditions_of,
+    null_conditioning,
+)
 from vidiff.sampling import SeededNoise, sample
 
 CONFIG_NAME = "config.json"
@@ -110,11 +118,16 @@ class VideoPipeline(nn.Module):
         return next(self.net.parameters()).device
 
     @property
+    def conditions(self) -> tuple[CondSpec, ...]:
+        """The conditionings the network declares (:mod:`vidiff.nn.conditioning`)."""
+        return conditions_of(self.net)
+
+    @property
     def guidance_embedded(self) -> bool:
         """Whether the network takes the guidance weight as an input (``guidance_embed``; guidance
         distillation, Meng et al. 2023): one forward pass per step instead of classifier-free
         guidance's two."""
-        return bool(getattr(self.net.config, "guidance_embed", False))
+        return any(s.name == GUIDANCE for s in self.conditions)
 
     @property
     def baked_cfg(self) -> float | None:
@@ -144,18 +157,22 @@ class VideoPipeline(nn.Module):
         """
         if self.guidance_embedded:
             w = torch.as_tensor(cfg, dtype=torch.float32, device=self.device).expand(batch)
-            return self.denoiser, {**cond, "guidance": w}
-        if cond and (torch.is_tensor(cfg) or cfg != 1.0):
-            return cfg_denoiser(self.denoiser, cfg, uncond=self.encode_prompts([""] * batch)), cond
+            return self.denoiser, {**cond, GUIDANCE: w}
+        # the null values the pipeline supplies ("source"): the empty prompt, as caption dropout
+        uncond = null_conditioning(self.conditions, cond, self.encode_prompts([""] * batch))
+        if uncond and (torch.is_tensor(cfg) or cfg != 1.0):
+            return cfg_denoiser(self.denoiser, cfg, uncond, conditions=self.conditions), cond
         return self.denoiser, cond
 
     # ---------------------------------------------------------------------------------------------
     # training
 
     def training_loss(
-        self, video: torch.Tensor, captions: list[str], seeds: list[int]
+        self, video: torch.Tensor, captions: list[str], seeds: list[int], **extra
     ) -> torch.Tensor:
-        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``.
+        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``;
+        ``extra``: further conditionings of the batch by cond key (dataset fields named as the
+        network's ``conditions``), passed to the denoiser as they are.
 
         Captions are dropped (replaced by the null prompt) with probability ``p_uncond`` so that one
         model learns both halves of classifier-free guidance; with frame conditioning, a random share of
@@ -171,10 +188,10 @@ class VideoPipeline(nn.Module):
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         x0 = self.to_model_space(video)
         prompts, mask = self.draw_conditioning(captions, generators, x0.shape[2])
-        cond = self.conditioning(x0, prompts, mask)
+        cond = {**self.conditioning(x0, prompts, mask), **extra}
         if self.guidance_embedded:
             # Plain diffusion training of a guidance-embedded net teaches the conditional model (w=1).
-            cond["guidance"] = x0.new_ones(x0.shape[0])
+            cond[GUIDANCE] = x0.new_ones(x0.shape[0])
         return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
 
     def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
@@ -243,8 +260,8 @@ class VideoPipeline(nn.Module):
         ``mask``."""
         cond = self.encode_prompts(prompts)
         if mask is not None:
-            cond["cond_frames"] = x0
-            cond["frame_mask"] = mask.to(x0.device)
+            cond[COND_FRAMES] = x0
+            cond[FRAME_MASK] = mask.to(x0.device)
         return cond
 
     # ---------------------------------------------------------------------------------------------

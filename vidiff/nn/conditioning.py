@@ -296,6 +296,15 @@ def loss_mask(specs: Sequence[CondSpec], cond: dict) -> torch.Tensor | None:
     return None
 
 
+def null_conditioning(conditions: Sequence[CondSpec], cond: dict, source: dict) -> dict:
+    """The unconditional half's cond for CFG, from the specs' null values: ``source`` (what the
+    pipeline gives for "no prompt", e.g. the encoded empty prompt) for keys whose null is
+    ``"source"`` and that ``cond`` holds; the other keys are left to :func:`~vidiff.diffusion.guidance.cfg_denoiser` (the same
+    value, or zeros)."""
+    names = {s.name for s in conditions if s.null == "source" and s.name in cond}
+    return {k: v for k, v in source.items() if k in names}
+
+
 def conditions_of(denoiser) -> tuple[CondSpec, ...]:
     """The specs of the network under a denoiser (a preconditioning wrapper or a bare net); ``()``
     for anything else (a closure wrapper or a test double)."""
