@@ -9,9 +9,8 @@ weight; ``tests/test_precond_losses.py`` checks them numerically). The trainer r
 All randomness (sigma, then eps, in that order) comes from the optional ``torch.Generator`` so training
 is reproducible. ``loss.at(denoiser, x0, sigma, noise, **cond)`` is the deterministic part.
 
-With a known-frame mask in ``cond`` (the spec flagged ``loss_mask``: ``frame_mask`` (B, T), MCVD-style
-frame conditioning), the mean runs over the unknown
-frames only: known frames are given to the net clean, predicting them teaches nothing. A sample whose
+With a known-frame mask in ``cond`` (the spec flagged ``loss_mask``: ``frame_mask`` (B, T) of MCVD-style
+frame conditioning), the mean runs over the unknown frames only: known frames are given to the net clean, predicting them teaches nothing. A sample whose
 frames are all known falls back to the mean over all frames.
 """
 

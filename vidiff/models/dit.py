@@ -381,19 +381,20 @@ class VideoDiT(ConditionedNet):
         self.config = cfg = config
         d = cfg.hidden_size
         pt, ph, pw = cfg.patch_size
-        per_frame = [s.name for s in network_conditions(cfg) if s.per_frame]
+        specs = network_conditions(cfg)
+        per_frame = [s.name for s in specs if s.per_frame]
         if per_frame:
             raise ValueError(
                 f"per-frame vector conditionings {per_frame} need per-token adaLN, which the DiT "
                 "does not have yet (the U-Net takes them)"
             )
-        in_ch = cfg.in_channels + sum(
-            s.channels for s in network_conditions(cfg) if s.kind == "channels"
-        )
+        in_ch = cfg.in_channels + sum(s.channels for s in specs if s.kind == "channels")
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
         # noise embedding, pooled text, guidance weight and added conditionings (after
         # patch_embed: parameter order and initial values as before)
         self.build_conditioning(cfg, d)
+        # tokens are patchified as (pt ph pw c): input channel innermost
+        self.zero_cond_channels(self.patch_embed.weight.view(d, pt * ph * pw, in_ch))
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if cfg.position == "rope"

@@ -391,6 +391,7 @@ class UNet3D(ConditionedNet):
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
             nn.init.zeros_(self.input_conv.weight[:, in_ch:])
+        self.zero_cond_channels(self.input_conv.weight.transpose(1, 3))  # (out, kw, kh, in)
         t_down = set(cfg.temporal_down_levels)
 
         self.down = nn.ModuleList()

@@ -77,6 +77,7 @@ class CondSpec:
     loss_mask: bool = False
     pad_value: float | bool = 0  # tokens / their mask: padding when CFG joins two lengths
     channels: int = 0  # kind "channels": how many input channels it adds
+    zero_init: bool = True  # kind "channels": their input weights start at zero (STYLE 10)
     to_channels: Callable | None = None  # (x_in, value, mask value) -> (B, channels, T, H, W)
     pool: bool = False  # kind "tokens": also add the projected masked mean to the noise embedding
     embed: Callable[[int], nn.Module] | None = None  # kind "vector": width -> its embedding module
@@ -159,6 +160,7 @@ def builtin_conditions(config) -> tuple[CondSpec, ...]:
                 mask_required=True,
                 channels=config.in_channels + 1,
                 to_channels=mcvd_channels,
+                zero_init=False,  # trained from scratch with the model, as MCVD
                 doc="clean known frames",
             ),
             CondSpec(
@@ -289,7 +291,10 @@ def _unknown(key: str) -> str:
 
 
 def loss_mask(specs: Sequence[CondSpec], cond: dict) -> torch.Tensor | None:
-    """The ``(B, T)`` known-frame mask the losses skip (the first ``loss_mask`` spec in ``cond``)."""
+    """The ``(B, T)`` known-frame mask the losses skip: the first ``loss_mask`` spec in ``cond``
+    (the built-in ``frame_mask`` when the denoiser declares nothing, e.g. a closed-form one)."""
+    if not specs:
+        return cond.get(FRAME_MASK)
     for spec in specs:
         if spec.loss_mask and cond.get(spec.name) is not None:
             return cond[spec.name]
@@ -347,6 +352,17 @@ class ConditionedNet(nn.Module):
     def cond_channels(self) -> int:
         """Input channels the ``channels`` conditionings add to ``x_in``."""
         return sum(s.channels for s in self.conditions if s.kind == "channels")
+
+    def zero_cond_channels(self, weight: torch.Tensor) -> None:
+        """Zero the input weights of ``zero_init`` channel conditionings; ``weight`` is viewed as
+        ``(..., input channels)`` in the order of :meth:`input_with_conditions`."""
+        start, idx = self.config.in_channels, []
+        for s in self.conditions:
+            if s.kind == "channels":
+                idx += range(start, start + s.channels) if s.zero_init else []
+                start += s.channels
+        with torch.no_grad():
+            weight[..., idx] = 0
 
     def check_conditions(self, x, c_noise, cond: dict) -> tuple[torch.Tensor, dict]:
         """:func:`check_conditions` against this net's specs and ``config.in_channels``."""
