@@ -247,3 +247,32 @@ def test_the_guidance_weight_is_a_vector_spec():
     (spec,) = [s for s in _dit(guidance_embed=True).conditions if s.name == "guidance"]
     assert spec.kind == "vector" and spec.required and spec.module == "guidance_embed"
     assert isinstance(spec.embed(16), TimestepEmbedding)
+
+
+def test_a_dataset_field_reaches_the_network_through_training(monkeypatch):
+    """A conditioning added by registry + ``model.net.conditions`` trains from the item's ``cond``
+    field: collate stacks it, ``training_loss`` passes it to the network, which checks it."""
+    from tests.test_pipeline import micro_pipeline
+    from vidiff.train.data import collate_train
+
+    _toy_conditionings(monkeypatch, per_frame=True)
+    pipe = micro_pipeline(
+        "model.net={model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2], "
+        "head_dim: 8, conditions: [camera]}"
+    )
+    assert pipe.conditions[-1].name == "camera"
+    g = torch.Generator().manual_seed(0)
+    items = [
+        {"video": torch.rand(3, 4, 8, 8, generator=g), "caption": "a red circle", "seed": s,
+         "cond": {"camera": torch.randn(4, 6, generator=g)}}
+        for s in (1, 2)
+    ]  # fmt: skip
+    batch = collate_train(items)
+    assert batch["cond"]["camera"].shape == (2, 4, 6)
+    with torch.no_grad():
+        pipe.net.camera_embed.proj.weight.normal_(generator=g)
+    loss = pipe.training_loss(batch["video"], batch["caption"], batch["seed"], **batch["cond"])
+    still = pipe.training_loss(batch["video"], batch["caption"], batch["seed"])
+    assert loss.shape == (2,) and not torch.allclose(loss, still)
+    with pytest.raises(ValueError, match=r"camera must be \(B, T, 6\)"):
+        pipe.training_loss(batch["video"], batch["caption"], batch["seed"], camera=torch.ones(2, 6))

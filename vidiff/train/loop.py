@@ -98,8 +98,10 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video: torch.Tensor, captions: list[str], seeds: list[int]) -> torch.Tensor:
-        return self.model.training_loss(video, captions, seeds)
+    def forward(
+        self, video: torch.Tensor, captions: list[str], seeds: list[int], **cond
+    ) -> torch.Tensor:
+        return self.model.training_loss(video, captions, seeds, **cond)
 
 
 def lr_lambda(
@@ -423,7 +425,10 @@ def train(
             for micro in micros:
                 with accelerator.accumulate(loss_module):
                     video = micro["video"].to(accelerator.device, non_blocking=True)
-                    losses = loss_module(video, micro["caption"], micro["seed"])  # (m,)
+                    cond = {
+                        k: v.to(accelerator.device) for k, v in micro.get("cond", {}).items()
+                    }  # the dataset's own conditionings (docs/architecture.md)
+                    losses = loss_module(video, micro["caption"], micro["seed"], **cond)  # (m,)
                     accelerator.backward(losses.mean())
                 loss_sum += losses.detach().float().sum()
             # The total norm is logged either way; it is clipped only when train.grad_clip > 0.
