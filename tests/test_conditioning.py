@@ -276,3 +276,11 @@ def test_a_dataset_field_reaches_the_network_through_training(monkeypatch):
     assert loss.shape == (2,) and not torch.allclose(loss, still)
     with pytest.raises(ValueError, match=r"camera must be \(B, T, 6\)"):
         pipe.training_loss(batch["video"], batch["caption"], batch["seed"], camera=torch.ones(2, 6))
+    # and at sampling time (a CLI option builds the tensor): CFG gives it its null value, zeros
+    camera = torch.randn(2, 4, 6, generator=g) * 3
+    prompts = ["a red circle moving right"] * 2
+    with_camera = pipe.generate(prompts, [0, 1], cfg=2.0, cond={"camera": camera})
+    assert not torch.allclose(with_camera, pipe.generate(prompts, [0, 1], cfg=2.0))
+    # a video depends on its own camera, not on its batch
+    alone = pipe.generate(prompts[1:], [1], cfg=2.0, cond={"camera": camera[1:]})
+    torch.testing.assert_close(alone[0], with_camera[1])

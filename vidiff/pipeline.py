@@ -288,6 +288,7 @@ class VideoPipeline(nn.Module):
         known_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         noise_correlation: float | None = None,
+        cond: dict[str, torch.Tensor] | None = None,
         batch_size: int = 16,
         callback=None,
     ) -> torch.Tensor:
@@ -296,8 +297,10 @@ class VideoPipeline(nn.Module):
         ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
         given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
         keyframes). ``noise_correlation`` (default ``diffusion.noise_correlation``) is the share of
-        the initial noise common to all frames (:meth:`SeededNoise.video`). Each video depends only
-        on its own prompt and seed, not on its batch.
+        the initial noise common to all frames (:meth:`SeededNoise.video`). ``cond``: further
+        conditionings by cond key, ``(B, ...)`` in the order of ``prompts`` (one of the network's
+        ``conditions``; classifier-free guidance gives them their null value). Each video depends
+        only on its own prompt and seed, not on its batch.
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -321,21 +324,23 @@ class VideoPipeline(nn.Module):
             sl = slice(start, start + batch_size)
             kf = None if known_frames is None else known_frames[sl]
             fm = None if frame_mask is None else frame_mask[sl]
+            extra = {k: v[sl].to(self.device) for k, v in (cond or {}).items()}
             out.append(
                 self._generate_batch(
-                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, callback
+                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback
                 )
             )
         return torch.cat(out)
 
     def _generate_batch(
-        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, callback
+        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback
     ):
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
         x = noise.video(self.sample_shape, rho) * sigmas[0]
-        denoiser, cond = self.guided(self.encode_prompts(prompts), cfg, len(prompts))
+        cond = {**self.encode_prompts(prompts), **extra}
+        denoiser, cond = self.guided(cond, cfg, len(prompts))
         if known_frames is not None:
             frames, mask = self._known_in_model_space(
                 known_frames.to(device), frame_mask.to(device)
