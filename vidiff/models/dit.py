@@ -90,7 +90,9 @@ class DiTConfig:
     masked mean of the text tokens to the noise embedding (as the U-Net). ``guidance_embed`` adds an
     embedding of the cond key ``guidance`` (B,) -- the classifier-free guidance weight a guidance-
     distilled student is asked for; embedded as ``TimestepEmbedding(1000 * w)`` like flux-dev -- whose
-    last layer is zero-initialised, so a fresh model equals the unguided one. ``frame_conditioning``: MCVD input channels ``[x, cond_frames * mask, mask]``.
+    last layer is zero-initialised, so a fresh model equals the unguided one. ``frame_conditioning``:
+    MCVD input channels ``[x, cond_frames * mask, mask]``. ``conditions``: added conditionings by
+    registered name (docs/architecture.md, "Adding a conditioning").
     """
 
     in_channels: int = 3
@@ -370,10 +372,8 @@ class VideoDiT(ConditionedNet):
     """Video diffusion transformer: ``forward(x_in, c_noise, **cond) -> (B, out_channels, T, H, W)``.
 
     Inputs: ``x_in`` (B, C, T, H, W) in model space (pixels or VAE latents); ``c_noise`` (B,) on a
-    0..1000-ish scale; optional ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool;
-    with ``frame_conditioning``: ``cond_frames`` (B, C, T, H, W) and ``frame_mask`` (B, T) bool
-    (``None`` = nothing known); with ``guidance_embed``: ``guidance`` (B,) float, the guidance weight
-    (``None`` adds nothing, i.e. the unguided model). Same contract as :class:`~vidiff.models.unet3d.UNet3D`.
+    0..1000-ish scale; the cond keys declared in ``self.conditions`` (:mod:`vidiff.nn.conditioning`),
+    embedded by the same code as the U-Net's. Same contract as :class:`~vidiff.models.unet3d.UNet3D`.
     """
 
     def __init__(self, config: DiTConfig) -> None:

@@ -84,6 +84,9 @@ class UNet3DConfig:
     weights start at zero (a fresh net computes what it would without them). Alone they did not bind
     direction on MovingShapes within 1,000 steps; the recipe uses them with ``layout_prior``.
 
+    ``conditions`` lists added conditionings by registered name
+    (:data:`vidiff.nn.conditioning.CONDITIONINGS`, docs/architecture.md "Adding a conditioning").
+
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
     model, as in :func:`~vidiff.diffusion.guidance.cfg_denoiser`) to the noise embedding. Its last
@@ -356,13 +359,12 @@ class Level(nn.Module):
 class UNet3D(ConditionedNet):
     """Factorized space-time U-Net: ``forward(x_in, c_noise, **cond) -> (B, out_channels, T, H, W)``.
 
-    Inputs: ``x_in`` (B, C, T, H, W) in model space; ``c_noise`` (B,) on a 0..1000-ish scale;
-    optional ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool (True = real token);
-    with ``frame_conditioning``: ``cond_frames`` (B, C, T, H, W) clean known frames and ``frame_mask``
-    (B, T) bool (True = known); with ``guidance_embed``: ``guidance`` (B,) the CFG weight (required). ``cond_frames=None`` means "nothing known" (zeros and an all-false
-    mask), so unconditional / text-only sampling works on a frame-conditioned model.
-    ``context=None`` on a model with ``context_dim`` skips cross-attention; classifier-free
-    guidance's null prompt should instead be the encoded empty prompt ``""`` (what training saw).
+    Inputs: ``x_in`` (B, C, T, H, W) in model space; ``c_noise`` (B,) on a 0..1000-ish scale; the
+    cond keys the net declares in ``self.conditions`` (:mod:`vidiff.nn.conditioning`: text
+    ``context``/``context_mask``, known frames ``cond_frames``/``frame_mask``, the guidance weight,
+    added ones). ``cond_frames=None`` means "nothing known", so text-only sampling works on a
+    frame-conditioned model; ``context=None`` skips cross-attention (classifier-free guidance's null
+    prompt is the encoded empty prompt ``""``, what training saw).
     H and W must be divisible by ``2 ** (len(channel_mult) - 1)``.
     """
 

@@ -95,10 +95,13 @@ class CondSpec:
             raise ValueError(f"conditioning {self.name!r}: channels needs channels and to_channels")
         if self.kind == "vector" and (self.embed is None or self.module is None):
             raise ValueError(f"conditioning {self.name!r}: vector needs embed and module")
+        if self.kind == "tokens" and self.pool and self.module is None:
+            raise ValueError(f"conditioning {self.name!r}: pooled tokens need a module name")
 
     def describe(self) -> str:
-        dims = ", ".join(str(d) for d in self.shape)
-        return f"{'bool ' if self.dtype == torch.bool else ''}({dims}{',' if len(self.shape) == 1 else ''})"
+        """The shape rule as errors print it, e.g. ``bool (B, L)`` or ``(B,)``."""
+        dims = ", ".join(str(d) for d in self.shape) + ("," if len(self.shape) == 1 else "")
+        return ("bool " if self.dtype == torch.bool else "") + f"({dims})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,14 +342,15 @@ class ConditionedNet(nn.Module):
         # 256 sinusoid frequencies whatever the width (DiT's TimestepEmbedder): a narrow model
         # still resolves the 0..1000 noise scale finely
         self.time_embed = TimestepEmbedding(256, width)
-        self.context_pool = self.guidance_embed = None  # built-in modules read by name elsewhere
+        self.context_pool = self.guidance_embed = None  # a switched-off built-in reads as None
         for spec in self.conditions:
+            if spec.kind == "tokens" and spec.shape[-1] != config.context_dim:
+                # every cross-attention is built for context_dim
+                raise ValueError(f"{spec.name} tokens must have context_dim={config.context_dim}")
             if spec.kind == "tokens" and spec.pool:
                 setattr(self, spec.module, nn.Linear(spec.shape[-1], width))
             elif spec.kind == "vector":
                 setattr(self, spec.module, spec.embed(width))
-            elif spec.kind == "tokens" and spec.shape[-1] != config.context_dim:
-                raise ValueError(f"{spec.name} tokens must have context_dim={config.context_dim}")
 
     @property
     def cond_channels(self) -> int:
