@@ -52,7 +52,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.conditioning import ConditionedNet, network_conditions
@@ -415,11 +414,6 @@ class VideoDiT(ConditionedNet):
                 f"H, W = {h}, {w} must be divisible by the patch size (ph, pw) = {(ph, pw)}"
             )
         return c_noise, cond
-
-    def _run(self, block, *args):
-        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
 
     # -- forward ---------------------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.conditioning import ConditionedNet
@@ -466,11 +465,6 @@ class UNet3D(ConditionedNet):
         n = LAYOUT_SIZE
         coarse = self.layout(masked_mean(context, context_mask)).view(b, c, n, n, n)
         return F.interpolate(coarse, size=(t, h, w), mode="trilinear").to(x.dtype)
-
-    def _run(self, module, *args):
-        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
 
     # -- forward ---------------------------------------------------------------------------------
 

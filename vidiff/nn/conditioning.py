@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
 
@@ -327,7 +328,8 @@ def conditions_of(denoiser) -> tuple[CondSpec, ...]:
 class ConditionedNet(nn.Module):
     """Base of vidiff's networks: declares ``conditions`` and turns a validated ``cond`` into the
     three things an architecture consumes -- extra input channels, the noise embedding (plus the
-    ``vector`` conditionings) and the cross-attention tokens.
+    ``vector`` conditionings) and the cross-attention tokens. (It also runs blocks under gradient
+    checkpointing, the one other thing both architectures did alike.)
 
     The modules it builds (``time_embed``, then each spec's ``module`` in declaration order) are
     attributes of the network itself, so their state-dict keys are ``time_embed.*``,
@@ -380,6 +382,13 @@ class ConditionedNet(nn.Module):
             if s.kind == "channels"
         ]
         return torch.cat([x, *extra], dim=1) if extra else x
+
+    def _run(self, block: nn.Module, *args):
+        """``block(*args)``, recomputed in the backward pass under ``config.gradient_checkpointing``
+        while training (activation memory for compute)."""
+        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def embed_conditions(
         self, c_noise: torch.Tensor, cond: dict, dtype: torch.dtype
