@@ -39,6 +39,7 @@ from vidiff.nn.conditioning import (
     GUIDANCE,
     CondSpec,
     conditions_of,
+    guidable,
     null_conditioning,
 )
 from vidiff.sampling import SeededNoise, sample
@@ -152,15 +153,16 @@ class VideoPipeline(nn.Module):
         """The denoiser and ``cond`` for guidance weight ``cfg`` (a float or a (B,) tensor).
 
         A guidance-embedded net gets ``guidance = cfg`` as one more cond key (one forward pass);
-        otherwise classifier-free guidance (Ho & Salimans 2022) against the empty prompt, skipped for
-        an unconditional model or ``cfg == 1``.
+        otherwise classifier-free guidance (Ho & Salimans 2022) against each conditioning's null
+        value (the empty prompt for text), skipped when there is none to drop (an unconditional
+        model) or ``cfg == 1``.
         """
         if self.guidance_embedded:
             w = torch.as_tensor(cfg, dtype=torch.float32, device=self.device).expand(batch)
             return self.denoiser, {**cond, GUIDANCE: w}
         # the null values the pipeline supplies ("source"): the empty prompt, as caption dropout
-        uncond = null_conditioning(self.conditions, cond, self.encode_prompts([""] * batch))
-        if uncond and (torch.is_tensor(cfg) or cfg != 1.0):
+        if guidable(self.conditions, cond) and (torch.is_tensor(cfg) or cfg != 1.0):
+            uncond = null_conditioning(self.conditions, cond, self.encode_prompts([""] * batch))
             return cfg_denoiser(self.denoiser, cfg, uncond, conditions=self.conditions), cond
         return self.denoiser, cond
 

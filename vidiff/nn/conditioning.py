@@ -308,10 +308,16 @@ def loss_mask(specs: Sequence[CondSpec], cond: dict) -> torch.Tensor | None:
 def null_conditioning(conditions: Sequence[CondSpec], cond: dict, source: dict) -> dict:
     """The unconditional half's cond for CFG, from the specs' null values: ``source`` (what the
     pipeline gives for "no prompt", e.g. the encoded empty prompt) for keys whose null is
-    ``"source"`` and that ``cond`` holds; the other keys are left to :func:`~vidiff.diffusion.guidance.cfg_denoiser` (the same
+    ``"source"`` and that ``cond`` holds; ``cfg_denoiser`` gives the other keys theirs (the same
     value, or zeros)."""
     names = {s.name for s in conditions if s.null == "source" and s.name in cond}
     return {k: v for k, v in source.items() if k in names}
+
+
+def guidable(conditions: Sequence[CondSpec], cond: dict) -> bool:
+    """Whether classifier-free guidance has anything to drop: a key of ``cond`` whose null value
+    differs from it (not ``"keep"``). False for an unconditional model."""
+    return any(s.null != "keep" and s.name in cond for s in conditions)
 
 
 def conditions_of(denoiser) -> tuple[CondSpec, ...]:
