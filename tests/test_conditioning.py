@@ -179,9 +179,11 @@ def _toy_conditionings(monkeypatch, per_frame: bool):
     )  # fmt: skip
 
 
+@pytest.mark.parametrize("per_frame", [False, True], ids=["per_clip", "per_frame"])
 @pytest.mark.parametrize("arch", ["unet3d", "dit"])
-def test_an_added_conditioning_starts_as_no_change_and_then_conditions(arch, monkeypatch):
-    per_frame = arch == "unet3d"  # the U-Net takes per-frame vectors; the DiT clip-wide ones
+def test_an_added_conditioning_starts_as_no_change_and_then_conditions(
+    arch, per_frame, monkeypatch
+):
     _toy_conditionings(monkeypatch, per_frame)
     make = _unet if arch == "unet3d" else _dit
     torch.manual_seed(0)
@@ -235,10 +237,21 @@ def test_an_added_conditioning_starts_as_no_change_and_then_conditions(arch, mon
             assert diff[:, :, 3].mean() > diff[:, :, 0].mean()
 
 
-def test_the_dit_refuses_per_frame_vectors(monkeypatch):
+def test_per_frame_vectors_follow_the_dit_patches(monkeypatch):
+    """With pt = 2 and T = 5 the DiT pads T to 6 and a token spans two frames: a per-frame
+    embedding is averaged over them, so the output still has T frames and reads every frame's."""
     _toy_conditionings(monkeypatch, per_frame=True)
-    with pytest.raises(ValueError, match=r"per-frame vector conditionings \['camera'\]"):
-        _dit(conditions=("camera",))
+    net = _dit(conditions=("camera",), patch_size=(2, 4, 4))
+    _perturb(net)
+    x = torch.randn(2, 3, 5, 8, 8, generator=torch.Generator().manual_seed(4))
+    camera = torch.randn(2, 5, 6, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        out = net(x, C_NOISE, camera=camera)
+        assert out.shape == x.shape
+        for f in range(5):
+            moved = camera.clone()
+            moved[:, f] += 1
+            assert not torch.allclose(net(x, C_NOISE, camera=moved), out, atol=1e-5)
     with pytest.raises(ValueError, match="unknown conditioning 'nope'"):
         _dit(conditions=("nope",))
 

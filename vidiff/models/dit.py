@@ -50,7 +50,7 @@ from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
@@ -340,10 +340,12 @@ class DiTBlock(nn.Module):
         h = partition(modulate(self.norm1(x), shift_a, scale_a), plan)  # (B*nW, N, D)
         rot = None if rope is None else rope(window_positions(plan.window, x.device))
         h = self.attn(h, rope=rot, bias=window_bias(plan, b, x.device))
-        x = x + gate_a.unsqueeze(1) * unpartition(h, plan, b)
+        if gate_a.ndim == 2:  # (B, D) for the whole sample, else (B, L, D) per token
+            gate_a, gate_m = gate_a.unsqueeze(1), gate_m.unsqueeze(1)
+        x = x + gate_a * unpartition(h, plan, b)
         if self.cross is not None and context is not None:
             x = x + self.cross(self.norm2(x), context, context_mask)
-        return x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
+        return x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
 
 
 class FinalLayer(nn.Module):
@@ -381,12 +383,6 @@ class VideoDiT(ConditionedNet):
         d = cfg.hidden_size
         pt, ph, pw = cfg.patch_size
         specs = network_conditions(cfg)
-        per_frame = [s.name for s in specs if s.per_frame]
-        if per_frame:
-            raise ValueError(
-                f"per-frame vector conditionings {per_frame} need per-token adaLN, which the DiT "
-                "does not have yet (the U-Net takes them)"
-            )
         in_ch = cfg.in_channels + sum(s.channels for s in specs if s.kind == "channels")
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
         # noise embedding, pooled text, guidance weight and added conditionings (after
@@ -436,7 +432,13 @@ class VideoDiT(ConditionedNet):
             tok = tok + sincos_3d(grid, cfg.hidden_size, tok.device).to(tok.dtype)
 
         # (B, D): noise level, pooled prompt, guidance weight, ...
-        emb, _, context, context_mask = self.embed_conditions(c_noise, cond, tok.dtype)
+        emb, frame_emb, context, context_mask = self.embed_conditions(c_noise, cond, tok.dtype)
+        if frame_emb is not None:  # per-frame vectors: adaLN per token, from its frame (B, L, D)
+            if t_pad:
+                frame_emb = torch.cat([frame_emb, frame_emb[:, -1:].expand(-1, t_pad, -1)], 1)
+            frame_emb = rearrange(frame_emb, "b (t pt) d -> b t pt d", pt=pt).mean(2)
+            frame_emb = repeat(frame_emb, "b t d -> b (t hw) d", hw=grid[1] * grid[2])
+            emb = emb[:, None] + frame_emb
 
         for block in self.blocks:
             if grid[0] == 1 and block.is_temporal:

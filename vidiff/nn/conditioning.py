@@ -16,7 +16,7 @@ A spec's ``kind`` says how it reaches the network:
   ``[cond_frames * mask, mask]``); absent = zeros, so the net also serves calls without it.
 * ``vector``: embedded by the module ``embed`` builds (``features`` maps the value to that module's
   input) and added to the noise embedding: ``(B, D)`` for the whole clip (the guidance weight), or
-  ``(B, T, D)`` per frame (``per_frame``, e.g. camera motion per frame; U-Net only for now).
+  ``(B, T, D)`` per frame (``per_frame``, e.g. camera motion per frame).
 * ``mask``: a companion of another spec (``context_mask``, ``frame_mask``): checked, then read by
   its owner, never embedded alone.
 
