@@ -46,7 +46,7 @@ parameterisation (docs/architecture.md); it is used by ``VideoPipeline`` and eve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -171,11 +171,9 @@ class DiTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> DiTConfig:
         """Build from a plain dict (config.json / YAML); unknown keys are an error naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown DiTConfig keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
+        from vidiff.models import config_from_dict
+
+        return config_from_dict(cls, d)
 
 
 # --------------------------------------------------------------------------------------------------

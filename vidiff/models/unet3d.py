@@ -23,7 +23,7 @@ parameterisation (docs/architecture.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -176,11 +176,9 @@ class UNet3DConfig:
     @classmethod
     def from_dict(cls, d: dict) -> UNet3DConfig:
         """Build from a plain dict (config.json / YAML); unknown keys are an error naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown UNet3DConfig keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
+        from vidiff.models import config_from_dict
+
+        return config_from_dict(cls, d)
 
 
 def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
