@@ -90,5 +90,8 @@ class LayerNorm32(nn.LayerNorm):
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN modulation ``x * (1 + scale) + shift`` (DiT); ``shift``/``scale`` are (B, D), ``x`` (B, L, D)."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """adaLN modulation ``x * (1 + scale) + shift`` (DiT); ``x`` (B, L, D), ``shift``/``scale`` (B, D)
+    for the whole sample or (B, L, D) per token (per-frame conditionings)."""
+    if shift.ndim == 2:
+        shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)
+    return x * (1 + scale) + shift

@@ -125,8 +125,10 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video: torch.Tensor, captions: list[str], seeds: list[int]) -> torch.Tensor:
-        return self.model.training_loss(video, captions, seeds)
+    def forward(
+        self, video: torch.Tensor, captions: list[str], seeds: list[int], **cond
+    ) -> torch.Tensor:
+        return self.model.training_loss(video, captions, seeds, **cond)
 
 
 @dataclass
@@ -237,7 +239,9 @@ def train_step(run: Run, micros: list[dict]) -> dict[str, torch.Tensor | float]:
     for micro in micros:
         with acc.accumulate(run.loss_module):
             video = micro["video"].to(acc.device, non_blocking=True)
-            losses = run.loss_module(video, micro["caption"], micro["seed"])  # (m,)
+            # the dataset's own conditionings (docs/architecture.md, "Adding a conditioning")
+            cond = {k: v.to(acc.device) for k, v in micro.get("cond", {}).items()}
+            losses = run.loss_module(video, micro["caption"], micro["seed"], **cond)  # (m,)
             acc.backward(losses.mean())
         loss_sum += losses.detach().float().sum()
     # The total norm is logged either way; it is clipped only when train.grad_clip > 0.
