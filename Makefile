@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.vidiff-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup demo test test-all lint format clean default-model
+.PHONY: setup demo test test-all lint format clean default-model gallery
 
 setup: $(STAMP)
 
@@ -61,6 +61,18 @@ default-model: setup
 	  --out $(DEFAULT_RUN)/eval
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
+
+# The README's gallery: small GIFs (16 frames of 32x32) from the shipped model, two of them from
+# held-out colour-shape pairs, and one image-to-video from a MovingShapes frame.
+GALLERY ?= docs/gallery
+gallery: setup
+	$(VENV)/bin/vidiff generate "a red circle moving right" --seed 3 --out $(GALLERY)/red-circle-right.gif
+	$(VENV)/bin/vidiff generate "a green square moving up" --seed 0 --out $(GALLERY)/green-square-up.gif
+	$(VENV)/bin/vidiff generate "a blue circle moving down" --seed 0 --out $(GALLERY)/blue-circle-down.gif
+	$(VENV)/bin/vidiff generate "a yellow triangle moving right" --seed 0 --out $(GALLERY)/yellow-triangle-right.gif
+	$(VENV)/bin/vidiff data export shapes --n 1 --num-frames 1 --fmt png --out $(GALLERY)/first-frame
+	$(VENV)/bin/vidiff generate "a magenta square moving up" --seed 0 \
+	  --first-frame $(GALLERY)/first-frame/00000.png --out $(GALLERY)/magenta-square-from-image.gif
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
