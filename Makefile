@@ -43,9 +43,9 @@ format: setup
 # teacher at float16 with 16 DPM++ steps at CFG 2, distil it to DEFAULT_STEPS DDIM steps with the CFG
 # baked in (progressive rounds of 700 steps at a low learning rate with a long EMA; resumable), export
 # the student at float16 sampling from starting noise with 5% of its variance shared by all frames
-# (less flicker; README "The shipped model"), measure it with `vidiff eval --record` on 256 prompts per
-# split (eval.json travels with the model and `vidiff demo` shows it), install. OMP_NUM_THREADS=1 for
-# training suits 2 shared cores (see README).
+# (less flicker), measure it with `vidiff eval --record` on 256 prompts per split (eval.json travels
+# with the model and `vidiff demo` shows it), install. OMP_NUM_THREADS=1 for training suits 2 shared
+# cores. Figures and choices: docs/default-model.md.
 DEFAULT_RUN   ?= runs/default-model
 DEFAULT_STEPS ?= 8
 default-model: setup
