@@ -71,8 +71,8 @@ class UNet3DConfig:
     fed as extra input channels (zero-initialised; needs ``context_dim``). At the highest noise levels
     the best denoiser outputs the prompt's *mean clip*; for "moving right" that is a band on the left
     early and on the right late. A conv U-Net reaches such a layout only through a product of prompt,
-    frame and position features, and that regime is a few percent of training, so on MovingShapes
-    it never learnt it (direction stayed at chance while colour and shape were exact); the map
+    frame and position features, and that regime is a few percent of training, so it learns the
+    layout slowly if at all while colour and shape are already right; the map
     learns that mean clip from the prompt directly, through one small MLP. A learnt, end-to-end version of the
     text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
 
@@ -80,8 +80,8 @@ class UNet3DConfig:
     ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
     attention queries carry no position, so without them the net knows *where* it draws only from
     the zero padding -- yet "moving right" means "on the left early, on the right late". Their input
-    weights start at zero (a fresh net computes what it would without them). Alone they did not bind
-    direction on MovingShapes within 1,000 steps; the recipe uses them with ``layout_prior``.
+    weights start at zero (a fresh net computes what it would without them). They complement
+    ``layout_prior``, which tells the net where a prompted object should be (docs/recipe.md).
 
     ``conditions`` lists added conditionings by registered name
     (:data:`vidiff.nn.conditioning.CONDITIONINGS`, docs/architecture.md "Adding a conditioning").
