@@ -8,8 +8,8 @@ from PIL import Image
 
 from tests.test_pipeline import micro_pipeline
 from vidiff import cli
+from vidiff.commands import sample as commands
 from vidiff.data.video_io import read_video
-from vidiff.sampling import commands
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,20 @@ from collections.abc import Callable
 
 # command words -> "module:function". Keep this table the single source of truth.
 COMMANDS: dict[tuple[str, ...], str] = {
-    ("data", "preview"): "vidiff.data.commands:preview",
-    ("data", "export"): "vidiff.data.commands:export",
-    ("train",): "vidiff.train.commands:train",
-    ("export",): "vidiff.train.commands:export",
-    ("distill",): "vidiff.distill.commands:distill",
-    ("vae", "eval"): "vidiff.models.commands:vae_eval",
-    ("vae", "calibrate"): "vidiff.models.commands:vae_calibrate",
-    ("vae", "cache"): "vidiff.models.commands:vae_cache",
-    ("sample",): "vidiff.sampling.commands:sample",
-    ("generate",): "vidiff.sampling.commands:generate",
-    ("eval",): "vidiff.eval.commands:evaluate",
-    ("eval-compare",): "vidiff.eval.compare:compare",
+    ("data", "preview"): "vidiff.commands.data:preview",
+    ("data", "export"): "vidiff.commands.data:export",
+    ("train",): "vidiff.commands.train:train",
+    ("export",): "vidiff.commands.train:export",
+    ("distill",): "vidiff.commands.distill:distill",
+    ("vae", "eval"): "vidiff.commands.vae:vae_eval",
+    ("vae", "calibrate"): "vidiff.commands.vae:vae_calibrate",
+    ("vae", "cache"): "vidiff.commands.vae:vae_cache",
+    ("sample",): "vidiff.commands.sample:sample",
+    ("generate",): "vidiff.commands.sample:generate",
+    ("eval",): "vidiff.commands.eval:evaluate",
+    ("eval-compare",): "vidiff.commands.compare:compare",
     ("eval-judges",): "vidiff.eval.judges:train_judges",
-    ("demo",): "vidiff.demo:demo",
+    ("demo",): "vidiff.commands.demo:demo",
 }
 
 # Short aliases that read naturally on the command line.

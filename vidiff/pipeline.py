@@ -37,6 +37,7 @@ from vidiff.sampling import SeededNoise, sample
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
 
 
 class VideoPipeline(nn.Module):

@@ -15,7 +15,7 @@ EXPORT_FORMATS = ("mp4", "gif", "png", "webm")
 
 
 def _build(name: str, n: int, seed: int, split: str, root: str | None, num_frames: int, size: int):
-    from . import DATASETS, build_dataset
+    from vidiff.data import DATASETS, build_dataset
 
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
@@ -57,8 +57,8 @@ def preview(
 
     NAME is shapes, balls, digits, folder or images (the last two need --root).
     """
-    from .sheet import make_sheet
-    from .video_io import write_video
+    from vidiff.data.sheet import make_sheet
+    from vidiff.data.video_io import write_video
 
     data = _build(name, n, seed, split, root, num_frames, size)
     items = [data[i] for i in range(min(n, len(data)))]
@@ -108,7 +108,7 @@ def export(
     Every manifest line holds ``path`` (relative to OUT), ``caption``, ``index``, ``dataset``, ``split``,
     ``seed`` and ``gt`` (per-object attributes, centroids, boxes, velocities; masks are left out).
     """
-    from .video_io import write_video
+    from vidiff.data.video_io import write_video
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")

@@ -12,14 +12,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model"
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
 def _read_prompts(prompt: str | None, prompts: str | None) -> list[str]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from vidiff.pipeline import EVAL_FILE
+
 DEMO_PROMPTS = [
     "a red circle moving right",
     "a green square moving up",
@@ -31,9 +33,6 @@ HELDOUT_PROMPTS = [
     "a white square moving left",
     "a magenta triangle moving up",
 ]
-
-
-EVAL_FILE = "eval.json"  # the measured figures an exported model may carry (see README)
 
 
 def _page(
@@ -178,8 +177,8 @@ def demo(
     *, out: str = "demo-out", model: str | None = None, seed: int = 0, steps: int | None = None
 ) -> Path:
     """Generate the demo gallery (videos + dataset previews) and write index.html."""
-    from vidiff.data.commands import preview
-    from vidiff.sampling.commands import DEFAULT_MODEL
+    from vidiff.commands.data import preview
+    from vidiff.runtime import DEFAULT_MODEL
 
     start = time.perf_counter()
     directory = Path(out)
