@@ -1,4 +1,7 @@
-"""Writing weight files: atomically, and readable like any other file.
+"""Reading and writing vidiff's files: weights, JSON and YAML configs.
+
+Readers turn a damaged or malformed file into a :class:`~vidiff.errors.UserError` that names the file
+(not a parser's ``<unicode string>`` or a bare ``Expecting value``).
 
 ``safetensors`` creates its files with mode 0600. A model folder is meant to be shared (copied into
 the package as the default model, installed for other users), so :func:`save_safetensors` gives the
@@ -8,10 +11,14 @@ temporary name and a rename, so an interrupted save never leaves a truncated fil
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from vidiff.errors import UserError
 
 
 def _umask() -> int:
@@ -32,3 +39,42 @@ def save_safetensors(
     tmp.chmod(0o666 & ~_umask())
     tmp.replace(path)
     return path
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (on the CPU); a damaged file is a UserError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:  # random bytes, a truncated copy, a bad header
+        raise UserError(
+            f"{path} is not a readable safetensors file (damaged or truncated?): {e}"
+        ) from e
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``; an empty or malformed file is a UserError naming it."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise UserError(f"{path} is empty (expected JSON)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from e
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML value in ``path`` (``None`` for an empty file); malformed YAML is a UserError naming it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML: {problem}{at}") from e

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
@@ -30,7 +29,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import save_safetensors
+from vidiff.files import load_safetensors, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.sampling import SeededNoise, sample
@@ -387,7 +386,7 @@ class VideoPipeline(nn.Module):
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        state = load_safetensors(directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
         pipe.load_weights(state, directory / WEIGHTS_NAME)
