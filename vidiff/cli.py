@@ -40,7 +40,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("generate",): "vidiff.commands.sample:generate",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
-    ("eval-judges",): "vidiff.eval.judges:train_judges",
+    ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
 }
 

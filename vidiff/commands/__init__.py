@@ -9,5 +9,6 @@ what it wrote; the library modules never import from here.
 * :mod:`~vidiff.commands.eval` -- ``vidiff eval``; :mod:`~vidiff.commands.compare` -- ``vidiff eval-compare``
 * :mod:`~vidiff.commands.vae` -- ``vidiff vae eval|calibrate|cache``
 * :mod:`~vidiff.commands.data` -- ``vidiff data preview|export``
-* :mod:`~vidiff.commands.demo` -- ``vidiff demo``
+* :mod:`~vidiff.commands.demo` -- ``vidiff demo``; :mod:`~vidiff.commands.judges` -- ``vidiff eval-judges``
+* :mod:`~vidiff.commands.checks` -- the option checks they share
 """

@@ -13,9 +13,10 @@ SEED_LIMIT = 2**63  # seeds are non-negative int64s: torch would wrap a negative
 
 
 def positive(option: str, value: int | float | None) -> None:
-    """``value`` (when given) is > 0."""
+    """``value`` (when given) is > 0 (an int: >= 1)."""
     if value is not None and value <= 0:
-        raise UserError(f"{option} must be >= 1, got {value}")
+        least = ">= 1" if isinstance(value, int) else "> 0"
+        raise UserError(f"{option} must be {least}, got {value}")
 
 
 def non_negative(option: str, value: int | float | None) -> None:

@@ -48,8 +48,13 @@ def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-
     """Compare several `vidiff eval --model` results (their --out folders or metrics.json files) made
     on the same prompts and seeds: one row per (result, steps) and split, with adherence, flicker,
     jitter, FD and seconds per video. Writes OUT/report.html (tables, adherence-vs-steps plot),
-    OUT/compare.json and OUT/compare.md (printed). --labels names the results in order (default:
-    model folder and sampler)."""
+    OUT/compare.json and OUT/compare.md (printed).
+
+    Args:
+        sources: `vidiff eval --out` folders or their metrics.json files.
+        labels: a name per result, in order (default: model folder and sampler).
+        out: the folder for report.html, compare.json and compare.md.
+    """
     if not sources:
         raise ValueError("give one or more `vidiff eval --out` folders (or metrics.json files)")
     if labels is not None and len(labels) != len(sources):

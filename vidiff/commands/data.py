@@ -55,7 +55,15 @@ def preview(
 ) -> None:
     """Write a captioned grid of the first N clips of a dataset (.mp4, .gif, .webm or .png filmstrip).
 
-    NAME is shapes, balls, digits, folder or images (the last two need --root).
+    Args:
+        name: the dataset: shapes, balls, digits, folder or images (the last two need --root).
+        n: clips in the grid.
+        seed: the dataset's seed.
+        split: train or heldout (synthetic datasets; heldout has the compositions no run trains on).
+        out: the sheet to write (.mp4, .gif, .webm or .png filmstrip).
+        root: the folder of a folder or images dataset.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
@@ -107,6 +115,17 @@ def export(
 
     Every manifest line holds ``path`` (relative to OUT), ``caption``, ``index``, ``dataset``, ``split``,
     ``seed`` and ``gt`` (per-object attributes, centroids, boxes, velocities; masks are left out).
+
+    Args:
+        name: the dataset: shapes, balls, digits, folder or images (the last two need --root).
+        n: clips to write (at most the dataset's size).
+        split: train or heldout (synthetic datasets).
+        seed: the dataset's seed.
+        out: the folder to write the clips and manifest.jsonl into.
+        root: the folder of a folder or images dataset.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
+        fmt: the clips' format: mp4, gif, png (filmstrip) or webm.
     """
     from vidiff.data.video_io import write_video
 

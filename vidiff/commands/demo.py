@@ -176,7 +176,14 @@ def _model_section(model: str, out: Path, seed: int, steps: int | None) -> list:
 def demo(
     *, out: str = "demo-out", model: str | None = None, seed: int = 0, steps: int | None = None
 ) -> Path:
-    """Generate the demo gallery (videos + dataset previews) and write index.html."""
+    """Generate the demo gallery (videos + dataset previews) and write index.html.
+
+    Args:
+        out: the folder for the gallery (index.html and its videos).
+        model: an exported model folder (default: the model shipped in the package).
+        seed: seed of the generated videos and of the dataset previews.
+        steps: sampling steps (default: the model's).
+    """
     from vidiff.commands.data import preview
     from vidiff.runtime import DEFAULT_MODEL
 

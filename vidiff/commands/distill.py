@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidiff.commands import checks
 from vidiff.config import Config, TrainConfig
 from vidiff.distill.rounds import (
     export_round,
@@ -73,11 +74,47 @@ def distill(
     --w-max], --guidance-steps steps) that takes --cfg at sampling in one forward pass, and the
     rounds keep it. The data come from --config (a run YAML; only its data section is used), else
     from a distilled teacher's record, else from TEACHER/../config.yaml.
+
+    Args:
+        teacher: the exported model folder to distil.
+        to_steps: the final student's DDIM steps.
+        from_steps: the teacher's DDIM steps (default: a distilled teacher's own, else 64); must be
+            --to-steps times a power of two.
+        guidance: first train a guidance-embedded student that takes --cfg in one forward pass.
+        config: a run YAML whose data section is the data to distil on.
+        out: the folder of the rounds' runs and exports.
+        steps_per_round: training steps of each progressive round.
+        guidance_steps: training steps of the guidance stage (default: --steps-per-round).
+        batch_size: training batch size.
+        lr: learning rate.
+        warmup_steps: learning-rate warm-up steps.
+        ema_decay: EMA decay of the student's weights (the exported ones).
+        cfg: the teacher's guidance weight to bake in, or the embedded student's default weight
+            (default: the teacher's diffusion.cfg).
+        w_min: lowest guidance weight the guidance stage trains on.
+        w_max: highest guidance weight the guidance stage trains on.
+        weighting: the loss weighting over noise levels: truncated_snr or snr_plus_one.
+        ckpt_every: steps between checkpoints.
+        log_every: steps between metrics.jsonl lines.
+        seed: the training seed.
+        mixed_precision: auto (bf16 on a GPU, fp32 on the CPU), no, bf16 or fp16.
+        resume: skip finished rounds and continue an unfinished one from its newest checkpoint.
+        progress: show a progress bar.
     """
     from vidiff.distill.guidance import GuidanceDistillation
     from vidiff.distill.progressive import ProgressiveDistillation
     from vidiff.train.loop import train
 
+    for option, value in [("--to-steps", to_steps), ("--from-steps", from_steps),
+                          ("--steps-per-round", steps_per_round), ("--guidance-steps", guidance_steps),
+                          ("--batch-size", batch_size), ("--lr", lr), ("--ckpt-every", ckpt_every),
+                          ("--log-every", log_every)]:  # fmt: skip
+        checks.positive(option, value)
+    checks.seed_range("--seed", seed)
+    checks.fraction("--ema-decay", ema_decay, 0, 1)
+    checks.non_negative("--cfg", cfg)
+    checks.input_file("--config", config)
+    checks.folder("--out", out)
     teacher_dir, out_dir = Path(teacher), Path(out)
     pipe = VideoPipeline.load(teacher_dir)
     data, source = resolve_data_config(teacher_dir, pipe, config)

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from vidiff.commands import checks
 from vidiff.eval import report
 from vidiff.eval.evaluate import (
     check_eval_args,
@@ -16,6 +17,7 @@ from vidiff.eval.evaluate import (
     record_figures,
 )
 from vidiff.eval.runner import SPLITS
+from vidiff.runtime import resolve_device
 
 
 def evaluate(
@@ -49,8 +51,35 @@ def evaluate(
     and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
     (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
     and its real-vs-real floor.
+
+    Args:
+        model: an exported model folder to sample and score.
+        videos: a folder of videos to score (made anywhere) instead of a model.
+        manifest: the JSONL list of the --videos (default: DIR/manifest.jsonl).
+        dataset: the benchmark whose prompts and probes to use: shapes, balls or digits.
+        num_videos: videos per split (at least 2; FD needs a covariance).
+        steps: sampling step counts to evaluate, one run each (default: the model's).
+        sampler: the sampler (default: the model's).
+        cfg: classifier-free guidance weight (default: the model's).
+        noise_correlation: share of the starting noise common to all frames, in [0, 1) (default:
+            the model's).
+        seed: seed of the prompt set and of the videos.
+        out: the folder for metrics.json, report.html and the videos.
+        batch_size: videos sampled at once.
+        splits: the prompt sets to sample: train (in-distribution), heldout (default: both).
+        record: also write the figures into the model folder as eval.json (`vidiff demo` shows it).
+        i3d: Kinetics-400 InceptionI3d weights (.safetensors or .pt): adds the standard FVD.
+        device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
     """
     check_eval_args(dataset, num_videos, steps, splits)
+    checks.positive("--batch-size", batch_size)
+    checks.seed_range("--seed", seed)
+    checks.sampler_name(sampler)
+    checks.non_negative("--cfg", cfg)
+    checks.fraction("--noise-correlation", noise_correlation, 0, 1)
+    checks.input_file("--i3d", i3d)
+    checks.folder("--out", out)
+    resolve_device(device)
     if model is not None and (videos is not None or manifest is not None):
         raise ValueError("give either --model DIR or --videos DIR [--manifest FILE], not both")
     if record and model is None:

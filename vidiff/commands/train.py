@@ -21,6 +21,11 @@ def train(config: str, *overrides: str, resume: bool = False) -> None:
     with gloo): ``accelerate launch --multi_gpu --num_processes N -m vidiff.cli train CONFIG`` or
     ``torchrun --nproc_per_node N -m vidiff.cli train CONFIG``; ``train.batch_size`` is the global
     batch, so the result does not depend on N.
+
+    Args:
+        config: a run config YAML (configs/*.yaml).
+        overrides: dotted overrides of the config, e.g. train.steps=2000 data.size=32.
+        resume: continue from the newest checkpoint in train.out_dir.
     """
     from vidiff.train.loop import train as train_loop
 
@@ -54,6 +59,16 @@ def export(
     ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps``,
     ``--sampler``, ``--cfg`` and ``--noise-correlation`` (the share of the starting noise common to
     all frames) set the exported model's sampling defaults (else the training config's).
+
+    Args:
+        checkpoint: a run folder (its newest checkpoint), a checkpoint folder or an exported model.
+        out: the model folder to write.
+        dtype: weight precision: float32, float16 or bfloat16.
+        steps: the model's default sampling steps (default: the training config's).
+        sampler: the model's default sampler (default: the training config's).
+        cfg: the model's default classifier-free guidance weight (default: the training config's).
+        noise_correlation: the model's default share of starting noise common to all frames, in
+            [0, 1) (default: the training config's).
     """
     from vidiff.pipeline import VideoPipeline
 
