@@ -227,3 +227,18 @@ def test_sample_alias_takes_prompt_as_an_option(capsys, tmp_path, model_dir):
     assert cli.main(argv) == 0 and out.is_file()
     line = one_line_error(capsys, [*argv[:1], "a blue square moving up", *argv[1:]])
     assert "PROMPT given twice" in line
+
+
+def test_malformed_override_is_one_line(capsys, tmp_path):
+    line = one_line_error(capsys, ["train", "configs/shapes-unet-tiny.yaml", "train.steps=[1"])
+    assert "override is not valid YAML" in line
+
+
+def test_other_commands_check_their_output_first(capsys, tmp_path):
+    (tmp_path / "file").write_text("")
+    line = one_line_error(capsys, ["data", "preview", "shapes", "-o", str(tmp_path / "p.txt")])
+    assert "--out" in line and "suffix" in line
+    line = one_line_error(capsys, ["data", "export", "shapes", "-o", str(tmp_path / "file" / "x")])
+    assert "is a file, not a folder" in line
+    line = one_line_error(capsys, ["demo", "-o", str(tmp_path / "file"), "--seed", "-1"])
+    assert "is a file, not a folder" in line

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidiff.commands import checks
 from vidiff.eval import report
 
 # Columns of the markdown table: the report's columns for these keys (headers and formats shared).
@@ -55,6 +56,7 @@ def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-
         labels: a name per result, in order (default: model folder and sampler).
         out: the folder for report.html, compare.json and compare.md.
     """
+    checks.folder("--out", out)
     if not sources:
         raise ValueError("give one or more `vidiff eval --out` folders (or metrics.json files)")
     if labels is not None and len(labels) != len(sources):

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidiff.commands import checks
+
 SYNTHETIC = ("shapes", "balls", "digits")
 FOLDERS = ("folder", "images")
 EXPORT_FORMATS = ("mp4", "gif", "png", "webm")
@@ -68,6 +70,7 @@ def preview(
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
 
+    checks.video_file("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
     items = [data[i] for i in range(min(n, len(data)))]
     sheet = make_sheet([it["video"] for it in items], [it["caption"] for it in items])
@@ -131,6 +134,7 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")
+    checks.folder("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from vidiff.commands import checks
 from vidiff.pipeline import EVAL_FILE
 
 DEMO_PROMPTS = [
@@ -187,6 +188,9 @@ def demo(
     from vidiff.commands.data import preview
     from vidiff.runtime import DEFAULT_MODEL
 
+    checks.folder("--out", out)
+    checks.seed_range("--seed", seed)
+    checks.positive("--steps", steps)
     start = time.perf_counter()
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)

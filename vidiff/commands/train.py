@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
+from vidiff.commands import checks
 from vidiff.config import Config, from_dict, load_config
+from vidiff.errors import UserError
 from vidiff.train.checkpoint import load_state, resolve_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -27,9 +29,14 @@ def train(config: str, *overrides: str, resume: bool = False) -> None:
         overrides: dotted overrides of the config, e.g. train.steps=2000 data.size=32.
         resume: continue from the newest checkpoint in train.out_dir.
     """
+    import yaml
+
     from vidiff.train.loop import train as train_loop
 
-    cfg = load_config(config, overrides)
+    try:
+        cfg = load_config(config, overrides)
+    except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
+        raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
     result = train_loop(cfg, resume=resume)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState
@@ -72,6 +79,7 @@ def export(
     """
     from vidiff.pipeline import VideoPipeline
 
+    checks.folder("--out", out)
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if steps is not None and steps < 1:

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vidiff.commands import checks
+
 
 def vae_eval(model: str, *, num_clips: int = 32, num_frames: int = 17, size: int = 32) -> dict:
     """Reconstruction PSNR / SSIM of an exported VAE on held-out MovingShapes and BouncingBalls clips
@@ -93,6 +95,7 @@ def vae_cache(
     from vidiff.data.latents import cache_latents
     from vidiff.models.vae import CausalVideoVAE
 
+    checks.folder("OUT", out)
     vae = CausalVideoVAE.load(model)
     kw: dict[str, Any] = {"num_frames": num_frames, "size": size, "seed": seed}
     if root is not None:
