@@ -1,4 +1,5 @@
-"""Every option of every command explains itself in `--help`, and `vidiff --version` answers."""
+"""Every option of every command explains itself in `--help`, `vidiff --version` answers, and the
+library never imports the command layer."""
 
 import argparse
 import inspect
@@ -62,3 +63,21 @@ def test_version(capsys):
         cli.main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.strip() == f"vidiff {vidiff.__version__}"
+
+
+def test_library_never_imports_the_commands():
+    """Commands are the top layer: only vidiff/commands/ and vidiff/cli.py may import them."""
+    import ast
+    from pathlib import Path
+
+    root = Path(vidiff.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.parent.name == "commands" or path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names if "commands" in n]
+    assert not offenders
