@@ -52,15 +52,21 @@ def input_file(option: str, path: str | None) -> None:
         raise UserError(f"{option}: file not found: {path}")
 
 
+def video_suffix(option: str, path: str | Path) -> None:
+    """``path`` ends in a suffix :func:`~vidiff.data.video_io.write_video` can write."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in WRITABLE_SUFFIXES:
+        raise UserError(
+            f"{option} {path}: cannot write a video with suffix {suffix or '(none)'!r}; "
+            f"use {', '.join(WRITABLE_SUFFIXES)}"
+        )
+
+
 def video_file(option: str, path: str | Path) -> Path:
     """``path`` can receive a video: a writable suffix, not a folder, under a folder (or a place one
     can be made)."""
     path = Path(path)
-    if path.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise UserError(
-            f"{option} {path}: cannot write a video with suffix {path.suffix or '(none)'!r}; "
-            f"use {', '.join(WRITABLE_SUFFIXES)}"
-        )
+    video_suffix(option, path)
     if path.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / 'video.mp4'}")
     folder(f"{option} {path}: its folder", path.parent)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from vidiff.commands import checks
+from vidiff.errors import UserError
 
 SYNTHETIC = ("shapes", "balls", "digits")
 FOLDERS = ("folder", "images")
@@ -20,21 +21,21 @@ def _build(name: str, n: int, seed: int, split: str, root: str | None, num_frame
     from vidiff.data import DATASETS, build_dataset
 
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise UserError(f"n must be >= 1, got {n}")
     if name in SYNTHETIC:
         if root is not None:
-            raise ValueError(
+            raise UserError(
                 f"--root is only for folder datasets ({', '.join(FOLDERS)}), not {name!r}"
             )
         return build_dataset(
             name, num_items=n, split=split, seed=seed, num_frames=num_frames, size=size
         )
     if root is None:
-        raise ValueError(f"dataset {name!r} needs --root FOLDER")
+        raise UserError(f"dataset {name!r} needs --root FOLDER")
     if split != "train":
-        raise ValueError(
+        raise UserError(
             f"--split applies to synthetic datasets ({', '.join(SYNTHETIC)}), not {name!r}"
         )
     if name == "images":
@@ -133,7 +134,7 @@ def export(
     from vidiff.data.video_io import write_video
 
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")
+        raise UserError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")
     checks.folder("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
     directory = Path(out)

@@ -28,6 +28,7 @@ from vidiff.distill.rounds import (
     student_config,
     student_from_teacher,
 )
+from vidiff.errors import UserError
 from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME, VideoPipeline
 
 # A teacher that is not itself distilled starts from this many DDIM steps (unless --from-steps).
@@ -127,18 +128,18 @@ def distill(
     if guidance and pipe.guidance_embedded:
         print(f"vidiff: {teacher_dir} is already guidance-embedded; no guidance stage needed")
     if guidance_stage and pipe.text_encoder is None:
-        raise ValueError("--guidance needs a text-conditional teacher; this one has none")
+        raise UserError("--guidance needs a text-conditional teacher; this one has none")
     if pipe.baked_cfg is not None and cfg is not None and cfg != 1.0:
-        raise ValueError(f"{teacher_dir} has guidance w={pipe.baked_cfg:g} baked in; drop --cfg")
+        raise UserError(f"{teacher_dir} has guidance w={pipe.baked_cfg:g} baked in; drop --cfg")
     w_range = tuple(distilled.get("guidance_range", (w_min, w_max)))
     if not 0 <= w_range[0] <= w_range[1]:
-        raise ValueError(f"need 0 <= --w-min <= --w-max, got {w_range}")
+        raise UserError(f"need 0 <= --w-min <= --w-max, got {w_range}")
 
     rounds = plan_rounds(out_dir, from_steps, to_steps, guidance_stage)
     if not resume:
         done = [r.export_dir for r in rounds if r.export_dir.exists()]
         if done:
-            raise ValueError(
+            raise UserError(
                 f"{done[0]} already exists; pass --resume to continue (finished rounds are "
                 "skipped) or choose another --out"
             )

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from vidiff.commands import checks
+from vidiff.errors import UserError
 from vidiff.eval import report
 from vidiff.eval.evaluate import (
     check_eval_args,
@@ -81,15 +82,15 @@ def evaluate(
     checks.folder("--out", out)
     resolve_device(device)
     if model is not None and (videos is not None or manifest is not None):
-        raise ValueError("give either --model DIR or --videos DIR [--manifest FILE], not both")
+        raise UserError("give either --model DIR or --videos DIR [--manifest FILE], not both")
     if record and model is None:
-        raise ValueError("--record writes eval.json into a model folder: it needs --model DIR")
+        raise UserError("--record writes eval.json into a model folder: it needs --model DIR")
     if model is None and videos is None and manifest is None:
-        raise ValueError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
+        raise UserError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
     sampling = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
                 "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
     if model is None and (given := [k for k, v in sampling.items() if v is not None]):
-        raise ValueError(
+        raise UserError(
             f"{', '.join(given)}: for sampling a --model only; --videos scores the files as they are"
         )
     if videos is not None and not Path(videos).is_dir():

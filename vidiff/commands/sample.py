@@ -119,8 +119,8 @@ def generate(
     to_folder = prompts is not None or out_dir is not None
     suffix = Path(out).suffix or ".mp4"
     if to_folder:
+        checks.video_suffix("--out", f"video{suffix}")
         directory = checks.folder("--out-dir", out_dir or Path(out).with_suffix(""))
-        checks.video_file("--out", directory / f"0000_seed{seed}{suffix}")
     else:
         checks.video_file("--out", out)
     torch_device = resolve_device(device)

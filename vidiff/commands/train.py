@@ -81,18 +81,18 @@ def export(
 
     checks.folder("--out", out)
     if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if steps is not None and steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
+        raise UserError(f"--steps must be >= 1, got {steps}")
     if sampler is not None:
         from vidiff.sampling import SAMPLERS
 
         if sampler not in SAMPLERS:
-            raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+            raise UserError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
     if cfg is not None and cfg < 0:
-        raise ValueError(f"--cfg must be >= 0, got {cfg}")
+        raise UserError(f"--cfg must be >= 0, got {cfg}")
     if noise_correlation is not None and not 0 <= noise_correlation < 1:
-        raise ValueError(f"--noise-correlation must be in [0, 1), got {noise_correlation}")
+        raise UserError(f"--noise-correlation must be in [0, 1), got {noise_correlation}")
 
     def set_defaults(diffusion) -> None:
         diffusion.steps = steps or diffusion.steps
