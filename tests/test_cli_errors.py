@@ -242,3 +242,19 @@ def test_other_commands_check_their_output_first(capsys, tmp_path):
     assert "is a file, not a folder" in line
     line = one_line_error(capsys, ["demo", "-o", str(tmp_path / "file"), "--seed", "-1"])
     assert "is a file, not a folder" in line
+
+
+def test_eval_and_distill_check_options_before_loading(capsys, tmp_path, model_dir, no_model_load):
+    out = tmp_path / "e"
+    line = one_line_error(
+        capsys, ["eval", "--model", str(model_dir), "--device", "gpu", "-o", str(out)]
+    )
+    assert "--device 'gpu'" in line
+    line = one_line_error(
+        capsys, ["eval", "--model", str(model_dir), "--seed", "-3", "-o", str(out)]
+    )
+    assert "--seed must be in [0, 2**63)" in line
+    assert not out.exists()
+    line = one_line_error(capsys, ["distill", str(model_dir), "--batch-size", "0", "-o", str(out)])
+    assert "--batch-size must be >= 1" in line
+    assert not out.exists()

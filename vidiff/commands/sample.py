@@ -131,7 +131,7 @@ def generate(
             )
         model = str(DEFAULT_MODEL)
     elif not Path(model).is_dir():
-        raise UserError(f"--model {model}: folder not found")
+        raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
 
     pipe = VideoPipeline.load(model, device=torch_device)
     _check_vocabulary(pipe, texts)
