@@ -273,3 +273,14 @@ def test_quick_eval_balls_continuation():
     bad = quick_eval(ContinuationOracle(True), num_videos=3, dataset="balls")
     assert good["ade"] < 1.0 and good["count_ok"] > 0.9
     assert bad["ade"] > good["ade"] + 2
+
+
+def test_eval_progress_bar_counts_batches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
+    capsys.readouterr()
+    commands.evaluate(
+        model="oracle", num_videos=3, steps=[8], batch_size=2, out=str(tmp_path / "a")
+    )
+    assert "6/6" in capsys.readouterr().err  # 3 videos per split, two splits, batches of 2
+    commands.evaluate(model="oracle", num_videos=3, progress=False, out=str(tmp_path / "b"))
+    assert capsys.readouterr().err == ""

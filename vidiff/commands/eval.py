@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def evaluate(
     record: bool = False,
     i3d: str | None = None,
     device: str = "auto",
+    progress: bool = True,
 ) -> dict:
     """Evaluate generated video exactly: prompt adherence, temporal consistency, physics, FD/KID.
 
@@ -71,6 +73,7 @@ def evaluate(
         record: also write the figures into the model folder as eval.json (`vidiff demo` shows it).
         i3d: Kinetics-400 InceptionI3d weights (.safetensors or .pt): adds the standard FVD.
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
+        progress: show a progress bar of the sampling on stderr.
     """
     check_eval_args(dataset, num_videos, steps, splits)
     checks.positive("--batch-size", batch_size)
@@ -103,6 +106,10 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if pipe is not None:
+        from tqdm.auto import tqdm
+
+        total = num_videos * len(splits or SPLITS) * len(steps or [None])
+        bar = tqdm(total=total, unit="video", file=sys.stderr, disable=not progress)
         metrics = evaluate_model(
             pipe,
             model,
@@ -117,7 +124,9 @@ def evaluate(
             batch_size,
             i3d_model,
             tuple(splits) if splits else SPLITS,
+            bar.update,
         )
+        bar.close()
     else:
         metrics = evaluate_folder(videos, manifest, dataset, seed, out_dir, i3d_model)
     metrics["eval_seconds"] = time.time() - t0

@@ -110,7 +110,7 @@ def i3d_on_device(path: str):
 
 def evaluate_model(
     pipe, model, dataset, num_videos, steps, sampler, cfg, noise_correlation, seed, out_dir: Path,
-    batch_size, i3d=None, splits=SPLITS,
+    batch_size, i3d=None, splits=SPLITS, done=None,
 ):  # fmt: skip
     pipe.eval()
     sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
@@ -128,6 +128,7 @@ def evaluate_model(
                 cfg=cfg,
                 noise_correlation=noise_correlation,
                 batch_size=batch_size,
+                done=done,
             )
             verdicts = score_videos(dataset, vids, es.prompts, es.gts, num_cond_frames=k)
             summ = probes.summarize(verdicts)
