@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.diffusion.precond import PARAMETERIZATIONS, Denoiser, check_options
+from vidiff.config import check_fields
+from vidiff.diffusion.precond import PARAMETERIZATIONS, Denoiser
 from vidiff.diffusion.schedules import FLOW_T_MAX, VPSchedule, shift_t
 
 
@@ -195,7 +196,7 @@ def build_loss(parameterization: str, **kw) -> DiffusionLoss:
         raise ValueError(
             f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
         )
-    check_options(kw, _OPTIONS[parameterization], f"{parameterization!r} loss")
+    check_fields(kw, _OPTIONS[parameterization], f"{parameterization!r} loss", "option")
     if parameterization in ("eps", "v"):
         schedule = kw.pop("schedule", "cosine")
         if isinstance(schedule, str):

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vidiff.config import check_fields
 from vidiff.diffusion.schedules import VPSchedule, get_sigmas_flow, get_sigmas_karras, get_sigmas_vp
 
 Denoiser = Callable[..., torch.Tensor]
@@ -172,13 +173,6 @@ class FlowPrecond(Precond):
         return get_sigmas_flow(n, self.shift if shift is None else shift)
 
 
-def check_options(kw: dict, valid: list[str], what: str) -> None:
-    """Raise a ValueError naming unknown keyword options (config typos must not pass silently)."""
-    unknown = sorted(set(kw) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for {what}; valid: {valid}")
-
-
 PARAMETERIZATIONS = ("eps", "v", "edm", "flow")
 _OPTIONS = {
     "eps": ["schedule", "num_train_timesteps"],
@@ -196,7 +190,7 @@ def build_precond(parameterization: str, net: nn.Module, **kw) -> Precond:
         raise ValueError(
             f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
         )
-    check_options(kw, _OPTIONS[parameterization], f"{parameterization!r} preconditioning")
+    check_fields(kw, _OPTIONS[parameterization], f"{parameterization!r} preconditioning", "option")
     if parameterization in ("eps", "v"):
         schedule = kw.pop("schedule", "cosine")
         if isinstance(schedule, str):
@@ -219,7 +213,6 @@ __all__ = [
     "VPrecond",
     "append_dims",
     "build_precond",
-    "check_options",
     "expand_sigma",
     "net_dtype",
 ]

@@ -13,6 +13,8 @@ import importlib
 
 from torch import nn
 
+from vidiff.config import check_fields
+
 # arch -> (module, config class, model class, presets dict)
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "unet3d": ("vidiff.models.unet3d", "UNet3DConfig", "UNet3D", "UNET_PRESETS"),
@@ -40,12 +42,7 @@ def build_config(arch: str, preset: str, **overrides):
     cfg_cls, _, presets = _arch(arch)
     if preset not in presets:
         raise ValueError(f"unknown {arch} preset {preset!r}; choose from {sorted(presets)}")
-    valid = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown {cfg_cls.__name__} override(s) {unknown}; valid names: {sorted(valid)}"
-        )
+    check_fields(overrides, cfg_cls, f"{arch} preset {preset!r}", "override")
     # replace() re-runs __post_init__, so overridden values are validated too.
     return dataclasses.replace(presets[preset], **overrides)
 
@@ -63,12 +60,7 @@ def build_model_from_config(arch: str, config: dict) -> nn.Module:
     """Rebuild a model from a saved config dict (e.g. a checkpoint's config.json); unknown keys
     are a ValueError naming them."""
     cfg_cls, model_cls, _ = _arch(arch)
-    valid = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(config) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown {cfg_cls.__name__} key(s) {unknown}; valid names: {sorted(valid)}"
-        )
+    check_fields(config, cfg_cls, cfg_cls.__name__)
     return model_cls(cfg_cls(**config))
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from vidiff.config import check_fields
 from vidiff.diffusion.precond import Denoiser, append_dims
 
 
@@ -273,8 +274,5 @@ def sample(
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
     fn = SAMPLERS[sampler]
-    params = list(inspect.signature(fn).parameters)[3:]
-    unknown = sorted(set(kw) - set(params))
-    if unknown:
-        raise ValueError(f"sampler {sampler!r} has no option(s) {unknown}; valid: {params}")
+    check_fields(kw, list(inspect.signature(fn).parameters)[3:], f"sampler {sampler!r}", "option")
     return fn(denoiser, noise_x, sigmas, **kw)
