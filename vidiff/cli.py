@@ -33,7 +33,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("generate",): "vidiff.sampling.commands:generate",
     ("eval",): "vidiff.eval.commands:evaluate",
     ("eval-compare",): "vidiff.eval.compare:compare",
-    ("eval-judges",): "vidiff.eval.judges:train_judges",
+    ("eval-judges",): "vidiff.eval.judge_training:train_judges",
     ("demo",): "vidiff.demo:demo",
 }
 

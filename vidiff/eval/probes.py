@@ -39,11 +39,6 @@ from vidiff.eval.extract import (
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a": 1, "an": 1}
 
 
-def vocabulary() -> tuple[dict[str, tuple[float, float, float]], tuple[str, ...], tuple[str, ...]]:
-    """(COLOURS, SHAPES, DIRECTIONS) of MovingShapes: the data layer's, the one source of truth."""
-    return dict(shapes_data.COLOURS), tuple(shapes_data.SHAPES), tuple(shapes_data.DIRECTIONS)
-
-
 def parse_shapes_caption(caption: str) -> list[dict]:
     """Objects named by a MovingShapes caption: ``[{"colour", "shape", "direction"}, ...]``;
     ValueError naming the caption when it does not parse."""
@@ -56,8 +51,8 @@ def parse_shapes_caption(caption: str) -> list[dict]:
 
 
 def nearest_colour(rgb: Sequence[float], palette: dict[str, Sequence[float]] | None = None) -> str:
-    """Name of the palette colour nearest (Euclidean, RGB) to ``rgb``."""
-    palette = palette or vocabulary()[0]
+    """Name of the palette colour nearest (Euclidean, RGB) to ``rgb`` (default palette: MovingShapes')."""
+    palette = palette or shapes_data.COLOURS
     names = list(palette)
     ref = np.array([palette[n] for n in names], dtype=np.float32)
     return names[int(np.argmin(np.linalg.norm(ref - np.asarray(rgb, np.float32)[:3], axis=1)))]
@@ -312,14 +307,13 @@ def score_shapes(
         else np.asarray(video)
     )
     size = v.shape[-1]
-    colours, _, _ = vocabulary()
     dets = detect_objects(v)
     alpha = alpha_map(v)
     tracks = track_objects(dets, len(expected))
     feats = _track_features(tracks, alpha, judge)
     thr = static_threshold(size)
     for f in feats:
-        f["colour"] = nearest_colour(f["colour_rgb"], colours) if f["present"] > 0 else None
+        f["colour"] = nearest_colour(f["colour_rgb"]) if f["present"] > 0 else None
         f["direction"] = direction_of(f["velocity"], thr)
     # A track seen in under half the frames is a missing object: it matches nothing.
     cost = np.array(
