@@ -123,8 +123,18 @@ def _fit(
     return net.eval()
 
 
-def _accuracy(judge: Judge, x: np.ndarray, y: np.ndarray) -> float:
-    return float((judge.logits(x).argmax(1).numpy() == y).mean())
+def _fit_crop_judge(
+    what: str, out, train, heldout, labels: list[str], steps: int, seed: int, t0: float
+) -> float:
+    """Fit a :class:`CropNet` on ``train = (crops, labels)``, save it with its accuracy on
+    ``heldout``, and return that accuracy."""
+    net = _fit(CropNet(len(labels)), *train, steps, seed)
+    xv, yv = heldout
+    acc = float((Judge(net, labels).logits(xv).argmax(1).numpy() == yv).mean())
+    meta = {"labels": labels, "width": 32, "heldout_accuracy": acc, "seed": seed}
+    save_weights(net, Path(out), meta)
+    print(f"{what}: held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s) -> {out}")
+    return acc
 
 
 def train_shape_judge(
@@ -137,14 +147,8 @@ def train_shape_judge(
     """Train the shape judge on ground-truth renders, save it, return held-out accuracy."""
     t0 = time.time()
     x, y, labels = render_shape_crops(num_train, seed=seed, augment=True)
-    xv, yv, _ = render_shape_crops(num_val, seed=seed + 10_000)
-    net = _fit(CropNet(len(labels)), x, y, steps, seed)
-    acc = _accuracy(Judge(net, labels), xv, yv)
-    save_weights(
-        net, Path(out), {"labels": labels, "width": 32, "heldout_accuracy": acc, "seed": seed}
-    )
-    print(f"shape judge: held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s) -> {out}")
-    return acc
+    heldout = render_shape_crops(num_val, seed=seed + 10_000)[:2]
+    return _fit_crop_judge("shape judge", out, (x, y), heldout, labels, steps, seed, t0)
 
 
 def train_digit_judge(
@@ -161,16 +165,10 @@ def train_digit_judge(
     t0 = time.time()
     d = load_digits()
     held = np.arange(len(d.images)) % 5 == 0
-    x, y = render_digit_crops(d.images[~held], d.target[~held], num_train, seed)
-    xv, yv = render_digit_crops(d.images[held], d.target[held], num_val, seed + 10_000)
+    train = render_digit_crops(d.images[~held], d.target[~held], num_train, seed)
+    heldout = render_digit_crops(d.images[held], d.target[held], num_val, seed + 10_000)
     labels = [str(i) for i in range(10)]
-    net = _fit(CropNet(10), x, y, steps, seed)
-    acc = _accuracy(Judge(net, labels), xv, yv)
-    save_weights(
-        net, Path(out), {"labels": labels, "width": 32, "heldout_accuracy": acc, "seed": seed}
-    )
-    print(f"digit judge: held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s) -> {out}")
-    return acc
+    return _fit_crop_judge("digit judge", out, train, heldout, labels, steps, seed, t0)
 
 
 def corrupt_order(video: torch.Tensor, kind: int, g: torch.Generator) -> torch.Tensor:
