@@ -33,6 +33,7 @@ from vidiff.eval.extract import (
     default_min_area,
     detect_objects,
     match,
+    to_numpy,
     track_objects,
 )
 
@@ -125,11 +126,7 @@ def background_flicker(
     its mean absolute difference. Where the objects cover the whole frame, the pair is measured
     over all pixels (a frame that is all "object" is no evidence of a stable background).
     """
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     if v.shape[1] < 2:
         return 0.0
     if fg is None:
@@ -301,11 +298,7 @@ def score_shapes(
 
         judge = load_shape_judge()
     expected = objects if objects is not None else parse_shapes_caption(caption)
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     size = v.shape[-1]
     dets = detect_objects(v)
     alpha = alpha_map(v)
@@ -384,11 +377,7 @@ def score_digits(
 
         judge = load_digit_judge()
     expected = digits if digits is not None else parse_digits_caption(caption)
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     # Thin strokes of upscaled digits fragment at half coverage: segment at a lower threshold
     # and bridge one-pixel gaps.
     dets = detect_objects(v, threshold=0.25, bridge=1)
@@ -447,11 +436,7 @@ def score_balls(
         if num_balls is not None
         else (len(reference) if reference is not None else parse_balls_caption(caption))
     )
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     dets = detect_objects(v)
     alpha = alpha_map(v)
     tracks = track_objects(dets, n)
@@ -503,11 +488,7 @@ def rollout_from_frames(
     """
     from vidiff.data.balls import simulate_balls
 
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     t_len, h, w = v.shape[1:]
     k = num_cond_frames
     if not 2 <= k <= t_len:
