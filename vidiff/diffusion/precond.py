@@ -174,6 +174,28 @@ class FlowPrecond(Precond):
 
 
 PARAMETERIZATIONS = ("eps", "v", "edm", "flow")
+
+
+def check_parameterization(parameterization: str, kw: dict, options: dict, what: str) -> None:
+    """A ValueError unless ``parameterization`` is known and ``kw`` holds only its ``options``."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
+        )
+    check_fields(kw, options[parameterization], f"{parameterization!r} {what}", "option")
+
+
+def pop_vp_schedule(kw: dict) -> VPSchedule:
+    """Take ``schedule`` (a :class:`VPSchedule`, or a kind name, default ``"cosine"``, with
+    ``num_train_timesteps``) out of the options ``kw``."""
+    schedule = kw.pop("schedule", "cosine")
+    if isinstance(schedule, str):
+        return VPSchedule(schedule, kw.pop("num_train_timesteps", 1000))
+    if "num_train_timesteps" in kw:
+        raise ValueError("num_train_timesteps only applies when schedule is given by name")
+    return schedule
+
+
 _OPTIONS = {
     "eps": ["schedule", "num_train_timesteps"],
     "v": ["schedule", "num_train_timesteps"],
@@ -186,18 +208,9 @@ def build_precond(parameterization: str, net: nn.Module, **kw) -> Precond:
     """``eps`` / ``v``: ``schedule=VPSchedule | "cosine" | "linear" | "scaled_linear"``,
     ``num_train_timesteps``; ``edm``: ``sigma_data, sigma_min, sigma_max``; ``flow``: ``shift``.
     """
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
-        )
-    check_fields(kw, _OPTIONS[parameterization], f"{parameterization!r} preconditioning", "option")
+    check_parameterization(parameterization, kw, _OPTIONS, "preconditioning")
     if parameterization in ("eps", "v"):
-        schedule = kw.pop("schedule", "cosine")
-        if isinstance(schedule, str):
-            schedule = VPSchedule(schedule, **kw)
-        elif kw:
-            raise ValueError("num_train_timesteps only applies when schedule is given by name")
-        return (EpsPrecond if parameterization == "eps" else VPrecond)(net, schedule)
+        return (EpsPrecond if parameterization == "eps" else VPrecond)(net, pop_vp_schedule(kw))
     if parameterization == "edm":
         return EDMPrecond(net, **kw)
     return FlowPrecond(net, **kw)
@@ -213,6 +226,8 @@ __all__ = [
     "VPrecond",
     "append_dims",
     "build_precond",
+    "check_parameterization",
     "expand_sigma",
     "net_dtype",
+    "pop_vp_schedule",
 ]
