@@ -73,10 +73,10 @@ def _per_sample(value: float | torch.Tensor, like: torch.Tensor) -> float | torc
 
 
 def _ratio(sigma_next: float | torch.Tensor, sigma: float | torch.Tensor) -> float | torch.Tensor:
-    if isinstance(sigma, torch.Tensor) and sigma.ndim > 0:
-        return torch.as_tensor(sigma_next).double() / sigma.double()
-    if isinstance(sigma_next, torch.Tensor) and sigma_next.ndim > 0:
-        return sigma_next.double() / float(sigma)
+    """``sigma_next / sigma`` in float64: a python float, or ``(B,)`` if either level is per sample."""
+    if any(isinstance(s, torch.Tensor) and s.ndim > 0 for s in (sigma, sigma_next)):
+        f64 = torch.float64
+        return torch.as_tensor(sigma_next, dtype=f64) / torch.as_tensor(sigma, dtype=f64)
     return float(sigma_next) / float(sigma)
 
 
