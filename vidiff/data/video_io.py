@@ -213,8 +213,27 @@ def _stream_fps(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _decode(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, float]:
-    """Decode all frames (or only ``indices``, sorted, in decode order) to ``(T, H, W, 3)`` uint8."""
+def _shrunk_size(h: int, w: int, cover: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Where a ``h x w`` frame may be shrunk before the exact resize to cover ``cover = (H, W)``:
+    twice the covering size (aspect kept), so the final antialiased resize still has detail to
+    filter; ``None`` when the frame is not that much larger."""
+    if cover is None:
+        return None
+    scale = 2 * max(cover[0] / h, cover[1] / w)
+    if scale >= 1:
+        return None
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _decode(
+    path: Path, indices: list[int] | None = None, cover: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
+    """Decode all frames (or only ``indices``, sorted, in decode order) to ``(T, H, W, 3)`` uint8.
+
+    With ``cover = (H, W)``, each frame is shrunk (FFmpeg area filter) to about twice the size that
+    covers ``(H, W)`` as soon as it is decoded, so a clip of huge frames never exists at full
+    resolution: memory is one full-size frame plus ``T`` small ones.
+    """
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -224,9 +243,15 @@ def _decode(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, f
             fps = _stream_fps(stream)
             wanted = None if indices is None else set(indices)
             last = None if indices is None else max(indices)
-            frames = []
+            frames, count = [], 0
             for i, frame in enumerate(container.decode(stream)):
+                count = i + 1
                 if wanted is None or i in wanted:
+                    small = _shrunk_size(frame.height, frame.width, cover)
+                    if small is not None:
+                        frame = frame.reformat(
+                            width=small[1], height=small[0], format="rgb24", interpolation="AREA"
+                        )
                     frames.append(frame.to_ndarray(format="rgb24"))
                 if last is not None and i >= last:
                     break
@@ -234,10 +259,12 @@ def _decode(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, f
         raise ValueError(f"cannot decode video {path}: {e}") from e
     except (av.FFmpegError, OSError, RuntimeError, IndexError) as e:
         raise ValueError(f"cannot decode video {path}: {e}") from e
-    if not frames:
+    if count == 0:
         raise ValueError(f"cannot decode video {path}: it holds no frames")
     if indices is not None and len(frames) < len(set(indices)):
-        raise ValueError(f"video {path} ended after {i + 1} frames, needed frame {last}")
+        raise ValueError(
+            f"video {path} ended after {count} frames, needed frame {last} (truncated or corrupt?)"
+        )
     return np.stack(frames), fps
 
 
@@ -245,13 +272,17 @@ def probe_video(path: str | os.PathLike) -> tuple[int, float, tuple[int, int]]:
     """Cheap metadata probe -> ``(num_frames, fps, (H, W))`` from the container headers.
 
     When the container does not record a frame count (GIF, some WebM/MKV), the frames are counted by
-    demuxing packets, which does not decode pixels. Raises ``ValueError`` naming the file on failure.
+    demuxing packets, which does not decode pixels. Raises ``ValueError`` naming the file on failure,
+    and for a still image in disguise (a PNG or JPEG named ``.mp4``).
     """
     path = Path(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
+            kind = container.format.name
+            if kind.endswith("_pipe") or kind == "image2":  # FFmpeg reads single images too
+                raise ValueError(f"it is an image ({kind.split('_')[0]}), not a video")
             stream = container.streams.video[0]
             n = int(stream.frames or 0)
             fps = _stream_fps(stream)
