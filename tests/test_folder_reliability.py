@@ -157,8 +157,9 @@ def test_a_huge_clip_is_decoded_without_holding_it_at_full_size(tmp_path):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
     )
     growth_mb = int(run.stdout.split()[-1])
-    # At full size the 16 frames alone are 123 MB as uint8 and 491 MB as float (was +700 MB).
-    assert growth_mb < 150, growth_mb
+    # The whole clip at full size is 123 MB as uint8 and 491 MB as float: resizing the clip after
+    # decoding it grew the peak by 550-640 MB; resizing each frame as it comes, by about 100 MB.
+    assert growth_mb < 250, growth_mb
 
 
 def test_a_caption_that_is_not_utf8_skips_that_clip_and_names_the_file(tmp_path):

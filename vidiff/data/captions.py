@@ -63,8 +63,8 @@ def _row_caption(row: object, where: str, warn: Callable[[str], None]) -> tuple[
     ck = next((k for k in CAPTION_KEYS if k in row), None)
     if pk is None or ck is None:
         warn(
-            f"{where}: needs a path ({'/'.join(PATH_KEYS)}) and a caption "
-            f"({'/'.join(CAPTION_KEYS)}); got keys {sorted(row)}"
+            f"{where}: needs a non-empty path ({'/'.join(PATH_KEYS)}) and a caption "
+            f"({'/'.join(CAPTION_KEYS)}); got keys {sorted(map(str, row))}"
         )
         return None
     return str(row[pk]), str(row[ck] or "").strip()
@@ -120,5 +120,8 @@ def table_captions(tables: list[Path], warn: Callable[[str], None]) -> dict[Path
 
     captions: dict[Path, str] = {}
     for table in sorted(tables, key=rank):  # later wins
-        captions.update(read_table(table, warn))
+        try:
+            captions.update(read_table(table, warn))
+        except OSError as e:  # e.g. no permission: its captions are missing, the rest are read
+            warn(f"{table}: cannot read it ({e}); its captions are not used")
     return captions

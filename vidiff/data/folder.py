@@ -33,8 +33,8 @@ reason, without caption); a folder with no media, or with nothing usable, is a `
 Clip sampling: ``num_frames`` frames at ``fps`` (frame stride ``round(native_fps / fps)``, at least 1;
 ``None`` keeps every frame), from a random start (seeded by ``(seed, epoch, index)``; see
 :meth:`VideoFolder.set_epoch`) or from frame 0; then an antialiased resize that covers ``size`` and a
-centre (or random) crop. Each decoded frame much larger than needed is shrunk as soon as it is
-decoded, so a clip of huge frames costs one full-size frame of memory, not ``T``. Images always give
+centre (or random) crop, done to each frame as soon as it is decoded, so a clip of huge frames
+costs one full-size frame of memory, not ``T``. Images always give
 ``T = 1``, so a batch mixing images and videos needs a length-grouping sampler (see
 :attr:`VideoFolder.lengths`).
 """
@@ -104,17 +104,10 @@ def _image_size(path: Path) -> tuple[int, int]:
     return size[1], size[0]
 
 
-def _read_image(path: Path, cover: tuple[int, int] | None = None) -> torch.Tensor:
-    """An image as ``(3, 1, H, W)``; with ``cover``, a large one is first reduced (box filter, by an
-    integer factor) to about twice the size that covers it, before it is converted to RGB."""
+def _read_image(path: Path) -> torch.Tensor:
+    """An image file as ``(3, 1, H, W)``; undecodable: ``ValueError`` naming it."""
     try:
         with Image.open(path) as im:
-            if cover is not None:
-                factor = int(min(im.height / (2 * cover[0]), im.width / (2 * cover[1])))
-                if factor >= 2:
-                    im.draft("RGB", (im.width // factor, im.height // factor))  # JPEG: decode small
-                    factor = int(min(im.height / (2 * cover[0]), im.width / (2 * cover[1])))
-                    im = im.reduce(factor) if factor >= 2 else im
             return from_uint8(np.asarray(im.convert("RGB"))[None])
     except Exception as e:  # PIL raises many exception types for bad files
         raise ValueError(f"cannot decode image {path}: {e}") from e
@@ -157,8 +150,7 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         raise FileNotFoundError(f"no such image file: {path}")
     if size is None:
         return _read_image(path)
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    return resize_crop(_read_image(path, size), size)
+    return resize_crop(_read_image(path), (size, size) if isinstance(size, int) else tuple(size))
 
 
 class VideoFolder(Dataset):
@@ -257,7 +249,12 @@ class VideoFolder(Dataset):
         warnings.warn(f"VideoFolder: {message}", stacklevel=3)
 
     def _probe(self, path: Path, captions: dict[Path, str]) -> _Entry | None:
-        if path.stat().st_size == 0:
+        try:
+            empty = path.stat().st_size == 0
+        except OSError as e:  # vanished or unreadable since the walk
+            self._skip(path, "unreadable", str(e))
+            return None
+        if empty:
             self._skip(path, "unreadable", "empty file")
             return None
         is_image = path.suffix.lower() in IMAGE_SUFFIXES
@@ -294,7 +291,7 @@ class VideoFolder(Dataset):
         sidecar = path.with_suffix(".txt")
         try:
             caption = read_sidecar(sidecar) if sidecar.is_file() else None
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             self._skip(path, "bad caption", str(e))
             return None
         if caption is None:
@@ -349,7 +346,7 @@ class VideoFolder(Dataset):
         e = self.entries[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if e.is_image:
-            video = _read_image(e.path, self.size)
+            video = _read_image(e.path)
         else:
             span = (self.num_frames - 1) * e.stride + 1
             start = (
@@ -360,11 +357,16 @@ class VideoFolder(Dataset):
             # Past the end (allowed down to min_frames): hold the last frame.
             wanted = np.minimum(start + e.stride * np.arange(self.num_frames), e.num_frames - 1)
             unique = sorted(set(wanted.tolist()))
-            frames, _ = _decode(e.path, unique, cover=self.size)
-            frames = frames[np.searchsorted(unique, wanted)]
-            video = from_uint8(frames)
         offset = tuple(rng.uniform(0, 1, size=2)) if self.random_crop else None
-        video = resize_crop(video, self.size, offset)
+        if e.is_image:
+            video = resize_crop(video, self.size, offset)
+        else:
+            # Each frame is resized and cropped as soon as it is decoded (the same numbers as
+            # doing it to the whole clip): memory holds one full-size frame, never the clip.
+            frames, _ = _decode(
+                e.path, unique, lambda a: resize_crop(from_uint8(a[None]), self.size, offset)
+            )
+            video = torch.cat(frames, dim=1)[:, np.searchsorted(unique, wanted)]
         rel = e.path.relative_to(self.root).as_posix()
         return {"video": video, "caption": e.caption, "gt": None, "path": rel}
 

@@ -20,6 +20,7 @@ A video is a float32 tensor ``(C, T, H, W)`` with ``C = 3`` (RGB) and values in 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -213,26 +214,13 @@ def _stream_fps(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _shrunk_size(h: int, w: int, cover: tuple[int, int] | None) -> tuple[int, int] | None:
-    """Where a ``h x w`` frame may be shrunk before the exact resize to cover ``cover = (H, W)``:
-    twice the covering size (aspect kept), so the final antialiased resize still has detail to
-    filter; ``None`` when the frame is not that much larger."""
-    if cover is None:
-        return None
-    scale = 2 * max(cover[0] / h, cover[1] / w)
-    if scale >= 1:
-        return None
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
 def _decode(
-    path: Path, indices: list[int] | None = None, cover: tuple[int, int] | None = None
-) -> tuple[np.ndarray, float]:
+    path: Path, indices: list[int] | None = None, transform: Callable | None = None
+) -> tuple[np.ndarray | list, float]:
     """Decode all frames (or only ``indices``, sorted, in decode order) to ``(T, H, W, 3)`` uint8.
 
-    With ``cover = (H, W)``, each frame is shrunk (FFmpeg area filter) to about twice the size that
-    covers ``(H, W)`` as soon as it is decoded, so a clip of huge frames never exists at full
-    resolution: memory is one full-size frame plus ``T`` small ones.
+    With ``transform``, each wanted ``(H, W, 3)`` frame goes through it as soon as it is decoded and
+    the list of results is returned: a caller that shrinks frames never holds a clip of huge frames.
     """
     try:
         with av.open(str(path)) as container:
@@ -247,12 +235,8 @@ def _decode(
             for i, frame in enumerate(container.decode(stream)):
                 count = i + 1
                 if wanted is None or i in wanted:
-                    small = _shrunk_size(frame.height, frame.width, cover)
-                    if small is not None:
-                        frame = frame.reformat(
-                            width=small[1], height=small[0], format="rgb24", interpolation="AREA"
-                        )
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    array = frame.to_ndarray(format="rgb24")
+                    frames.append(array if transform is None else transform(array))
                 if last is not None and i >= last:
                     break
     except ValueError as e:
@@ -265,7 +249,7 @@ def _decode(
         raise ValueError(
             f"video {path} ended after {count} frames, needed frame {last} (truncated or corrupt?)"
         )
-    return np.stack(frames), fps
+    return (np.stack(frames) if transform is None else frames), fps
 
 
 def probe_video(path: str | os.PathLike) -> tuple[int, float, tuple[int, int]]:
