@@ -82,19 +82,21 @@ def test_broken_media_files_are_skipped_by_reason_and_counted(tmp_path):
         stream = container.add_stream("ffv1", rate=8)
         stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
         container.start_encoding()
+    (tmp_path / "gif.mp4").write_bytes((tmp_path / GOOD[1]).read_bytes())  # a GIF in disguise
+    (tmp_path / "gif.txt").write_text("a grey clip")
     ds, messages = build(tmp_path)
-    assert used(ds) == GOOD  # nothing good lost
+    assert used(ds) == ["gif.mp4", *GOOD]  # nothing good lost, whatever its suffix
     named_once(messages, "random.mp4", "unreadable")
     named_once(messages, "text.mp4", "unreadable")
     named_once(messages, "png.mp4", "not a video", "image (png)")
     named_once(messages, "zero.mkv", "unreadable")
     assert ds.summary == {
-        "used": 2,
+        "used": 3,
         "skipped": {"not a video": 1, "unreadable": 4},
         "uncaptioned": 0,
         "caption_warnings": 0,
     }
-    assert "2 files used, 5 skipped (1 not a video, 4 unreadable)" in ds.report()
+    assert "3 files used, 5 skipped (1 not a video, 4 unreadable)" in ds.report()
 
 
 def test_truncated_clip_fails_only_where_it_is_cut_and_the_replacement_is_deterministic(tmp_path):

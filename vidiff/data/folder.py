@@ -200,6 +200,7 @@ class VideoFolder(Dataset):
         self.min_side, self.max_aspect = min_side, float(max_aspect)
         self.skipped: list[tuple[str, str]] = []
         self.skip_counts: Counter[str] = Counter()
+        self._named: set[str] = set()  # files already warned about
         self.caption_warnings = 0
 
         suffixes = (VIDEO_SUFFIXES if include_videos else ()) + (
@@ -238,8 +239,9 @@ class VideoFolder(Dataset):
     def _skip(self, path: Path, kind: str, detail: str) -> None:
         """Warn once per file and record it, counted under ``kind``."""
         name = str(path)
-        if any(p == name for p, _ in self.skipped):
+        if name in self._named:
             return
+        self._named.add(name)
         self.skipped.append((name, f"{kind}: {detail}"))
         self.skip_counts[kind] += 1
         warnings.warn(f"VideoFolder: skipping {name}: {kind}: {detail}", stacklevel=3)
@@ -302,7 +304,11 @@ class VideoFolder(Dataset):
     # -- what was found ---------------------------------------------------------------------------
     @property
     def summary(self) -> dict:
-        """``{"used": n, "skipped": {reason: n}, "uncaptioned": n, "caption_warnings": n}``."""
+        """``{"used": n, "skipped": {reason: n}, "uncaptioned": n, "caption_warnings": n}``.
+
+        A file that "failed to decode" after passing the check stays among the ``used`` ones: the
+        clip windows of it that decode are still trained on.
+        """
         return {
             "used": len(self.entries),
             "skipped": dict(sorted(self.skip_counts.items())),
