@@ -238,3 +238,25 @@ def test_no_captions_anywhere_says_where_captions_go(tmp_path):
     config.data.name, config.data.root = "folder", str(tmp_path)
     with pytest.raises(ValueError, match="no captions found in .*sidecar .txt.*metadata.jsonl"):
         ensure_vocabulary(config, ds)
+
+
+def test_the_command_line_names_each_skipped_file_on_one_line(tmp_path):
+    good_clips(tmp_path)
+    (tmp_path / "random.mp4").write_bytes(np.random.default_rng(0).bytes(4000))
+    (tmp_path / "good" / "b.txt").write_bytes(b"caf\xe9")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    env.pop("VIDIFF_DEBUG", None)
+    args = ["data", "preview", "folder", "--root", str(tmp_path), "--num-frames", "8"]
+    run = subprocess.run(
+        [sys.executable, "-m", "vidiff.cli", *args, "-o", str(tmp_path / "p.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert run.stderr.splitlines() == [
+        f"vidiff: warning: VideoFolder: skipping {tmp_path / GOOD[1]}: bad caption: "
+        f"{tmp_path / 'good' / 'b.txt'}, line 1: not UTF-8 text (byte 0xe9); save it as UTF-8",
+        f"vidiff: warning: VideoFolder: skipping {tmp_path / 'random.mp4'}: unreadable: "
+        "Invalid data found when processing input",
+    ]

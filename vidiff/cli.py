@@ -17,6 +17,7 @@ import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable
 
 # command words -> "module:function". Keep this table the single source of truth.
@@ -113,8 +114,15 @@ def build_parser(load: bool = True, argv: list[str] | None = None) -> argparse.A
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line read like errors: one line, no source excerpt."""
+    return f"vidiff: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not os.environ.get("VIDIFF_DEBUG"):  # VIDIFF_DEBUG=1 keeps Python's full warnings
+        warnings.formatwarning = _one_line_warning
     args = build_parser(argv=argv).parse_args(argv)
     fn = args._fn
     kwargs, positional = {}, []

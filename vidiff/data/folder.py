@@ -266,8 +266,8 @@ class VideoFolder(Dataset):
             else:
                 n, native_fps, (h, w) = probe_video(path)
         except ValueError as e:
-            kind = "not a video" if "not a video" in str(e) else "unreadable"
-            self._skip(path, kind, str(e))
+            detail = str(e).replace(f"cannot read video {path}: ", "")  # the path is named already
+            self._skip(path, "not a video" if "not a video" in detail else "unreadable", detail)
             return None
         if min(h, w) < self.min_side:
             self._skip(

@@ -273,10 +273,9 @@ def probe_video(path: str | os.PathLike) -> tuple[int, float, tuple[int, int]]:
             size = (int(stream.codec_context.height), int(stream.codec_context.width))
             if n <= 0:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
-    except ValueError as e:
-        raise ValueError(f"cannot read video {path}: {e}") from e
-    except (av.FFmpegError, OSError, RuntimeError) as e:
-        raise ValueError(f"cannot read video {path}: {e}") from e
+    except (av.FFmpegError, OSError, RuntimeError, ValueError) as e:
+        # FFmpeg's own words ("Invalid data found when processing input"), without the path again.
+        raise ValueError(f"cannot read video {path}: {getattr(e, 'strerror', None) or e}") from e
     if n <= 0 or size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"cannot read video {path}: it holds no frames")
     return n, fps, size
