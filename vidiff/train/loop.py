@@ -52,6 +52,7 @@ from vidiff.train.data import (
     Layout,
     build_train_datasets,
     ensure_vocabulary,
+    report_data,
     train_batches,
 )
 from vidiff.train.ema import EMA
@@ -340,6 +341,7 @@ def train(
     if datasets is None:
         datasets = build_train_datasets(config.data, tc.seed)
     videos, images = datasets
+    report_data(log, videos, images)
     if model is None:
         ensure_vocabulary(config, videos, images)
         if tc.gradient_checkpointing:
