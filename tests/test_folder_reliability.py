@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from vidiff.config import Config
 from vidiff.commands.data import export
+from vidiff.config import Config
 from vidiff.data.folder import VideoFolder
 from vidiff.data.video_io import write_video
 from vidiff.train.data import ensure_vocabulary

@@ -44,8 +44,8 @@ def test_the_own_data_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys)
 
 
 def test_the_folder_configs_build_their_dataset(tmp_path):
-    from vidiff.config import load_config
     from vidiff.commands.data import export
+    from vidiff.config import load_config
     from vidiff.train.data import build_train_datasets, ensure_vocabulary
 
     export("shapes", n=2, out=str(tmp_path / "clips"), size=64)
