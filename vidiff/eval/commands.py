@@ -62,6 +62,8 @@ def evaluate(
     record: bool = False,
     i3d: str | None = None,
     device: str = "auto",
+    all_prompts: bool = False,
+    seeds_per_prompt: int = 1,
 ) -> dict:
     """Evaluate generated video exactly: prompt adherence, temporal consistency, physics, FD/KID.
 
@@ -74,7 +76,8 @@ def evaluate(
     figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
     and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
     (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
-    and its real-vs-real floor.
+    and its real-vs-real floor. --all-prompts (MovingShapes, --model) samples every caption of each
+    split --seeds-per-prompt times instead of --num-videos sampled ones.
     """
     _check_common(dataset, num_videos, steps, splits)
     if model is not None and (videos is not None or manifest is not None):
@@ -84,7 +87,12 @@ def evaluate(
     if model is None and videos is None and manifest is None:
         raise ValueError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
     sampling = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
-                "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
+                "--noise-correlation": noise_correlation, "--splits": splits,
+                "--all-prompts": all_prompts or None}  # fmt: skip
+    if all_prompts and dataset != "shapes":
+        raise ValueError(f"--all-prompts enumerates MovingShapes captions; got --dataset {dataset}")
+    if seeds_per_prompt < 1 or (seeds_per_prompt > 1 and not all_prompts):
+        raise ValueError(f"--seeds-per-prompt {seeds_per_prompt}: needs --all-prompts and >= 1")
     if model is None and (given := [k for k, v in sampling.items() if v is not None]):
         raise ValueError(
             f"{', '.join(given)}: for sampling a --model only; --videos scores the files as they are"
@@ -113,6 +121,7 @@ def evaluate(
             batch_size,
             i3d_model,
             tuple(splits) if splits else SPLITS,
+            seeds_per_prompt if all_prompts else 0,
         )
     else:
         metrics = _evaluate_folder(videos, manifest, dataset, seed, out_dir, i3d_model)
@@ -143,7 +152,8 @@ def record_figures(metrics: dict, model: Path) -> Path:
     """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
     from vidiff.demo import EVAL_FILE
 
-    keys = ("adherence", "flicker_median", "jitter_median", "fd", "sec_per_video")
+    keys = ("n", "adherence", "adherence_geo", "shape_ok", "geo_shape_ok", "flicker_median",
+            "jitter_median", "fd", "sec_per_video")  # fmt: skip
     rows = []
     for run in metrics["runs"]:
         row = {
@@ -159,7 +169,12 @@ def record_figures(metrics: dict, model: Path) -> Path:
         f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
         + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
         + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
-        + f"--seed {metrics['seed']}",
+        + f"--seed {metrics['seed']}"
+        + (
+            f" --all-prompts --seeds-per-prompt {k}"
+            if (k := metrics.get("seeds_per_prompt"))
+            else ""
+        ),
         "when": time.strftime("%Y-%m-%d"),
         "eval_seconds": round(metrics.get("eval_seconds", 0.0)),
         "rows": rows,
@@ -190,10 +205,14 @@ def _load_i3d(path: str):
 
 def _evaluate_model(
     pipe, model, dataset, num_videos, steps, sampler, cfg, noise_correlation, seed, out_dir: Path,
-    batch_size, i3d=None, splits=SPLITS,
+    batch_size, i3d=None, splits=SPLITS, seeds_per_prompt=0,
 ):  # fmt: skip
+    """``seeds_per_prompt`` > 0: every prompt of each split that many times (``--all-prompts``)."""
     pipe.eval()
-    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
+    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits,
+                     all_prompts=seeds_per_prompt > 0, seeds_per_prompt=max(seeds_per_prompt, 1))  # fmt: skip
+    if seeds_per_prompt:  # the sets' sizes, not --num-videos, say how many videos a row has
+        num_videos = len(sets[0].prompts)
     real = {es.split: _score_real(es) for es in sets}
     runs, gen_by_run = [], []
     for s in steps or [None]:
@@ -235,6 +254,7 @@ def _evaluate_model(
         "model": str(model),
         "num_videos": num_videos,
         "seed": seed,
+        "seeds_per_prompt": seeds_per_prompt or None,  # set: every prompt (--all-prompts)
         "sampler": sampler or pipe.config.diffusion.sampler,
         "cfg": cfg if cfg is not None else pipe.config.diffusion.cfg,
         "cfg_baked": pipe.baked_cfg,
@@ -282,7 +302,7 @@ def _evaluate_model(
 
 
 def _score_real(es: EvalSet) -> dict:
-    verdicts = score_videos(es.dataset, es.real, es.prompts, es.gts)
+    verdicts = score_videos(es.dataset, es.real, es.real_captions or es.prompts, es.gts)
     return probes.summarize(verdicts)
 
 
@@ -306,7 +326,9 @@ def _notes(dataset: str) -> list[str]:
         notes.append(
             "A video is correct when colour (nearest palette colour), shape (CNN judge trained on "
             "ground-truth renders) and direction (least-squares velocity; static below 0.3 px/frame "
-            "at 32 px) all match the prompt. Green border = correct."
+            "at 32 px) all match the prompt. 'adherence (geometric shape)' also requires the "
+            "geometric shape probe (box fill and corner coverage, nearest ground-truth prototype) "
+            "to read the prompted shape. Green border = correct by both."
         )
     return notes
 
@@ -327,7 +349,7 @@ def _write_gallery(
                 "mp4": mp4,
                 "caption": verdict["caption"],
                 "verdict": report.verdict_text(verdict),
-                "ok": verdict.get("correct", 0) >= 1,
+                "ok": verdict.get("correct_geo", verdict.get("correct", 0)) >= 1,
             }
         )
     return items
