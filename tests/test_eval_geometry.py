@@ -65,7 +65,7 @@ def test_features_of_ground_truth_are_the_shapes_box_fills():
             _, region = geometry.render_coverage(shape, 16.3, 15.6, r, 32)
             f = geometry.shape_features(region)
             assert fill - 0.005 < f[0] < fill + over, (shape, r, f)
-    top, bottom, band = geometry.shape_features(
+    top, bottom, band, _ = geometry.shape_features(
         geometry.render_coverage("triangle", 16, 16, 5, 32)[1]
     )[1:]
     assert top < 0.05 and bottom > 0.6 and band < 0.3  # pointed apex, full base corners
@@ -131,7 +131,19 @@ def test_prototypes_are_calibrated_per_frame_size():
     # ... but the anti-aliased rim is a larger share of a small square's corner cells.
     assert p64["square"][1] > p32["square"][1] + 0.05
     assert p32["square"][0] > 0.99 and abs(p32["circle"][0] - math.pi / 4) < 0.03
-    assert geometry.classify(np.array([[np.nan, 0, 0, 0], list(p32["triangle"])]), 32) == [
-        None,
-        "triangle",
-    ]
+    oblong = list(p32["square"][:4]) + [np.log(1.4)]
+    rows = np.array([[np.nan, 0, 0, 0, 0], list(p32["triangle"]), oblong])
+    assert geometry.classify(rows, 32) == [None, "triangle", "other"]
+
+
+def test_rectangles_are_not_squares():
+    def rectangle(aspect):
+        return lambda dx, dy, r: (np.abs(dx) <= r / aspect) & (np.abs(dy) <= r)
+
+    magenta = COLOURS["magenta"]
+    assert set(_read(_clip(rectangle(1.5), magenta, "left", r=6.0))) == {"other"}
+    assert set(_read(_clip(rectangle(1.1), magenta, "left", r=6.0))) == {"square"}
+    v = probes.score_shapes(
+        _clip(rectangle(1.5), magenta, "left", r=6.0), "a magenta square moving left"
+    )
+    assert v["geo_shape_ok"] == 0.0 and v["geo_pred"] == "other"

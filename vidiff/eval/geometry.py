@@ -10,7 +10,8 @@ object's box (so they do not depend on its size, position or colour):
   cells (each a quarter of the box side) — a square fills all four, a circle's are mostly empty
   (rounded corners), a triangle's top corners are empty and its bottom ones full;
 * ``top_band``: the mean coverage of the box's top quarter — a fifth for a triangle's pointed apex,
-  more for a blunt (cut-off) one, 0.6 for a circle, all of it for a square.
+  more for a blunt (cut-off) one, 0.6 for a circle, all of it for a square;
+* ``log_aspect``: log(height / width) of the box — 0 for every shape the dataset draws.
 
 The box is the object's soft extent: its width is the sum over columns of the column's largest
 coverage (so an anti-aliased edge column counts by its coverage), likewise its height, centred on
@@ -18,7 +19,9 @@ the coverage-weighted centre of those profiles; the corner cells are sampled bil
 :data:`GRID` x :data:`GRID` grid spanning that box. For a square both the area and the box are exact
 and its fill is 1 to rounding.
 
-A frame's shape is the nearest (Euclidean) of the three ground-truth prototypes: the median features
+A frame's shape is ``other`` when its box's sides differ by more than :data:`MAX_ASPECT` (a
+rectangle or an ellipse is none of the three shapes); otherwise the nearest (Euclidean, on the four
+fractions) of the three ground-truth prototypes: the median features
 of ground-truth renders (:func:`vidiff.data.shapes.render_shape`, the dataset's own rasteriser) over
 the dataset's radius range and sub-pixel offsets at the clip's frame size (:func:`prototypes`), so
 the decision boundaries are the midpoints between what the dataset draws. A tracked object's shape
@@ -35,14 +38,17 @@ from scipy import ndimage
 
 from vidiff.eval.extract import Track
 
-FEATURES = ("fill", "top_corners", "bottom_corners", "top_band")
+FEATURES = ("fill", "top_corners", "bottom_corners", "top_band", "log_aspect")
+# A box whose sides differ by more than this factor is no dataset shape; ground-truth boxes differ
+# by under 7% (the soft extent shaves a triangle's apex), a 1.25 : 1 rectangle is plainly oblong.
+MAX_ASPECT = 1.25
 GRID = 16  # the box is resampled on GRID x GRID points
 CORNER = 4  # a corner cell is CORNER x CORNER of those points: a quarter of the box side
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
 def shape_features(alpha: np.ndarray) -> np.ndarray:
-    """``(fill, top_corners, bottom_corners, top_band)`` of one object's soft coverage ``alpha (H, W)``
+    """``(fill, top_corners, bottom_corners, top_band, log_aspect)`` of one object's soft coverage ``alpha (H, W)``
     (zero outside the object); NaNs when it is empty. See the module docstring."""
     a = np.asarray(alpha, dtype=np.float32)
     if a.ndim != 2:
@@ -62,7 +68,9 @@ def shape_features(alpha: np.ndarray) -> np.ndarray:
     k = CORNER
     top = (box[:k, :k].mean() + box[:k, -k:].mean()) / 2
     bottom = (box[-k:, :k].mean() + box[-k:, -k:].mean()) / 2
-    return np.array([a.sum() / (w * h), top, bottom, box[:k].mean()], dtype=np.float32)
+    return np.array(
+        [a.sum() / (w * h), top, bottom, box[:k].mean(), np.log(h / w)], dtype=np.float32
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -98,14 +106,18 @@ def render_coverage(
 
 
 def classify(features: np.ndarray, size: int) -> list[str | None]:
-    """Nearest ground-truth prototype (at frame size ``size``) of each row of ``features (N, 4)``;
-    ``None`` for rows with NaNs."""
+    """The shape of each row of ``features (N, 5)``: ``other`` for an oblong box, else the nearest
+    ground-truth prototype at frame size ``size``; ``None`` for rows with NaNs."""
     protos = prototypes(size)
     names = list(protos)
-    ref = np.array([protos[n] for n in names], dtype=np.float64)  # (S, 4)
+    ref = np.array([protos[n][:4] for n in names], dtype=np.float64)  # (S, 4): the fractions
     f = np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURES))
-    dist = np.linalg.norm(f[:, None, :] - ref[None], axis=-1)  # (N, S)
-    return [names[int(d.argmin())] if np.isfinite(d).all() else None for d in dist]
+    dist = np.linalg.norm(f[:, None, :4] - ref[None], axis=-1)  # (N, S)
+    oblong = np.abs(f[:, 4]) > np.log(MAX_ASPECT)
+    return [
+        None if not np.isfinite(fi).all() else "other" if ob else names[int(d.argmin())]
+        for fi, d, ob in zip(f, dist, oblong)
+    ]
 
 
 def track_shapes(tracks: list[Track], alpha: np.ndarray) -> list[dict]:

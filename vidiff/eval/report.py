@@ -103,9 +103,9 @@ def verdict_text(v: dict) -> str:
         if key in v:
             parts.append(f"{name} {'✓' if v[key] >= 1 else '✗'}")
     if "geo_pred" in v:
-        fill, top, bottom, band = (v.get("geo_features") or [math.nan] * 4)[:4]
+        fill, top, bottom, band, asp = (list(v.get("geo_features") or []) + [math.nan] * 5)[:5]
         parts.append(f"geometry reads {v['geo_pred']} (fill {fill:.2f}, corners {top:.2f}/"
-                     f"{bottom:.2f}, top {band:.2f})")  # fmt: skip
+                     f"{bottom:.2f}, top {band:.2f}, h/w {math.exp(asp):.2f})")  # fmt: skip
     if "ade" in v and v["ade"] == v["ade"]:
         parts.append(f"ADE {v['ade']:.2f}px")
     if "jitter" in v and v["jitter"] == v["jitter"]:
