@@ -16,11 +16,14 @@ from pathlib import Path
 import torch
 
 from vidiff.commands import checks
+from vidiff.commands.control import ASSETS, TRAJECTORY_MODEL, control_conditions
 from vidiff.errors import UserError
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
-def _read_prompts(prompt: str | None, prompts: str | None) -> list[str]:
+def _read_prompts(prompt: str | None, prompts: str | None, optional: bool = False) -> list[str]:
+    if optional and prompt is None and prompts is None:
+        return [""]  # the null prompt: a camera move needs no words
     if (prompt is None) == (prompts is None):
         raise UserError("give exactly one of a prompt or --prompts FILE")
     if prompt is not None:
@@ -71,6 +74,8 @@ def generate(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     first_frame: str | None = None,
+    trajectory: str | None = None,
+    camera: str | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
@@ -95,6 +100,12 @@ def generate(
             flicker (default: the model's).
         first_frame: an image to start the video from (image to video; models with frame
             conditioning).
+        trajectory: the object's path, x0,y0:x1,y1[:x2,y2 ...] in pixels (x right, y down),
+            spread over the clip at constant speed; models trained with the trajectory
+            conditioning (docs/control.md).
+        camera: a camera move NAME[:SPEED], NAME one of pan-left, pan-right, pan-up, pan-down,
+            zoom-in, zoom-out, static; SPEED in px/frame for pans, percent per frame for zooms;
+            models trained with the camera conditioning (the prompt is then optional).
         out: the video file (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip); with --prompts
             its suffix is the format and, without --out-dir, its name without the suffix the folder.
         out_dir: write one file per prompt and seed here, plus manifest.jsonl (path, prompt, seed).
@@ -107,7 +118,7 @@ def generate(
     from vidiff.pipeline import VideoPipeline
 
     # Everything the user typed is checked before the model is loaded.
-    texts = _read_prompts(prompt, prompts)
+    texts = _read_prompts(prompt, prompts, optional=camera is not None)
     checks.positive("--num-videos", num_videos)
     checks.positive("--batch-size", batch_size)
     checks.positive("--steps", steps)
@@ -124,6 +135,14 @@ def generate(
     else:
         checks.video_file("--out", out)
     torch_device = resolve_device(device)
+    if model is None and trajectory is not None and (TRAJECTORY_MODEL / "config.json").is_file():
+        model = str(TRAJECTORY_MODEL)  # the shipped control model, when there is one
+    if (
+        model is not None
+        and not Path(model).is_dir()
+        and (ASSETS / model / "config.json").is_file()
+    ):
+        model = str(ASSETS / model)  # a shipped model by name, e.g. textures-camera
     if model is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
             raise UserError(
@@ -132,6 +151,7 @@ def generate(
         model = str(DEFAULT_MODEL)
     elif not Path(model).is_dir():
         raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
+    extra = control_conditions(model, trajectory, camera)  # {key: (1, ...)}, checked before loading
 
     pipe = VideoPipeline.load(model, device=torch_device)
     _check_vocabulary(pipe, texts)
@@ -168,6 +188,7 @@ def generate(
                     noise_correlation=noise_correlation,
                     known_frames=known,
                     frame_mask=mask,
+                    cond={k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()},
                     batch_size=batch_size,
                 ).cpu(),
             )

@@ -24,6 +24,7 @@ DATASETS: dict[str, str] = {
     "digits": "vidiff.data.digits:MovingDigits",
     "folder": "vidiff.data.folder:VideoFolder",
     "images": "vidiff.data.folder:ImageFolder",
+    "camera": "vidiff.data.camera:CameraMoves",
 }
 
 

@@ -20,6 +20,10 @@ An item is a pure function of ``(seed, split, index)``. Ground truth per object:
 ``centroids (T, 2)`` — the area centroid (for a triangle r/3 below its box centre), ``boxes (T, 4)`` —
 the shape's geometric box (x0, y0, x1, y1), and ``masks (T, H, W)`` — coverage > 0.5. Masks are amodal:
 with two objects, the one drawn second (listed second) is on top and may hide part of the first.
+
+Motion control (docs/control.md): ``trajectory=True`` adds ``cond["trajectory"]``, the ground-truth
+centroids as a per-frame heat map ``(1, T, S, S)``; ``caption_direction_dropout`` drops the
+direction words (``a red circle``) with that probability, since a path needs no direction word.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from .render import composite, coverage
 from .synthetic import SyntheticClips
+from .trajectory import trajectory_heatmap
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (1.0, 0.0, 0.0),
@@ -142,11 +147,18 @@ class MovingShapes(SyntheticClips):
         seed: int = 0,
         num_objects: int = 1,
         supersample: int = 4,
+        trajectory: bool = False,
+        caption_direction_dropout: float = 0.0,
     ) -> None:
         super().__init__(num_items, split, num_frames, size, seed)
         if num_objects not in (1, 2):
             raise ValueError(f"num_objects must be 1 or 2, got {num_objects}")
+        if not 0.0 <= caption_direction_dropout <= 1.0:
+            raise ValueError(
+                f"caption_direction_dropout must lie in [0, 1], got {caption_direction_dropout}"
+            )
         self.num_objects, self.supersample = num_objects, supersample
+        self.trajectory, self.caption_direction_dropout = trajectory, caption_direction_dropout
         # The largest object must be able to travel the slowest speed for T-1 frames inside the frame.
         r_max, v_min = RADIUS_RANGE[1] * self.scale, SPEED_RANGE[0] * self.scale
         if (num_frames - 1) * v_min > size - 2 * r_max:
@@ -206,4 +218,12 @@ class MovingShapes(SyntheticClips):
             o["masks"] = torch.from_numpy(cov > 0.5)
         video = torch.from_numpy(frames)
         gt = {"objects": objects, "split": self.split, "index": index, "size": s, "num_frames": t}
-        return {"video": video, "caption": caption_for(objects), "gt": gt}
+        caption = caption_for(objects)
+        # Drawn after everything else: items without these options are unchanged.
+        if self.caption_direction_dropout > 0 and rng.random() < self.caption_direction_dropout:
+            caption = " and ".join(f"a {o['colour']} {o['shape']}" for o in objects)
+        item = {"video": video, "caption": caption, "gt": gt}
+        if self.trajectory:
+            centroids = torch.stack([o["centroids"] for o in objects])  # (N, T, 2)
+            item["cond"] = {"trajectory": trajectory_heatmap(centroids, s)}  # (1, T, S, S)
+        return item

@@ -1,7 +1,8 @@
 """Shared neural-network primitives: the attention op, embeddings, RoPE, norms and temporal layers.
 
 Only true primitives live here; each architecture is one readable file in ``vidiff.models``. The
-conditioning specs and the embedding both architectures share are in :mod:`vidiff.nn.conditioning`.
+conditioning specs and the embedding both architectures share are in :mod:`vidiff.nn.conditioning`;
+the motion and camera conditionings in :mod:`vidiff.nn.control`.
 """
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, attention, resolve_heads
@@ -12,6 +13,7 @@ from vidiff.nn.conditioning import (
     network_conditions,
     register_conditioning,
 )
+from vidiff.nn.control import CAMERA, TRAJECTORY  # registers the motion / camera conditionings
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
 from vidiff.nn.norms import (
     ChannelRMSNorm,
@@ -32,6 +34,7 @@ from vidiff.nn.temporal import (
 )
 
 __all__ = [
+    "CAMERA",
     "CONDITIONINGS",
     "CondSpec",
     "ConditionedNet",
@@ -56,6 +59,7 @@ __all__ = [
     "modulate",
     "network_conditions",
     "register_conditioning",
+    "TRAJECTORY",
     "relative_position_bucket",
     "resolve_heads",
     "timestep_embedding",

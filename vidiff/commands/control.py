@@ -1,0 +1,60 @@
+"""The control options of ``vidiff generate``: ``--trajectory`` and ``--camera`` -> cond tensors.
+
+Both are checked against the model's ``config.json`` before its weights load: a model without the
+conditioning, a malformed string or a path outside the frame is one line naming the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidiff.errors import UserError
+from vidiff.runtime import DEFAULT_MODEL
+
+ASSETS = DEFAULT_MODEL.parent
+# The shipped trajectory model, used by `generate --trajectory` without --model when it is there.
+TRAJECTORY_MODEL = ASSETS / "shapes-trajectory"
+
+
+def control_conditions(
+    model: str | Path, trajectory: str | None, camera: str | None
+) -> dict[str, torch.Tensor]:
+    """``{"trajectory": (1, 1, T, S, S), "camera": (1, T, 3)}`` for the options given, from the
+    model folder's config (its frame size, clip length and ``conditions``)."""
+    if trajectory is None and camera is None:
+        return {}
+    from vidiff.config import load_pipeline_config
+    from vidiff.data.camera import camera_path, parse_camera_move
+    from vidiff.data.trajectory import parse_trajectory, spread_polyline, trajectory_heatmap
+    from vidiff.nn.control import CAMERA, TRAJECTORY
+    from vidiff.pipeline import CONFIG_NAME
+
+    config = load_pipeline_config(Path(model) / CONFIG_NAME)
+    takes = tuple(config.model.net.get("conditions", ()))
+    size, frames = config.video.size, config.video.num_frames
+    out = {}
+    for option, key, value in (
+        ("--trajectory", TRAJECTORY, trajectory),
+        ("--camera", CAMERA, camera),
+    ):
+        if value is not None and key not in takes:
+            raise UserError(
+                f"{option}: the model {model} was trained without the {key} conditioning "
+                f"(its model.net.conditions: {list(takes)}); see docs/control.md"
+            )
+    if trajectory is not None:
+        try:
+            points = parse_trajectory(trajectory, size)
+        except ValueError as e:
+            raise UserError(f"--trajectory: {e}") from None
+        heat = trajectory_heatmap(spread_polyline(points, frames), size)  # (1, T, S, S)
+        out[TRAJECTORY] = heat[None]
+    if camera is not None:
+        try:
+            move, speed = parse_camera_move(camera)
+        except ValueError as e:
+            raise UserError(f"--camera: {e}") from None
+        out[CAMERA] = camera_path(move, speed, frames, size)[None]  # (1, T, 3)
+    return out

@@ -1,0 +1,85 @@
+"""Motion and camera control: the ``trajectory`` and ``camera`` conditionings.
+
+Both are added conditionings (docs/architecture.md, "Adding a conditioning"): a model takes one
+when its config lists it, ``model.net.conditions: [trajectory]``, and neither model file names it.
+
+* ``trajectory`` -- kind ``channels``, ``(B, 1, T, H, W)``: a per-frame Gaussian heat map peaking
+  on the object's centre (:func:`vidiff.data.trajectory.trajectory_heatmap`), one more input
+  channel with zero input weights (ControlNet-style spatial control through the input, as
+  MotionCtrl / DragNUWA feed trajectories). Null under guidance: zeros (no path).
+* ``camera`` -- kind ``vector``, per frame, ``(B, T, 3)``: the camera's position in frame ``t``
+  relative to frame 0, ``(x, y, log zoom)`` (x, y in pixels of the clip, x right, y down; zoom > 1
+  is zoomed in), embedded per frame (CameraCtrl / MotionCtrl embed per-frame camera poses) by an
+  MLP whose last layer starts at zero. Null under guidance: zeros (a static camera).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vidiff.nn.conditioning import CondSpec, register_conditioning
+
+TRAJECTORY, CAMERA = "trajectory", "camera"
+CAMERA_DIM = 3  # (x, y, log zoom)
+# Feature scale: pixels of a 32-px clip and log zoom to numbers of order 1 for the MLP.
+CAMERA_FEATURE_SCALE = (1 / 8, 1 / 8, 8.0)
+
+
+def heatmap_channels(x: torch.Tensor, heat: torch.Tensor | None, _mask) -> torch.Tensor:
+    """The heat map as one input channel; absent = zeros (no path)."""
+    if heat is None:
+        return x.new_zeros(x.shape[0], 1, *x.shape[2:])
+    return heat.to(x.dtype)
+
+
+class CameraEmbedding(nn.Module):
+    """``(B, T, 3)`` camera positions -> ``(B, T, width)`` per-frame embeddings; the last layer
+    starts at zero, so a model grown by it is unchanged (STYLE 10)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.register_buffer(
+            "scale", torch.tensor(CAMERA_FEATURE_SCALE, dtype=torch.float32), persistent=False
+        )
+        self.mlp = nn.Sequential(nn.Linear(CAMERA_DIM, width), nn.SiLU(), nn.Linear(width, width))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, camera: torch.Tensor) -> torch.Tensor:
+        return self.mlp(camera.to(self.scale.dtype) * self.scale)
+
+
+def _trajectory(config) -> tuple[CondSpec, ...]:
+    return (
+        CondSpec(
+            TRAJECTORY,
+            "channels",
+            ("B", 1, "T", "H", "W"),
+            "conditions",
+            null="zeros",
+            channels=1,
+            to_channels=heatmap_channels,
+            doc="a per-frame heat map of the object's centre",
+        ),
+    )
+
+
+def _camera(config) -> tuple[CondSpec, ...]:
+    return (
+        CondSpec(
+            CAMERA,
+            "vector",
+            ("B", "T", CAMERA_DIM),
+            "conditions",
+            null="zeros",
+            embed=CameraEmbedding,
+            module="camera_embed",
+            per_frame=True,
+            doc="per-frame camera position (x, y, log zoom) relative to frame 0",
+        ),
+    )
+
+
+register_conditioning(TRAJECTORY, _trajectory)
+register_conditioning(CAMERA, _camera)
