@@ -215,6 +215,39 @@ def test_the_probe_reads_ground_truth_moves(camera_clips):
     assert read_camera(still)["move"] == "static"
 
 
+class PathPainter:
+    """A stand-in model that draws the prompt's shape on the heat map's peak (or, ``lazy``, stays
+    at the first frame's): the trajectory probe must pass the one and fail the other."""
+
+    size, num_frames = 32, 8
+
+    def __init__(self, lazy=False):
+        self.lazy = lazy
+
+    def generate(self, prompts, seeds, cond, **_):
+        from vidiff.data.shapes import COLOURS, render_shape
+
+        out = []
+        for prompt, heat in zip(prompts, cond["trajectory"]):
+            _, colour, shape = prompt.split()
+            frames = []
+            for t in range(self.num_frames):
+                iy, ix = divmod(int(heat[0, 0 if self.lazy else t].argmax()), 32)
+                frames.append(render_shape(shape, COLOURS[colour], ix + 0.5, iy + 0.5, 5, 32)[0])
+            out.append(torch.stack(frames, 1))
+        return torch.stack(out)
+
+
+def test_the_trajectory_probe_tells_a_followed_path_from_a_static_one():
+    from vidiff.eval.control import trajectory_probe
+
+    good = trajectory_probe(PathPainter(), n=8)["summary"]
+    assert good["endpoints_within_tol"] == 1 and good["mean_px"] < 1.5
+    assert good["colour_acc"] == 1 and good["shape_acc"] >= 0.75
+    lazy = trajectory_probe(PathPainter(lazy=True), n=8)["summary"]
+    assert lazy["endpoints_within_tol"] < 0.5 and lazy["last_px"] > 3
+
+
 def test_camera_items_are_pure_and_split():
     pytest.importorskip("skimage")
     train = CameraMoves(num_items=10, num_frames=4, size=16)
@@ -284,3 +317,20 @@ def test_generate_with_a_trajectory_and_a_camera(tmp_path, control_models):
     argv = ["generate", "--model", str(control_models["camera"]), "-o", str(cam), "--steps", "2",
             "--camera", "zoom-in:2"]  # fmt: skip
     assert cli.main(argv) == 0 and cam.is_file()
+
+
+def test_the_probe_runners_sample_and_measure(control_models):
+    from vidiff.eval.control import camera_probe, random_paths, trajectory_probe
+
+    paths = random_paths(5, 32)
+    assert all(len(p) in (2, 3) and (p >= 5).all() and (p <= 27).all() for p in paths)
+    pipe = VideoPipeline.load(control_models["trajectory"])
+    result = trajectory_probe(pipe, n=2, steps=2)
+    assert len(result["videos"]) == 2
+    s = result["summary"]
+    assert 0 <= s["endpoints_within_tol"] <= 1 and 0 <= s["colour_acc"] <= 1
+    pytest.importorskip("skimage")
+    pipe = VideoPipeline.load(control_models["camera"])
+    result = camera_probe(pipe, n=2, steps=2)
+    assert [r["move"] for r in result["videos"]] == ["pan-left", "pan-right"]
+    assert 0 <= result["summary"]["move_acc"] <= 1
