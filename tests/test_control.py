@@ -334,3 +334,9 @@ def test_the_probe_runners_sample_and_measure(control_models):
     result = camera_probe(pipe, n=2, steps=2)
     assert [r["move"] for r in result["videos"]] == ["pan-left", "pan-right"]
     assert 0 <= result["summary"]["move_acc"] <= 1
+
+
+def test_the_default_model_says_no_control_model_is_shipped(capsys, tmp_path):
+    line = _one_line(capsys, ["generate", "a red circle", "--trajectory", "3,3:20,20", "-o",
+                              str(tmp_path / "v.gif")])  # fmt: skip
+    assert "the default model has no trajectory conditioning and no trajectory model" in line

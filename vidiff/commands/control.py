@@ -39,6 +39,12 @@ def control_conditions(
         ("--trajectory", TRAJECTORY, trajectory),
         ("--camera", CAMERA, camera),
     ):
+        if value is not None and key not in takes and Path(model) == DEFAULT_MODEL:
+            raise UserError(
+                f"{option}: the default model has no {key} conditioning and no {key} model is "
+                f"shipped yet; pass --model DIR trained with model.net.conditions: [{key}] "
+                "(docs/control.md)"
+            )
         if value is not None and key not in takes:
             raise UserError(
                 f"{option}: the model {model} was trained without the {key} conditioning "
