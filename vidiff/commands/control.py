@@ -50,6 +50,11 @@ def control_conditions(
                 f"{option}: the model {model} was trained without the {key} conditioning "
                 f"(its model.net.conditions: {list(takes)}); see docs/control.md"
             )
+    if trajectory is not None and config.model.vae_config is not None:
+        raise UserError(
+            f"--trajectory: the model {model} works on VAE latents; the trajectory heat map is "
+            "drawn at pixel resolution, so only pixel-space models take it"
+        )
     if trajectory is not None:
         try:
             points = parse_trajectory(trajectory, size)
