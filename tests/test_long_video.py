@@ -68,3 +68,211 @@ def test_balls_long_clip():
     for o in item["gt"]["objects"]:
         assert (o["boxes"][:, :2] >= -1e-4).all() and (o["boxes"][:, 2:] <= 32 + 1e-4).all()
         assert o["masks"].flatten(1).any(1).all()  # present in every frame
+
+
+# -------------------------------------------------------------------------------------------------
+# extension and the keyframe cascade (micro U-Nets, 4-frame clips)
+
+from vidiff.config import load_config  # noqa: E402
+from vidiff.data.shapes import vocabulary  # noqa: E402
+from vidiff.data.video_io import VideoWriter, read_video, write_video  # noqa: E402
+from vidiff.pipeline import VideoPipeline  # noqa: E402
+from vidiff.sampling.long import (  # noqa: E402
+    MAX_FRAMES,
+    check_num_frames,
+    extend,
+    keyframe_cascade,
+    window_seed,
+)
+
+MICRO_NET = "{model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2], head_dim: 8"
+PROMPTS = ["a red circle moving right", "a blue square moving up"]
+
+
+def micro_pipeline(*overrides: str, net_extra: str = "") -> VideoPipeline:
+    cfg = load_config(
+        None,
+        [
+            f"model.net={MICRO_NET}{net_extra}}}",
+            f"model.text={{vocab: {vocabulary()}, dim: 16, depth: 1, num_heads: 2}}",
+            "model.frame_conditioning=true",
+            "data.num_frames=6",
+            "data.size=8",
+            "diffusion.steps=2",
+            *overrides,
+        ],
+    )
+    torch.manual_seed(0)
+    pipe = VideoPipeline(cfg.pipeline_config()).eval()
+    with torch.no_grad():  # zero-initialised layers make a fresh net constant: perturb them
+        for p in pipe.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return micro_pipeline()
+
+
+def test_extend_length_determinism_prefix_and_first_window(pipe):
+    chunks = list(extend(pipe, PROMPTS, [3, 4], 17, context=2))
+    video = torch.cat(chunks, dim=2)
+    assert video.shape == (2, 3, 17, 8, 8)
+    assert [c.shape[2] for c in chunks] == [6, 4, 4, 3]  # 6 + 4 + 4 + (4 cut to 3)
+    # a video depends only on (prompt, seed, N); a shorter one is a prefix; window 0 = plain clip
+    again = torch.cat(list(extend(pipe, PROMPTS[::-1], [4, 3], 17, context=2)), dim=2)
+    torch.testing.assert_close(again.flip(0), video)
+    short = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 9, context=2)), dim=2)
+    torch.testing.assert_close(short, video[:, :, :9])
+    torch.testing.assert_close(video[:, :, :6], pipe.generate(PROMPTS, [3, 4]))
+    below = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 2)), dim=2)
+    torch.testing.assert_close(below, video[:, :, :2])
+    assert len({window_seed(3, w) for w in range(50)}) == 50
+
+
+def test_extend_windows_know_the_previous_frames(pipe):
+    """Window w is a frame-conditioned generation whose first `context` frames are the previous
+    window's last ones: regenerating it by hand with those known frames gives the same frames."""
+    video = torch.cat(list(extend(pipe, PROMPTS[:1], [5], 10, context=2)), dim=2)  # windows 0, 1
+    known = torch.zeros(1, 3, 6, 8, 8)
+    known[:, :, :2] = video[:, :, 4:6]
+    mask = torch.tensor([[True, True, False, False, False, False]])
+    w1 = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], known_frames=known, frame_mask=mask)
+    torch.testing.assert_close(w1[:, :, :2], video[:, :, 4:6], atol=1e-6, rtol=0)  # kept
+    torch.testing.assert_close(w1[:, :, 2:], video[:, :, 6:10])
+    # the known frames matter: other context frames give other new frames
+    known[:, :, :2] = 1 - known[:, :, :2]
+    other = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], known_frames=known, frame_mask=mask)
+    assert not torch.allclose(other[:, :, 2:], video[:, :, 6:10], atol=1e-3)
+
+
+def test_streamed_file_equals_the_whole_video(pipe, tmp_path):
+    chunks = list(extend(pipe, PROMPTS[:1], [1], 13, context=2))
+    whole = torch.cat(chunks, dim=2)[0]
+    for suffix in (".gif", ".mp4"):
+        with VideoWriter(tmp_path / f"s{suffix}", fps=8) as out:
+            for c in chunks:
+                out.write(c[0])
+        write_video(whole, tmp_path / f"w{suffix}", fps=8)
+        streamed, _ = read_video(tmp_path / f"s{suffix}")
+        assert streamed.shape[1] == 13
+        torch.testing.assert_close(streamed, read_video(tmp_path / f"w{suffix}")[0])
+    with pytest.raises(RuntimeError), VideoWriter(tmp_path / "broken.mp4") as out:
+        out.write(whole)
+        raise RuntimeError("generation failed")
+    assert not (tmp_path / "broken.mp4").exists()
+
+
+def test_extend_anchor_changes_later_windows_only(pipe):
+    plain = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 12, context=2)), dim=2)
+    anchored = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 12, context=2, anchor=True)), dim=2)
+    torch.testing.assert_close(anchored[:, :, :6], plain[:, :, :6])  # window 0 only records
+    assert not torch.allclose(anchored[:, :, 6:], plain[:, :, 6:], atol=1e-4)
+    again = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 12, context=2, anchor=True)), dim=2)
+    torch.testing.assert_close(again, anchored)
+
+
+def test_keyframe_cascade_keeps_the_keyframes(pipe):
+    with pytest.raises(ValueError, match="keyframe model.*stride"):
+        next(keyframe_cascade(pipe, pipe, PROMPTS, [1, 2], 20, stride=2))
+    key = micro_pipeline(net_extra=", conditions: [stride]")
+    video = torch.cat(list(keyframe_cascade(key, pipe, PROMPTS, [1, 2], 20, stride=2)), dim=2)
+    assert video.shape == (2, 3, 20, 8, 8)
+    keys = torch.cat(
+        list(extend(key, PROMPTS, [1, 2], 10, cond={"stride": torch.full((2,), 2.0)})), 2
+    )
+    torch.testing.assert_close(video[:, :, ::2], keys, atol=1e-6, rtol=0)
+    # the stride is an input of the keyframe model (zero-initialised, here perturbed)
+    other = torch.cat(
+        list(extend(key, PROMPTS, [1, 2], 6, cond={"stride": torch.full((2,), 4.0)})), 2
+    )
+    assert not torch.allclose(other, keys[:, :, :6], atol=1e-4)
+    with pytest.raises(ValueError, match="stride must be in"):
+        next(keyframe_cascade(key, pipe, PROMPTS, [1, 2], 20, stride=6))
+
+
+@pytest.mark.parametrize("bad", [0, -3, MAX_FRAMES + 1, 2.5, True])
+def test_num_frames_bad_input(bad):
+    with pytest.raises(ValueError, match="--num-frames"):
+        check_num_frames(bad)
+
+
+# -------------------------------------------------------------------------------------------------
+# cross-frame attention on the U-Net and the DiT
+
+from vidiff.models.dit import DiTConfig, VideoDiT  # noqa: E402
+from vidiff.models.unet3d import UNet3D, UNet3DConfig  # noqa: E402
+from vidiff.nn.cross_frame import CrossFrameAttention, cross_frame_attention  # noqa: E402
+
+
+def _frame_independent_nets():
+    """A U-Net and a DiT without temporal layers: without cross-frame attention each output frame
+    depends only on its own input frame."""
+    unet = UNet3D(
+        UNet3DConfig(
+            model_channels=8,
+            channel_mult=(1, 2),
+            attention_resolutions=(1, 2),
+            head_dim=8,
+            temporal_conv=False,
+            temporal_attention=False,
+        )
+    )
+    dit = VideoDiT(
+        DiTConfig(
+            patch_size=(1, 2, 2),
+            hidden_size=24,
+            depth=2,
+            head_dim=8,
+            attention="windowed",
+            window_size=(1, 4, 4),
+        )
+    )
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for net in (unet, dit):
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+    return {"unet": unet.eval(), "dit": dit.eval()}
+
+
+@pytest.mark.parametrize("arch", ["unet", "dit"])
+def test_cross_frame_attention_identity_when_off_and_anchor_influence(arch):
+    net = _frame_independent_nets()[arch]
+    x, c = torch.randn(2, 3, 4, 8, 8), torch.full((2,), 500.0)
+    x2 = x.clone()
+    x2[:, :, 0] = torch.randn(2, 3, 8, 8)  # another anchor frame
+    with torch.no_grad():
+        base, base2 = net(x, c), net(x2, c)
+        torch.testing.assert_close(base[:, :, 1:], base2[:, :, 1:])  # frames are independent
+        with cross_frame_attention(net, "off"):
+            torch.testing.assert_close(net(x, c), base, rtol=0, atol=0)
+        with cross_frame_attention(net, "first"):
+            out, out2 = net(x, c), net(x2, c)
+    torch.testing.assert_close(out[:, :, 0], base[:, :, 0], atol=1e-5, rtol=1e-5)  # frame 0 as is
+    assert not torch.allclose(out[:, :, 1:], base[:, :, 1:], atol=1e-4)
+    # every frame now reads the anchor: changing frame 0 changes the others
+    assert (out2[:, :, 1:] - out[:, :, 1:]).abs().amax() > 1e-3
+    # restored afterwards, and trainable: gradients reach the anchor frame from later frames
+    torch.testing.assert_close(net(x, c), base, rtol=0, atol=0)
+    xg = x.clone().requires_grad_(True)
+    with cross_frame_attention(net, CrossFrameAttention("first")):
+        net(xg, c)[:, :, 2:].sum().backward()
+    assert xg.grad[:, :, 0].abs().sum() > 0
+
+
+def test_cross_frame_replay_needs_the_recorded_calls():
+    net = _frame_independent_nets()["unet"]
+    x, c = torch.randn(1, 3, 4, 8, 8), torch.full((1,), 500.0)
+    proc = CrossFrameAttention("record")
+    with torch.no_grad(), cross_frame_attention(net, proc):
+        recorded = net(x, c)
+        proc.set_mode("replay")
+        replayed = net(x, c)  # attends to itself recorded: each frame sees all 4 frames
+        with pytest.raises(ValueError, match="replays call 2"):
+            net(x, c)
+    torch.testing.assert_close(recorded, net(x, c), rtol=0, atol=0)
+    assert not torch.allclose(replayed, recorded, atol=1e-4)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        CrossFrameAttention("last")

@@ -58,6 +58,9 @@ class SelfAttention(nn.Module):
 
     ``qk_norm`` applies RMSNorm to queries and keys (stabilises large models; SD3, ViT-22B).
     ``zero_init`` zero-initialises the output projection so a residual block starts as identity.
+    ``processor`` (None, or e.g. :class:`~vidiff.nn.cross_frame.CrossFrameAttention`) may extend the
+    keys and values of calls whose caller says how many rows one sample has (``frames``): spatial
+    attention, where each row is one frame.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class SelfAttention(nn.Module):
         self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
+        self.processor = None  # no weights: not part of the state dict
         if zero_init:
             nn.init.zeros_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
@@ -88,11 +92,16 @@ class SelfAttention(nn.Module):
         key_mask: torch.Tensor | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         bias: torch.Tensor | None = None,
+        frames: int | None = None,
     ) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (n h d) -> n b h l d", n=3, h=self.num_heads)
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if self.processor is not None and frames is not None:
+            if key_mask is not None or bias is not None:
+                raise ValueError("an attention processor takes calls without key_mask or bias")
+            k, v = self.processor(self, k, v, frames)
         p = self.dropout if self.training else 0.0
         out = attention(q, k, v, key_mask=key_mask, bias=bias, dropout_p=p)
         return self.proj(rearrange(out, "b h l d -> b l (h d)"))
