@@ -175,7 +175,7 @@ def test_extend_anchor_changes_later_windows_only(pipe):
 
 def test_keyframe_cascade_keeps_the_keyframes(pipe):
     with pytest.raises(ValueError, match="keyframe model.*stride"):
-        next(keyframe_cascade(pipe, pipe, PROMPTS, [1, 2], 20, stride=2))
+        keyframe_cascade(pipe, pipe, PROMPTS, [1, 2], 20, stride=2)
     key = micro_pipeline(net_extra=", conditions: [stride]")
     video = torch.cat(list(keyframe_cascade(key, pipe, PROMPTS, [1, 2], 20, stride=2)), dim=2)
     assert video.shape == (2, 3, 20, 8, 8)
@@ -189,7 +189,7 @@ def test_keyframe_cascade_keeps_the_keyframes(pipe):
     )
     assert not torch.allclose(other, keys[:, :, :6], atol=1e-4)
     with pytest.raises(ValueError, match="stride must be in"):
-        next(keyframe_cascade(key, pipe, PROMPTS, [1, 2], 20, stride=6))
+        keyframe_cascade(key, pipe, PROMPTS, [1, 2], 20, stride=6)
 
 
 @pytest.mark.parametrize("bad", [0, -3, MAX_FRAMES + 1, 2.5, True])
@@ -276,3 +276,37 @@ def test_cross_frame_replay_needs_the_recorded_calls():
     assert not torch.allclose(replayed, recorded, atol=1e-4)
     with pytest.raises(ValueError, match="mode must be one of"):
         CrossFrameAttention("last")
+
+
+# -------------------------------------------------------------------------------------------------
+# the command: --num-frames, --long
+
+
+def test_generate_num_frames_command(pipe, tmp_path, capsys):
+    from vidiff import cli
+
+    model = tmp_path / "model"
+    pipe.save(model)
+    out = tmp_path / "long.png"  # a filmstrip: exact 8-bit frames
+    base = ["generate", "a red circle moving right", "--model", str(model), "--seed", "3"]
+    assert cli.main([*base, "--num-frames", "15", "--context", "2", "-o", str(out)]) == 0
+    video, _ = read_video(out)
+    expected = torch.cat(list(extend(pipe, PROMPTS[:1], [3], 15, context=2)), dim=2)[0]
+    assert video.shape == (3, 15, 8, 8)
+    assert (video - expected).abs().max() <= 1 / 255 + 1e-6
+    assert cli.main([*base, "--num-frames", "3", "-o", str(tmp_path / "short.gif")]) == 0
+    assert read_video(tmp_path / "short.gif")[0].shape[1] == 3
+    # bad input: one line, nothing written
+    for bad in (
+        ["--num-frames", "0"],
+        ["--num-frames", "-4"],
+        ["--num-frames", str(MAX_FRAMES + 1)],
+    ):
+        target = tmp_path / f"bad{bad[1]}.mp4"
+        assert cli.main([*base, *bad, "-o", str(target)]) != 0
+        assert not target.exists()
+    err = capsys.readouterr().err
+    assert "--num-frames must be at least 1, got 0" in err and "above the cap" in err
+    target = tmp_path / "keys.mp4"
+    assert cli.main([*base, "--num-frames", "20", "--long", "keyframes", "-o", str(target)]) != 0
+    assert "needs a keyframe model" in capsys.readouterr().err and not target.exists()

@@ -53,6 +53,12 @@ def sample(
     out_dir: str | None = None,
     batch_size: int = 16,
     device: str = "auto",
+    num_frames: int | None = None,
+    long: str | None = None,
+    context: int = 4,
+    anchor: bool = False,
+    stride: int = 3,
+    keyframe_model: str | None = None,
 ) -> list[Path]:
     """Sample videos from an exported model (`--model DIR`).
 
@@ -60,18 +66,53 @@ def sample(
     line) or `--out-dir DIR` writes one file per prompt and seed plus `manifest.jsonl`
     (path, prompt, seed). `.mp4` or `.gif` by the extension of `--out`. `--noise-correlation R`
     shares a part R of the starting noise between frames (default: the model's): less flicker.
+
+    `--num-frames N` (1..4096) makes N frames instead of the model's own length, window by window
+    (docs/long-video.md), writing frames as they are made: `--long extend` (the default) continues
+    each window from the last `--context` frames of the one before (`--anchor`: cross-frame attention
+    to the first window); `--long keyframes` makes keyframes `--stride` frames apart with
+    `--keyframe-model DIR` (one trained with the stride conditioning; default the model itself) and
+    fills the frames between them with the model.
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
     from vidiff.pipeline import VideoPipeline
+    from vidiff.sampling.long import LONG_MODES, check_num_frames
 
     if model is None:
         raise ValueError("--model DIR is required (an exported model folder; see `vidiff export`)")
     if num_videos < 1:
         raise ValueError(f"--num-videos must be >= 1, got {num_videos}")
+    if num_frames is not None:
+        check_num_frames(num_frames)
+    if long is not None and long not in LONG_MODES:
+        raise ValueError(f"--long must be one of {list(LONG_MODES)}, got {long!r}")
+    if long is not None and num_frames is None:
+        raise ValueError("--long needs --num-frames N")
     texts = _read_prompts(prompt, prompts)
     pipe = VideoPipeline.load(model, device=resolve_device(device))
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
+    if num_frames is not None:
+        return _sample_long(
+            pipe,
+            jobs,
+            num_frames,
+            long or "extend",
+            first_frame=first_frame,
+            context=context,
+            anchor=anchor,
+            stride=stride,
+            keyframe_model=keyframe_model,
+            device=device,
+            out=out,
+            out_dir=out_dir if prompts is None else (out_dir or str(Path(out).with_suffix(""))),
+            options={
+                "steps": steps,
+                "sampler": sampler,
+                "cfg": cfg,
+                "noise_correlation": noise_correlation,
+            },
+        )
     known = mask = None
     if first_frame is not None:
         from vidiff.data.folder import load_image
@@ -138,10 +179,19 @@ def generate(
     out_dir: str | None = None,
     batch_size: int = 16,
     device: str = "auto",
+    num_frames: int | None = None,
+    long: str | None = None,
+    context: int = 4,
+    anchor: bool = False,
+    stride: int = 3,
+    keyframe_model: str | None = None,
 ) -> list[Path]:
     """Generate videos from a prompt with the model shipped in the package (or `--model DIR`).
 
     Example: vidiff generate "a red circle moving right" --seed 3 --out circle.gif
+    Long video: vidiff generate "a red circle moving right" --num-frames 128 --out long.mp4
+    (`--num-frames`, `--long`, `--context`, `--anchor`, `--stride`, `--keyframe-model`: see `vidiff
+    sample --help` and docs/long-video.md).
     """
     if model is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
@@ -164,4 +214,94 @@ def generate(
         out_dir=out_dir,
         batch_size=batch_size,
         device=device,
+        num_frames=num_frames,
+        long=long,
+        context=context,
+        anchor=anchor,
+        stride=stride,
+        keyframe_model=keyframe_model,
     )
+
+
+def _sample_long(
+    pipe,
+    jobs,
+    num_frames,
+    mode,
+    *,
+    first_frame,
+    context,
+    anchor,
+    stride,
+    keyframe_model,
+    device,
+    out,
+    out_dir,
+    options,
+) -> list[Path]:
+    """``--num-frames``: every job's video made window by window and written as it comes
+    (one file per job under ``out_dir``, else ``out``: the video, or a sheet of all of them)."""
+    from vidiff.data.sheet import make_sheet
+    from vidiff.data.video_io import VideoWriter
+    from vidiff.pipeline import VideoPipeline
+    from vidiff.sampling.long import extend, keyframe_cascade
+
+    prompts, seeds = [p for p, _ in jobs], [s for _, s in jobs]
+    first = None
+    if first_frame is not None:
+        from vidiff.data.folder import load_image
+
+        first = load_image(first_frame, pipe.size)[None].expand(len(jobs), -1, -1, -1, -1)
+    if mode == "keyframes":
+        if first is not None:
+            raise ValueError("--first-frame is not supported with --long keyframes")
+        key_pipe = pipe
+        if keyframe_model is not None:
+            key_pipe = VideoPipeline.load(keyframe_model, device=resolve_device(device))
+        chunks = keyframe_cascade(
+            key_pipe, pipe, prompts, seeds, num_frames, stride=stride, context=context, **options
+        )
+    else:
+        chunks = extend(
+            pipe,
+            prompts,
+            seeds,
+            num_frames,
+            context=context,
+            anchor=anchor,
+            first_frame=first,
+            **options,
+        )
+    fps = pipe.config.video.fps
+    suffix = Path(out).suffix or ".mp4"
+    if out_dir is not None:
+        directory = Path(out_dir)
+        paths = [directory / f"{k:04d}_seed{s}{suffix}" for k, (_, s) in enumerate(jobs)]
+        writers = [VideoWriter(path, fps=fps) for path in paths]
+    else:
+        paths = [Path(out)]
+        writers = [VideoWriter(out, fps=fps)]
+    captions = [f"{p} (seed {s})" for p, s in jobs]
+    try:
+        for chunk in chunks:  # (B, C, n, H, W), written as each window is decoded
+            if out_dir is not None:
+                for writer, video in zip(writers, chunk):
+                    writer.write(video)
+            elif len(jobs) == 1:
+                writers[0].write(chunk[0])
+            else:
+                writers[0].write(make_sheet(list(chunk), captions))
+    except BaseException as e:
+        for writer in writers:
+            writer.__exit__(type(e), e, None)
+        raise
+    for writer in writers:
+        writer.close()
+    if out_dir is not None:
+        rows = [{"path": p.name, "prompt": q, "seed": s} for p, (q, s) in zip(paths, jobs)]
+        manifest = Path(out_dir) / "manifest.jsonl"
+        manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"wrote {len(rows)} videos of {num_frames} frames and {manifest}")
+    else:
+        print(f"wrote {paths[0]} ({num_frames} frames)")
+    return paths

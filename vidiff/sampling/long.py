@@ -79,14 +79,16 @@ def extend(
     *,
     context: int = 4,
     anchor: bool = False,
+    first_frame: torch.Tensor | None = None,
     cond: dict[str, torch.Tensor] | None = None,
     **options,
 ) -> Iterator[torch.Tensor]:
     """Autoregressive extension (module docstring): yields ``(B, C, n, H, W)`` chunks in ``[0, 1]``
     adding up to ``num_frames`` frames. ``context``: known frames per window (``1 <= context < T``);
-    ``anchor``: cross-frame attention to window 0's frames; ``cond``: further conditionings passed
-    to every window; ``options``: :meth:`VideoPipeline.generate` options (steps, sampler, cfg,
-    noise_correlation)."""
+    ``anchor``: cross-frame attention to window 0's frames; ``first_frame`` ``(B, C, 1, H, W)`` in
+    ``[0, 1]``: known frame 0 (image-to-video); ``cond``: further conditionings passed to every window;
+    ``options``: :meth:`VideoPipeline.generate` options (steps, sampler, cfg, noise_correlation).
+    Arguments are checked here, before anything is generated."""
     num_frames = check_num_frames(num_frames)
     t = pipe.num_frames
     if len(prompts) != len(seeds):
@@ -99,11 +101,29 @@ def extend(
     if windows > 1:
         _check_frame_conditioned(pipe, f"a video longer than the model's {t} frames")
     b, (c, size) = len(prompts), (pipe.config.video.channels, pipe.size)
+    if first_frame is not None:
+        _check_frame_conditioned(pipe, "a first frame")
+        if first_frame.shape != (b, c, 1, size, size):
+            raise ValueError(
+                f"first_frame must be {(b, c, 1, size, size)}, got {tuple(first_frame.shape)}"
+            )
+    return _extend(pipe, prompts, seeds, num_frames, context, anchor, first_frame, cond, options)
+
+
+def _extend(pipe, prompts, seeds, num_frames, context, anchor, first_frame, cond, options):
+    t = pipe.num_frames
+    windows = 1 + max(0, math.ceil((num_frames - t) / (t - context)))
+    b, (c, size) = len(prompts), (pipe.config.video.channels, pipe.size)
     proc = CrossFrameAttention("record") if anchor and windows > 1 else None
     made, previous = 0, None
     with cross_frame_attention(pipe.net, proc) if proc is not None else nullcontext():
         for w in range(windows):
             known = mask = None
+            if w == 0 and first_frame is not None:
+                known = torch.zeros(b, c, t, size, size)
+                known[:, :, :1] = first_frame
+                mask = torch.zeros(b, t, dtype=torch.bool)
+                mask[:, 0] = True
             if w > 0:
                 known = torch.zeros(b, c, t, size, size)
                 known[:, :, :context] = previous[:, :, -context:]
@@ -140,7 +160,8 @@ def keyframe_cascade(
 ) -> Iterator[torch.Tensor]:
     """Keyframes, then interpolation (module docstring): yields ``(B, C, n, H, W)`` chunks in
     ``[0, 1]`` adding up to ``num_frames``. ``key_pipe`` must declare the ``stride`` conditioning;
-    ``interp_pipe`` (it may be the same model) must be frame-conditioned; ``stride`` in ``[1, T-1]``."""
+    ``interp_pipe`` (it may be the same model) must be frame-conditioned; ``stride`` in ``[1, T-1]``.
+    Arguments are checked here, before anything is generated."""
     num_frames = check_num_frames(num_frames)
     if not any(spec.name == STRIDE for spec in key_pipe.conditions):
         raise ValueError(
@@ -154,13 +175,18 @@ def keyframe_cascade(
         raise ValueError(
             f"stride must be in [1, {t - 1}] (the model makes {t} frames), got {stride}"
         )
-    b, c, size = len(prompts), interp_pipe.config.video.channels, interp_pipe.size
-    gaps = (t - 1) // stride  # keyframe gaps per interpolation window
     num_keys = math.ceil((num_frames - 1) / stride) + 1
-    strides = torch.full((b,), float(stride))
+    strides = torch.full((len(prompts),), float(stride))
     keys = extend(
         key_pipe, prompts, seeds, num_keys, context=context, cond={STRIDE: strides}, **options
     )
+    return _interpolate(interp_pipe, keys, prompts, seeds, num_frames, num_keys, stride, options)
+
+
+def _interpolate(interp_pipe, keys, prompts, seeds, num_frames, num_keys, stride, options):
+    t = interp_pipe.num_frames
+    b, c, size = len(prompts), interp_pipe.config.video.channels, interp_pipe.size
+    gaps = (t - 1) // stride  # keyframe gaps per interpolation window
     pending = torch.zeros(b, c, 0, size, size)  # keyframes not yet interpolated
     received = made = window = 0
     for chunk in keys:
