@@ -310,3 +310,52 @@ def test_generate_num_frames_command(pipe, tmp_path, capsys):
     target = tmp_path / "keys.mp4"
     assert cli.main([*base, "--num-frames", "20", "--long", "keyframes", "-o", str(target)]) != 0
     assert "needs a keyframe model" in capsys.readouterr().err and not target.exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# long-video probes
+
+from vidiff.eval.long_probes import drift, score_long_shapes, window_ade  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def long_items():
+    ds = MovingShapes(3, num_frames=96, walls=True, seed=4)
+    return [ds[i] for i in range(3)]
+
+
+def test_long_probes_pass_on_ground_truth(long_items):
+    for item in long_items:
+        v = score_long_shapes(item["video"], item["caption"])
+        assert v["adherence"] == 1.0 and v["presence"] == 1.0, v
+        assert abs(v["size_drift"]) < 0.05 and abs(v["speed_drift"]) < 0.1, v
+        assert len(v["curves"]["frame"]) == 6 and v["flicker"] == 0.0
+
+
+def test_long_probes_fail_on_corrupted_clips(long_items):
+    item = long_items[0]
+    video, caption = item["video"], item["caption"]
+    recoloured = video.clone()
+    recoloured[:, 48:] = recoloured[:, 48:].roll(1, dims=0)  # another colour from frame 48
+    v = score_long_shapes(recoloured, caption)
+    assert v["adherence"] == 0.5 and v["curves"]["colour_ok"][3:] == [0.0] * 3
+    gone = video.clone()
+    gone[:, 64:] = 0  # the object leaves at frame 64
+    v = score_long_shapes(gone, caption)
+    assert v["presence"] == pytest.approx(64 / 96) and v["adherence"] < 1
+    frozen = video.clone()
+    frozen[:, 48:] = video[:, 48:49]  # motion stops
+    assert score_long_shapes(frozen, caption)["speed_drift"] == pytest.approx(-1.0)
+    assert drift(np.r_[np.full(8, 10.0), np.full(8, 5.0)]) == pytest.approx(-0.5)
+
+
+def test_window_ade_on_balls():
+    item = BouncingBalls(1, num_frames=64, seed=2, min_balls=2, max_balls=2)[0]
+    ref = torch.stack([o["centroids"] for o in item["gt"]["objects"]], 1).numpy()  # (T, K, 2)
+    same = window_ade(ref, ref)
+    assert same["ade"] == 0 and same["fde"] == 0 and same["window_ade"] == [0.0] * 4
+    late = ref.copy()
+    late[32:] += 3.0  # 3 px off in x and y from frame 32
+    v = window_ade(late, ref)
+    assert v["window_ade"][:2] == [0.0, 0.0]
+    assert v["window_ade"][2] == pytest.approx(3 * 2**0.5) and v["fde"] == pytest.approx(3 * 2**0.5)
