@@ -25,7 +25,7 @@ from vidiff import cli
 from vidiff.app.catalog import find_models, model_card, read_model
 from vidiff.app.studio import Studio
 from vidiff.data.video_io import read_video
-from vidiff.sampling import commands
+from vidiff.commands import sample as commands
 
 PROMPT = "a red circle moving right"
 

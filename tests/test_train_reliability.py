@@ -241,7 +241,7 @@ def test_export_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
     from tests.test_pipeline import MICRO_NET, vocabulary
     from vidiff.config import load_config, to_dict
     from vidiff.pipeline import VideoPipeline
-    from vidiff.train.commands import export
+    from vidiff.commands.train import export
 
     cfg = load_config(
         None,

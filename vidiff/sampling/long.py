@@ -30,6 +30,7 @@ from contextlib import nullcontext
 
 import torch
 
+from vidiff.errors import UserError
 from vidiff.nn.conditioning import STRIDE
 from vidiff.nn.cross_frame import CrossFrameAttention, cross_frame_attention
 
@@ -39,13 +40,13 @@ _MASK64 = (1 << 64) - 1
 
 
 def check_num_frames(num_frames, cap: int = MAX_FRAMES) -> int:
-    """``num_frames`` as an int in ``[1, cap]``, or a ValueError naming it."""
+    """``num_frames`` as an int in ``[1, cap]``, or a :class:`~vidiff.errors.UserError` naming it."""
     if isinstance(num_frames, bool) or not isinstance(num_frames, int):
-        raise ValueError(f"--num-frames must be a whole number, got {num_frames!r}")
+        raise UserError(f"--num-frames must be a whole number, got {num_frames!r}")
     if num_frames < 1:
-        raise ValueError(f"--num-frames must be at least 1, got {num_frames}")
+        raise UserError(f"--num-frames must be at least 1, got {num_frames}")
     if num_frames > cap:
-        raise ValueError(
+        raise UserError(
             f"--num-frames {num_frames} is above the cap of {cap} frames (docs/long-video.md)"
         )
     return num_frames
@@ -164,7 +165,7 @@ def keyframe_cascade(
     Arguments are checked here, before anything is generated."""
     num_frames = check_num_frames(num_frames)
     if not any(spec.name == STRIDE for spec in key_pipe.conditions):
-        raise ValueError(
+        raise UserError(
             "--long keyframes needs a keyframe model: one trained with the 'stride' conditioning "
             "(model.net.conditions: [stride]; docs/long-video.md); this model has none -- "
             "use --long extend"
