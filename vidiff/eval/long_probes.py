@@ -8,6 +8,8 @@ plus one number, on the same object extraction as :mod:`vidiff.eval.probes`:
 
 * adherence per window: colour and shape of :func:`~vidiff.eval.probes.score_shapes` on the window,
   and the axis of motion (a bouncing object reverses its direction, but stays on its axis);
+* the captioned direction per window (``direction_ok``, reported, not part of adherence: a clip
+  between walls reverses; a model trained without walls may do so too);
 * presence per frame: the expected objects are all detected;
 * speed (median displacement per frame over 4-frame spans) and size (median area) per window, and their drift: the
   last quarter of the clip against the first (``last / first - 1``; 0 = no drift);
@@ -23,7 +25,14 @@ import numpy as np
 import torch
 
 from vidiff.eval.extract import detect_objects, track_objects
-from vidiff.eval.probes import ade_fde, parse_shapes_caption, score_shapes
+from vidiff.eval.probes import (
+    ade_fde,
+    direction_of,
+    fit_line,
+    parse_shapes_caption,
+    score_shapes,
+    static_threshold,
+)
 
 AXIS = {"left": 0, "right": 0, "up": 1, "down": 1}
 
@@ -74,9 +83,10 @@ def score_long_shapes(
     """Long-video verdict for one MovingShapes clip ``(C, T, H, W)`` in ``[0, 1]``.
 
     Returns ``curves`` (per window: ``frame`` its first frame, ``colour_ok``, ``shape_ok``,
-    ``axis_ok``, ``presence``, ``speed`` px/frame, ``area`` px, ``flicker``; and ``presence_frames``
+    ``axis_ok``, ``direction_ok``, ``presence``, ``speed`` px/frame, ``area`` px, ``flicker``; and ``presence_frames``
     per frame) and the summaries ``adherence`` (share of windows with colour, shape and axis right),
-    ``presence``, ``speed_drift``, ``size_drift``, ``flicker``.
+    ``presence``, ``direction`` (share of windows moving as captioned), ``speed_drift``,
+    ``size_drift``, ``flicker``.
     """
     if judge is None:
         from vidiff.eval.judges import load_shape_judge
@@ -94,7 +104,9 @@ def score_long_shapes(
     steps = speeds(track.centroids)  # (T,), NaN where missing
     areas = track.areas.astype(np.float64)
     axis = AXIS[expected[0]["direction"]]
-    curves: dict[str, list] = {k: [] for k in ("frame", "colour_ok", "shape_ok", "axis_ok")}
+    curves: dict[str, list] = {
+        k: [] for k in ("frame", "colour_ok", "shape_ok", "axis_ok", "direction_ok")
+    }
     curves.update({k: [] for k in ("presence", "speed", "area", "flicker")})
     for s in window_starts(v.shape[1], window):
         sl = slice(s, s + window)
@@ -103,6 +115,8 @@ def score_long_shapes(
         curves["colour_ok"].append(verdict["colour_ok"])
         curves["shape_ok"].append(verdict["shape_ok"])
         curves["axis_ok"].append(float(motion_axis(track.centroids[sl]) == axis))
+        moving = direction_of(fit_line(track.centroids[sl])[1], static_threshold(v.shape[-1]))
+        curves["direction_ok"].append(float(moving == expected[0]["direction"]))
         curves["presence"].append(float(present[sl].mean()))
         curves["speed"].append(_nanmedian(steps[sl]))
         curves["area"].append(_nanmedian(areas[sl]))
@@ -113,6 +127,7 @@ def score_long_shapes(
         "num_frames": int(v.shape[1]),
         "adherence": float(ok.all(axis=0).mean()),
         "presence": float(present.mean()),
+        "direction": float(np.mean(curves["direction_ok"])),
         "speed_drift": drift(steps),
         "size_drift": drift(np.where(present > 0, areas, np.nan)),
         "flicker": float(np.mean(curves["flicker"])),
