@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", default=None, help="folder to keep the videos in")
     ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--plot", default=None, help="draw the probe curves of the longest videos here")
+    ap.add_argument("--strip", default=None, help="frames of the longest video, every 8th, here")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "FRAMES", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -115,6 +117,41 @@ def main(argv: list[str] | None = None) -> None:
             )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    longest = [r for r in rows if r["frames"] == max(args.frames)]
+    if args.plot:
+        plot(longest, args.plot)
+    if args.strip:
+        from vidiff.data.video_io import read_video, write_video
+
+        video, _ = read_video(longest[0]["video"])
+        step = 8
+        rows_of = 32 // step * 2  # two seconds of playback per row
+        frames = video[:, ::step]
+        n = frames.shape[1] // rows_of * rows_of
+        grid = frames[:, :n].reshape(3, -1, rows_of, *frames.shape[2:])  # (C, R, K, H, W)
+        grid = grid.permute(0, 1, 3, 2, 4).reshape(3, 1, grid.shape[1] * 32, rows_of * 32)
+        write_video(grid, args.strip)
+
+
+def plot(rows: list[dict], path: str) -> None:
+    """Per-window probe curves (speed, size, presence, direction) of each mode's longest video."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("speed", "speed (px/frame)"), ("area", "area (px)"), ("presence", "presence")]
+    keys += [("direction_ok", "moves as captioned")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3))
+    for ax, (key, label) in zip(axes, keys):
+        for r in rows:
+            ax.plot(r["curves"]["frame"], r["curves"][key], marker="o", ms=3, label=r["mode"])
+        ax.set_xlabel("first frame of the 16-frame window")
+        ax.set_title(label)
+    axes[0].legend()
+    fig.suptitle(f"{rows[0]['frames']} frames of '{PROMPT}', seed 0")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
 
 
 if __name__ == "__main__":

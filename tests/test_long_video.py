@@ -147,6 +147,17 @@ def test_extend_windows_know_the_previous_frames(pipe):
     assert not torch.allclose(other[:, :, 2:], video[:, :, 6:10], atol=1e-3)
 
 
+def test_extend_from_a_first_frame(pipe):
+    first = torch.rand(2, 3, 1, 8, 8)
+    video = torch.cat(list(extend(pipe, PROMPTS, [3, 4], 10, context=2, first_frame=first)), 2)
+    assert video.shape == (2, 3, 10, 8, 8)
+    torch.testing.assert_close(video[:, :, :1], first, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="first_frame must be"):
+        extend(pipe, PROMPTS, [3, 4], 10, first_frame=first[:1])
+    with pytest.raises(ValueError, match="context must be in"):
+        extend(pipe, PROMPTS, [3, 4], 10, context=6)
+
+
 def test_streamed_file_equals_the_whole_video(pipe, tmp_path):
     chunks = list(extend(pipe, PROMPTS[:1], [1], 13, context=2))
     whole = torch.cat(chunks, dim=2)[0]
