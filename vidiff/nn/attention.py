@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import RMSNorm
 from vidiff.nn.rope import apply_rope
 
@@ -83,8 +84,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.processor = None  # no weights: not part of the state dict
         if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+            zero_module(self.proj)
 
     def forward(
         self,
@@ -134,8 +134,7 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+            zero_module(self.proj)
 
     def forward(
         self,
@@ -168,8 +167,7 @@ class FeedForward(nn.Module):
             nn.Linear(hidden, dim),
         )
         if zero_init:
-            nn.init.zeros_(self.net[-1].weight)
-            nn.init.zeros_(self.net[-1].bias)
+            zero_module(self.net[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
