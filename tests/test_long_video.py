@@ -371,3 +371,23 @@ def test_window_ade_on_balls():
     v = window_ade(late, ref)
     assert v["window_ade"][:2] == [0.0, 0.0]
     assert v["window_ade"][2] == pytest.approx(3 * 2**0.5) and v["fde"] == pytest.approx(3 * 2**0.5)
+
+
+def test_eval_long_writes_curves_and_report(pipe, tmp_path):
+    import json
+
+    from vidiff import cli
+
+    model = tmp_path / "model"
+    pipe.save(model)
+    out = tmp_path / "eval"
+    args = ["eval-long", "--model", str(model), "--num-frames", "14", "--num-videos", "2"]
+    assert cli.main([*args, "--context", "2", "--out", str(out), "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_frames"] == 14 and len(metrics["videos"]) == 2
+    assert metrics["curves"]["frame"] == [0, 6]  # whole windows of the model's 6 frames
+    assert len(metrics["curves"]["presence"]) == 2
+    html = (out / "report.html").read_text()
+    assert "long_curves.png" in html and (out / "long_curves.png").is_file()
+    assert cli.main([*args[:3], "--num-frames", "0", "--out", str(tmp_path / "no")]) != 0
+    assert not (tmp_path / "no").exists()
