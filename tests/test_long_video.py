@@ -391,3 +391,30 @@ def test_eval_long_writes_curves_and_report(pipe, tmp_path):
     assert "long_curves.png" in html and (out / "long_curves.png").is_file()
     assert cli.main([*args[:3], "--num-frames", "0", "--out", str(tmp_path / "no")]) != 0
     assert not (tmp_path / "no").exists()
+
+
+def test_keyframe_clips_and_a_training_step_with_the_stride():
+    """Strided walled clips are every k-th frame of the plain walled video (same objects), carry
+    cond {"stride": k}, and the keyframe config's network trains on them through that cond."""
+    strided = MovingShapes(4, num_frames=8, walls=True, strides=[3], seed=6)
+    plain = MovingShapes(4, num_frames=22, walls=True, seed=6)
+    for i in range(2):
+        a, b = strided[i], plain[i]
+        assert a["cond"] == {"stride": 3.0} and a["gt"]["stride"] == 3
+        torch.testing.assert_close(a["video"], b["video"][:, ::3])
+        torch.testing.assert_close(
+            a["gt"]["objects"][0]["boxes"], b["gt"]["objects"][0]["boxes"][::3]
+        )
+    assert "cond" not in plain[0]
+    with pytest.raises(ValueError, match="walls=True"):
+        MovingShapes(4, strides=[2])
+    cfg = load_config("configs/shapes-keyframes-tiny.yaml", [])
+    assert cfg.data.options["strides"] == [1, 2, 3, 4] and "stride" in cfg.model.net["conditions"]
+    key = micro_pipeline(net_extra=", conditions: [stride]").train()
+    items = [MovingShapes(2, num_frames=6, size=8, walls=True, strides=[1, 4])[i] for i in (0, 1)]
+    video = torch.stack([it["video"] for it in items])
+    stride = torch.tensor([it["cond"]["stride"] for it in items])
+    loss = key.training_loss(video, [it["caption"] for it in items], [0, 1], stride=stride)
+    loss.mean().backward()
+    assert torch.isfinite(loss).all()
+    assert key.net.stride_embed.mlp[0].weight.grad.abs().sum() > 0

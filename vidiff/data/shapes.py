@@ -13,6 +13,9 @@ With ``walls=True`` (long video) the frame border is a wall: the object starts a
 any speed in the range, and its direction reverses when its box reaches the border (the box is
 reflected about the wall, the exact continuous motion sampled at integer frames), so a clip may have
 any length and the object never leaves the frame. The caption names the direction of frame 0.
+``strides`` (with walls) makes keyframe clips: each item draws a temporal stride ``k`` from the list,
+frame ``t`` of the clip is frame ``t k`` of the bouncing video, and the item carries
+``cond = {"stride": k}`` (the ``stride`` conditioning of a keyframe model, docs/long-video.md).
 
 The (colour, shape) pairs in :data:`HELDOUT_PAIRS` never occur in the ``train`` split; the ``heldout``
 split uses only them (with all four directions) — the compositional generalisation test of e.g.
@@ -171,12 +174,18 @@ class MovingShapes(SyntheticClips):
         num_objects: int = 1,
         supersample: int = 4,
         walls: bool = False,
+        strides: list[int] | None = None,
     ) -> None:
         super().__init__(num_items, split, num_frames, size, seed)
         if num_objects not in (1, 2):
             raise ValueError(f"num_objects must be 1 or 2, got {num_objects}")
         self.num_objects, self.supersample = num_objects, supersample
         self.walls = bool(walls)
+        self.strides = None if strides is None else tuple(int(k) for k in strides)
+        if self.strides is not None and (not self.walls or not self.strides):
+            raise ValueError("strides (keyframe clips) need walls=True and at least one stride")
+        if self.strides is not None and min(self.strides) < 1:
+            raise ValueError(f"strides must be >= 1, got {list(self.strides)}")
         self.pairs = TRAIN_PAIRS if split == "train" else HELDOUT_PAIRS
         if self.walls:
             return  # any length: the object bounces off the border
@@ -238,7 +247,8 @@ class MovingShapes(SyntheticClips):
             objects.append(self._sample_object(rng, {o["colour"] for o in objects}))
         t, s = self.num_frames, self.size
         frames = np.zeros((3, t, s, s), dtype=np.float32)  # (C, T, H, W)
-        steps = np.arange(t, dtype=np.float64)
+        stride = 1 if self.strides is None else self.strides[rng.integers(len(self.strides))]
+        steps = np.arange(t, dtype=np.float64) * stride  # video frame of each clip frame
         for o in objects:
             (x0, y0), (vx, vy), r = o.pop("start"), o["velocity"], o["radius"]
             if self.walls:
@@ -259,4 +269,8 @@ class MovingShapes(SyntheticClips):
             o["masks"] = torch.from_numpy(cov > 0.5)
         video = torch.from_numpy(frames)
         gt = {"objects": objects, "split": self.split, "index": index, "size": s, "num_frames": t}
-        return {"video": video, "caption": caption_for(objects), "gt": gt}
+        item = {"video": video, "caption": caption_for(objects), "gt": gt}
+        if self.strides is not None:
+            gt["stride"] = int(stride)
+            item["cond"] = {"stride": float(stride)}
+        return item
