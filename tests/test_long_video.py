@@ -418,3 +418,24 @@ def test_keyframe_clips_and_a_training_step_with_the_stride():
     loss.mean().backward()
     assert torch.isfinite(loss).all()
     assert key.net.stride_embed.mlp[0].weight.grad.abs().sum() > 0
+
+
+def test_cross_frame_replay_on_a_full_attention_dit():
+    """Full-attention DiT blocks (one row per sample) take the recorded window as extra keys."""
+    dit = VideoDiT(DiTConfig(patch_size=(1, 2, 2), hidden_size=24, depth=2, head_dim=8))
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x, c = torch.randn(1, 3, 3, 8, 8), torch.full((1,), 300.0)
+    x2 = torch.randn_like(x)  # another window
+    proc = CrossFrameAttention("record")
+    with torch.no_grad(), cross_frame_attention(dit, proc):
+        recorded = dit(x, c)
+        with cross_frame_attention(dit, "first"):  # full blocks already see frame 0: unchanged
+            torch.testing.assert_close(dit(x, c), recorded, atol=1e-5, rtol=1e-5)
+        proc.set_mode("replay")
+        replayed = dit(x2, c)  # also attends to the recorded window x
+    with torch.no_grad():
+        assert not torch.allclose(replayed, dit(x2, c), atol=1e-4)
+    torch.testing.assert_close(recorded, dit(x, c), rtol=0, atol=0)
