@@ -439,3 +439,25 @@ def test_cross_frame_replay_on_a_full_attention_dit():
     with torch.no_grad():
         assert not torch.allclose(replayed, dit(x2, c), atol=1e-4)
     torch.testing.assert_close(recorded, dit(x, c), rtol=0, atol=0)
+
+
+def test_generate_num_frames_into_a_folder_in_batches(pipe, tmp_path):
+    import json
+
+    from vidiff import cli
+
+    model = tmp_path / "model"
+    pipe.save(model)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle moving right\na blue square moving up\n")
+    out = tmp_path / "many"
+    args = ["generate", "--prompts", str(prompts), "--model", str(model), "--num-frames", "9"]
+    args += ["--context", "2", "--batch-size", "1", "--out-dir", str(out), "-o", "x.png"]
+    assert cli.main(args) == 0
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["seed"] for r in rows] == [0, 0]
+    for r, prompt in zip(rows, PROMPTS):
+        video, _ = read_video(out / r["path"])
+        expected = torch.cat(list(extend(pipe, [prompt], [0], 9, context=2)), dim=2)[0]
+        assert video.shape == (3, 9, 8, 8)
+        assert (video - expected).abs().max() <= 1 / 255 + 1e-6  # the batch does not matter

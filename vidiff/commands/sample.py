@@ -184,6 +184,7 @@ def generate(
             out=Path(out),
             directory=directory if to_folder else None,
             suffix=suffix,
+            batch_size=batch_size,
             options={
                 "steps": steps,
                 "sampler": sampler,
@@ -286,25 +287,34 @@ def _generate_long(
     out,
     directory,
     suffix,
+    batch_size,
     options,
 ) -> list[Path]:
     """``--num-frames``: every video made window by window (:mod:`vidiff.sampling.long`) and written
-    as each window is decoded: one file per job under ``directory``, else ``out`` (the video, or a
-    captioned sheet of all of them)."""
+    as each window is decoded: one file per job under ``directory`` (``batch_size`` videos at a
+    time), else ``out`` (the video, or a captioned sheet of all of them, made as one batch)."""
     from vidiff.data.sheet import make_sheet
-    from vidiff.data.video_io import VideoWriter
     from vidiff.sampling.long import extend, keyframe_cascade
 
-    prompts, seeds = [p for p, _ in jobs], [s for _, s in jobs]
-    if mode == "keyframes":
-        if first_frame is not None:
-            raise UserError("--first-frame does not go with --long keyframes")
-        chunks = keyframe_cascade(
-            key_pipe, pipe, prompts, seeds, num_frames, stride=stride, context=context, **options
-        )
-    else:
-        first = None if first_frame is None else first_frame[None].expand(len(jobs), -1, -1, -1, -1)
-        chunks = extend(
+    if mode == "keyframes" and first_frame is not None:
+        raise UserError("--first-frame does not go with --long keyframes")
+
+    def chunks(part):
+        """The windows of the videos of ``part`` (jobs), ``(B, C, n, H, W)`` as they are made."""
+        prompts, seeds = [p for p, _ in part], [s for _, s in part]
+        if mode == "keyframes":
+            return keyframe_cascade(
+                key_pipe,
+                pipe,
+                prompts,
+                seeds,
+                num_frames,
+                stride=stride,
+                context=context,
+                **options,
+            )
+        first = None if first_frame is None else first_frame[None].expand(len(part), -1, -1, -1, -1)
+        return extend(
             pipe,
             prompts,
             seeds,
@@ -314,29 +324,21 @@ def _generate_long(
             first_frame=first,
             **options,
         )
+
     fps = pipe.config.video.fps
-    if directory is not None:
+    if directory is not None:  # one file per video: --batch-size videos at a time
         directory.mkdir(parents=True, exist_ok=True)
         paths = [directory / f"{k:04d}_seed{s}{suffix}" for k, (_, s) in enumerate(jobs)]
-    else:
+        for start in range(0, len(jobs), batch_size):
+            part = jobs[start : start + batch_size]
+            _stream(chunks(part), paths[start : start + batch_size], fps, lambda c: list(c))
+    else:  # one file: the video, or a sheet of all of them (one batch)
         paths = [out]
-    writers = [VideoWriter(path, fps=fps) for path in paths]
-    captions = [f"{p} (seed {s})" for p, s in jobs]
-    try:
-        for chunk in chunks:  # (B, C, n, H, W): written as each window is decoded
-            if directory is not None:
-                for writer, video in zip(writers, chunk):
-                    writer.write(video)
-            elif len(jobs) == 1:
-                writers[0].write(chunk[0])
-            else:
-                writers[0].write(make_sheet(list(chunk), captions))
-    except BaseException as e:
-        for writer in writers:  # no partial files
-            writer.__exit__(type(e), e, None)
-        raise
-    for writer in writers:
-        writer.close()
+        captions = [f"{p} (seed {s})" for p, s in jobs]
+        sheet = (
+            (lambda c: [c[0]]) if len(jobs) == 1 else (lambda c: [make_sheet(list(c), captions)])
+        )
+        _stream(chunks(jobs), paths, fps, sheet)
     if directory is None:
         print(f"wrote {out} ({num_frames} frames)")
         return paths
@@ -345,3 +347,21 @@ def _generate_long(
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} videos of {num_frames} frames and {manifest}")
     return paths
+
+
+def _stream(chunks, paths: list[Path], fps: float, videos_of) -> None:
+    """Write each chunk ``(B, C, n, H, W)`` as it comes: ``videos_of(chunk)`` gives one ``(C, n, H,
+    W)`` piece per path; on any error the partial files are removed."""
+    from vidiff.data.video_io import VideoWriter
+
+    writers = [VideoWriter(path, fps=fps) for path in paths]
+    try:
+        for chunk in chunks:
+            for writer, video in zip(writers, videos_of(chunk)):
+                writer.write(video)
+    except BaseException as e:
+        for writer in writers:
+            writer.__exit__(type(e), e, None)
+        raise
+    for writer in writers:
+        writer.close()
