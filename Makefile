@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery
 
 setup: $(STAMP)
 
@@ -54,9 +54,9 @@ format: setup
 # teacher at float16 with 16 DPM++ steps at CFG 2, distil it to DEFAULT_STEPS DDIM steps with the CFG
 # baked in (progressive rounds of 700 steps at a low learning rate with a long EMA; resumable), export
 # the student at float16 sampling from starting noise with 5% of its variance shared by all frames
-# (less flicker; README "The shipped model"), measure it with `vidiff eval --record` on 256 prompts per
-# split (eval.json travels with the model and `vidiff demo` shows it), install. OMP_NUM_THREADS=1 for
-# training suits 2 shared cores (see README).
+# (less flicker), measure it with `vidiff eval --record` on 256 prompts per split (eval.json travels
+# with the model and `vidiff demo` shows it), install. OMP_NUM_THREADS=1 for training suits 2 shared
+# cores. Figures and choices: docs/default-model.md.
 DEFAULT_RUN   ?= runs/default-model
 DEFAULT_STEPS ?= 8
 default-model: setup
@@ -72,6 +72,18 @@ default-model: setup
 	  --out $(DEFAULT_RUN)/eval
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
+
+# The README's gallery: small GIFs (16 frames of 32x32) from the shipped model, two of them from
+# held-out colour-shape pairs, and one image-to-video from a MovingShapes frame.
+GALLERY ?= docs/gallery
+gallery: setup
+	$(VENV)/bin/vidiff generate "a red circle moving right" --seed 3 --out $(GALLERY)/red-circle-right.gif
+	$(VENV)/bin/vidiff generate "a green square moving up" --seed 0 --out $(GALLERY)/green-square-up.gif
+	$(VENV)/bin/vidiff generate "a blue circle moving down" --seed 0 --out $(GALLERY)/blue-circle-down.gif
+	$(VENV)/bin/vidiff generate "a yellow triangle moving right" --seed 0 --out $(GALLERY)/yellow-triangle-right.gif
+	$(VENV)/bin/vidiff data export shapes --n 1 --num-frames 1 --fmt png --out $(GALLERY)/first-frame
+	$(VENV)/bin/vidiff generate "a magenta square moving up" --seed 0 \
+	  --first-frame $(GALLERY)/first-frame/00000.png --out $(GALLERY)/magenta-square-from-image.gif
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

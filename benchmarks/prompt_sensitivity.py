@@ -10,7 +10,7 @@ almost no signal, so a v-prediction net outputs about ``-E[x0 | prompt]``: the r
 dependence on a word is then the difference of the data's *mean clips* for the two prompts, printed
 in the last row (``data``, from ``--num-clips`` training clips; pixels in [-1, 1]).
 
-This is the diagnosis behind the README's "Why direction comes last": a net whose direction column
+This is the diagnosis in docs/recipe.md, "Why direction comes last": a net whose direction column
 stays near 0 while the data row says ~0.09 has not learnt where a prompted object should be.
 """
 

@@ -38,3 +38,49 @@ def test_an_unknown_word_is_named_with_the_vocabulary(tmp_path, capsys):
     assert main(["generate", "a purple circle moving right", "--out", str(tmp_path / "x.gif")]) == 2
     err = capsys.readouterr().err
     assert "purple" in err and "red" in err and "circle" in err
+
+
+def _sha256(t) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()
+
+
+def test_shipped_model_output_is_pinned():
+    """The shipped model's outputs, bit for bit: text-to-video, continuation (frame masks) and one
+    classifier-free-guided, frame-conditioned denoiser call. A refactor of the network, its
+    conditioning or the pipeline must leave these hashes unchanged (they are the same with 1 or 2
+    torch threads on CPU); pixel values are checked first so a real drift shows its size."""
+    import torch
+
+    from vidiff.diffusion import frame_conditioned
+    from vidiff.pipeline import VideoPipeline
+
+    pipe = VideoPipeline.load(DEFAULT_MODEL)
+    t2v = pipe.generate(["a red circle moving right"], [3])
+    torch.testing.assert_close(
+        t2v[0, :, 5, 10, 10], torch.tensor([0.03390002250671387, 0.0, 0.010737240314483643])
+    )
+    assert _sha256(t2v) == "63ca477be188fdec181decfbd5794cddd5dc9a2db96cbcd45b47fa260a31318f"
+
+    mask = torch.zeros(1, pipe.num_frames, dtype=torch.bool)
+    mask[:, :4] = True
+    cont = pipe.generate(["a blue square moving up"], [5], known_frames=t2v, frame_mask=mask)
+    torch.testing.assert_close(cont[:, :, :4], t2v[:, :, :4], atol=1.5 / 255, rtol=0)
+    torch.testing.assert_close(
+        cont[0, :, 9, 20, 12],
+        torch.tensor([0.004423618316650391, 0.002141237258911133, 0.0]),
+    )
+    assert _sha256(cont) == "9a62f6f4db2464010dcb1de4a192eb4cce5a4631c013abf9c59bea7d664e3f1e"
+
+    x = torch.randn(2, *pipe.sample_shape, generator=torch.Generator().manual_seed(0))
+    prompts = ["a green triangle moving left", "a white circle"]
+    den, cond = pipe.guided(pipe.encode_prompts(prompts), 2.0, 2)
+    known = torch.zeros(2, pipe.num_frames, dtype=torch.bool)
+    known[0, 0] = True
+    known[1, ::5] = True
+    den = frame_conditioned(den, x.clamp(-1, 1), known)
+    with torch.no_grad():
+        d = den(x * 0.8, torch.tensor([0.8, 0.3]), **cond)
+    assert abs(d.sum().item() - (-32736.03)) < 0.05
+    assert _sha256(d) == "66b49fa13906ed26b99043e4db3e1a86b9895cfcfeeffa68e149a6aabb1af3e6"

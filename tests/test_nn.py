@@ -185,3 +185,14 @@ def test_temporal_down_up_sampling():
         down(torch.randn(1, 4, 3, 2, 2))
     with pytest.raises(ValueError, match="2T"):
         up(d, 5)
+
+
+def test_channel_rms_norm_normalises_channels_per_pixel_and_frame():
+    from vidiff.nn import ChannelRMSNorm, RMSNorm
+
+    x = torch.randn(2, 6, 3, 4, 5) * torch.arange(1, 6).view(1, 1, 1, 1, 5)  # scale varies by pixel
+    y = ChannelRMSNorm(6)(x)
+    torch.testing.assert_close(y.square().mean(dim=1), torch.ones(2, 3, 4, 5), rtol=1e-4, atol=1e-4)
+    y[:, :, 1:] = 0  # causal: frame 0's output depends on frame 0 alone
+    torch.testing.assert_close(ChannelRMSNorm(6)(x[:, :, :1]), y[:, :, :1])
+    assert not torch.allclose(RMSNorm(5)(x), ChannelRMSNorm(6)(x))  # the other axis

@@ -1,5 +1,7 @@
 """Samplers driven by exact (closed-form) denoisers; seeded noise; guidance and frame conditioning."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ from vidiff.diffusion.conditioning import frame_conditioned, random_frame_mask
 from vidiff.diffusion.guidance import cfg_denoiser
 from vidiff.diffusion.precond import FlowPrecond
 from vidiff.diffusion.schedules import get_sigmas_flow, get_sigmas_karras
+from vidiff.nn.conditioning import builtin_conditions
 from vidiff.sampling import SAMPLERS, SeededNoise, ddim_step, ddim_x0_target, sample
 from vidiff.sampling.samplers import sample_ddim, sample_ddpm, sample_euler, sample_euler_ancestral
 
@@ -213,7 +216,18 @@ def test_callback_and_dispatch_errors():
 
 
 class CondDenoiser:
-    """x0 depends on the text context; records every call's batch and keys."""
+    """x0 depends on the text context; records every call's batch and keys. Declares the specs of a
+    text- and frame-conditioned net (CFG reads them to pad and to duplicate keys)."""
+
+    conditions = builtin_conditions(
+        SimpleNamespace(
+            context_dim=3,
+            pooled_context=False,
+            frame_conditioning=True,
+            in_channels=3,
+            guidance_embed=False,
+        )
+    )
 
     def __init__(self):
         self.calls = []

@@ -532,3 +532,63 @@ def test_named_hooks_are_called(tmp_path):
     assert calls["evaluate"] == [3, 6]
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/score" in r]
     assert [(r["step"], r["eval/score"]) for r in evals] == [(3, 0.3), (6, 0.6)]
+
+
+class AdversarialDenoiser(TinyDenoiser):
+    """An objective using every optional part of the protocol: a critic trained as an extra step
+    (own optimiser, from step 2 on), ``begin_step`` / ``end_step`` hooks, ``trainable_parameters``."""
+
+    def __init__(self):
+        super().__init__()
+        self.critic = nn.Linear(3, 1)
+        self.frozen = nn.Parameter(torch.ones(2))  # trainable, but the objective leaves it out
+        self.began: list[int] = []
+        self.ended: list[int] = []
+
+    def trainable_parameters(self):
+        return list(self.net.parameters())
+
+    def extra_steps(self):
+        from vidiff.train.objectives import ExtraStep
+
+        def critic_loss(video, captions, seeds):
+            if self.began[-1] < 2:
+                return None
+            return self.critic(video.mean(dim=(2, 3, 4))).squeeze(1).abs()
+
+        return [ExtraStep("critic", list(self.critic.parameters()), critic_loss, lr_mult=0.5)]
+
+    def begin_step(self, step):
+        self.began.append(step)
+
+    def end_step(self, step):
+        self.ended.append(step)
+
+
+def test_objective_protocol_extra_steps_hooks_and_exact_resume(tmp_path):
+    def run(sub, *overrides, resume=False):
+        torch.manual_seed(0)
+        model = AdversarialDenoiser()
+        frozen = model.frozen.detach().clone()
+        result = train(
+            tiny_config(tmp_path / sub, "train.ckpt_every=3", *overrides),
+            resume=resume,
+            model=model,
+            datasets=(Blobs(), None),
+            progress=False,
+        )
+        assert torch.equal(model.frozen, frozen)  # not in trainable_parameters: never stepped
+        return model, result
+
+    model, _ = run("a", "train.steps=6")
+    assert model.began == model.ended == list(range(6))
+    state = load_state(tmp_path / "a" / "run")
+    assert state["critic_optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.003 * 0.5)
+    rows = read_metrics(tmp_path / "a" / "run" / "metrics.jsonl")
+    assert [r["critic_loss"] > 0 for r in rows] == [False, False, True, True, True, True]
+    run("b", "train.steps=3")
+    resumed, _ = run("b", "train.steps=6", resume=True)
+    assert resumed.began == [3, 4, 5]
+    a, b = load_state(tmp_path / "a" / "run"), load_state(tmp_path / "b" / "run")
+    for key in ("model", "ema", "optimizer", "critic_optimizer", "scheduler", "data_position"):
+        _assert_same_state({key: a[key]}, {key: b[key]})

@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from vidiff.data.latents import LatentDataset, cache_latents, sample_latent
-from vidiff.models.vae import (
-    CausalVideoVAE,
-    measure_scaling,
-    ms_ssim_loss,
-    psnr,
-    ssim,
-    vae_config,
-)
+from vidiff.eval.reconstruction import measure_scaling, psnr, ssim
+from vidiff.models.vae import CausalVideoVAE, vae_config
+from vidiff.nn.tiling import spatial_tiles
+from vidiff.train.objectives.autoencoder import VAEObjective, ms_ssim_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 MICRO = dict(base_channels=4, channel_mult=(1, 2, 2), temporal_downsample=(True, True))
@@ -26,6 +22,11 @@ MICRO = dict(base_channels=4, channel_mult=(1, 2, 2), temporal_downsample=(True,
 def micro_vae(seed: int = 0, **overrides) -> CausalVideoVAE:
     torch.manual_seed(seed)
     return CausalVideoVAE(vae_config("vae-tiny", **{**MICRO, **overrides})).eval()
+
+
+def micro_objective(seed: int = 0, **overrides) -> VAEObjective:
+    torch.manual_seed(seed)
+    return VAEObjective(CausalVideoVAE(vae_config("vae-tiny", **{**MICRO, **overrides})))
 
 
 def clip(b: int = 2, t: int = 9, s: int = 16, seed: int = 0) -> torch.Tensor:
@@ -157,7 +158,7 @@ def test_spatial_tiles_equal_untiled_with_enough_context():
         z = vae.encode(x).mean
         assert rel(vae.decode(z, tile_size=32), vae.decode(z)) < 0.25
     pool = lambda a: torch.nn.functional.avg_pool3d(a, (1, 4, 4))
-    y = CausalVideoVAE._tiled(pool, x, 16, 4, True, 0.25)
+    y = spatial_tiles(pool, x, 16, 4, True, 0.25)
     torch.testing.assert_close(y, pool(x), rtol=0, atol=1e-6)  # the blend itself is exact
 
 
@@ -166,7 +167,7 @@ def test_spatial_tiles_equal_untiled_with_enough_context():
 
 
 def test_training_loss_is_seeded_and_batch_independent():
-    vae = micro_vae().train()
+    vae = micro_objective().train()
     v = (clip(3) + 1) / 2
     with torch.no_grad():
         a = vae.training_loss(v, ["x"] * 3, [1, 2, 3])
@@ -184,8 +185,9 @@ def test_recon_falls_and_kl_term_pulls_the_posterior():
     v = torch.stack([ds[i]["video"] for i in range(2)])
 
     def run(kl_weight):
-        vae = micro_vae(kl_weight=kl_weight).train()
-        opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+        obj = micro_objective(kl_weight=kl_weight).train()
+        vae = obj.vae
+        opt = torch.optim.Adam(obj.parameters(), lr=3e-3)
 
         def parts():
             with torch.no_grad():
@@ -195,7 +197,7 @@ def test_recon_falls_and_kl_term_pulls_the_posterior():
 
         rec0, _ = parts()
         for step in range(30):
-            loss = vae.training_loss(v, ["x", "x"], [step, step + 100]).mean()
+            loss = obj.training_loss(v, ["x", "x"], [step, step + 100]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -208,24 +210,36 @@ def test_recon_falls_and_kl_term_pulls_the_posterior():
 
 
 def test_gan_protocol():
-    vae = micro_vae(gan_weight=0.5, disc_start=2, adaptive_gan_weight=True).train()
+    obj = micro_objective(gan_weight=0.5, disc_start=2, adaptive_gan_weight=True).train()
     v = (clip(2) + 1) / 2
-    assert len(vae.discriminator_parameters()) > 0
-    vae.set_train_step(0)
-    assert vae.discriminator_loss(v, None, [0, 1]) is None  # before disc_start
-    base = vae.training_loss(v, None, [0, 1])
-    vae.set_train_step(2)
-    with_gan = vae.training_loss(v, None, [0, 1])
+    (extra,) = obj.extra_steps()
+    assert extra.name == "d" and extra.parameters == list(obj.discriminator.parameters())
+    obj.begin_step(0)
+    assert extra.loss(v, None, [0, 1]) is None  # before disc_start
+    base = obj.training_loss(v, None, [0, 1])
+    obj.begin_step(2)
+    with_gan = obj.training_loss(v, None, [0, 1])
     assert not torch.allclose(base, with_gan)
     with_gan.mean().backward()
-    assert all(p.grad is None for p in vae.discriminator_parameters())  # generator step only
-    d = vae.discriminator_loss(v, None, [0, 1])
+    assert all(p.grad is None for p in extra.parameters)  # generator step only
+    d = extra.loss(v, None, [0, 1])
     assert d.shape == (2,) and (d >= 0).all()
     d.mean().backward()
-    assert all(p.grad is not None for p in vae.discriminator_parameters())
-    assert "discriminator.net.0.weight" not in vae.autoencoder_state_dict()
+    assert all(p.grad is not None for p in extra.parameters)
+    assert not any(k.startswith("discriminator") for k in obj.vae.state_dict())
+    assert micro_objective().extra_steps() == []  # gan_weight 0: no discriminator
     with pytest.raises(ValueError, match="disc_type"):
         vae_config("vae-tiny", disc_type="4d")
+
+
+def test_objective_reads_checkpoints_of_the_single_module_vae():
+    """Runs written when the VAE carried its loss (keys encoder.*, decoder.*, discriminator.*)."""
+    obj = micro_objective(gan_weight=0.5)
+    legacy = {k.removeprefix("vae."): v + 1 for k, v in obj.state_dict().items()}
+    fresh = micro_objective(seed=1, gan_weight=0.5)
+    fresh.load_state_dict(legacy)
+    for k, v in obj.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v + 1), k
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,12 +247,13 @@ def test_gan_protocol():
 
 
 def test_save_load_round_trip(tmp_path):
-    vae = micro_vae(scaling_factor=0.5, shift_factor=0.1, gan_weight=0.1)
-    vae.save(tmp_path / "m")
+    obj = micro_objective(scaling_factor=0.5, shift_factor=0.1, gan_weight=0.1)
+    vae = obj.vae
+    obj.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
     assert meta["arch"] == "vae" and meta["vae"]["scaling_factor"] == 0.5
+    assert meta["vae"]["gan_weight"] == 0.0  # the export carries no discriminator
     loaded = CausalVideoVAE.load(tmp_path / "m")
-    assert loaded.discriminator is None
     x = clip(1)
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode_latents(x), vae.encode_latents(x))
@@ -335,6 +350,7 @@ def test_cli_train_resume_export(tmp_path):
     assert main(["train", cfg, *MICRO_RUN, "train.steps=4", f"train.out_dir={b}", "--resume"]) == 0
     sa, sb = load_state(a), load_state(b)
     assert "d_optimizer" in sa and sa["step"] == 4
+    assert any(k.startswith("discriminator.") for k in sa["model"])
     for key in ("model", "ema"):
         flat_a = sa[key] if key == "model" else sa[key]["module"]
         flat_b = sb[key] if key == "model" else sb[key]["module"]
@@ -348,7 +364,7 @@ def test_cli_train_resume_export(tmp_path):
     vae = CausalVideoVAE.load(out)
     ema = sa["ema"]["module"]
     for k, v in vae.state_dict().items():
-        assert torch.equal(v, ema[k]), k
+        assert torch.equal(v, ema[f"vae.{k}"]), k
     with pytest.raises(ValueError, match="sample_every"):
         from vidiff.config import load_config
         from vidiff.train.loop import train

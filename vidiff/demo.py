@@ -33,7 +33,7 @@ HELDOUT_PROMPTS = [
 ]
 
 
-EVAL_FILE = "eval.json"  # the measured figures an exported model may carry (see README)
+EVAL_FILE = "eval.json"  # the measured figures an exported model may carry (`vidiff eval --record`)
 
 
 def _page(

@@ -30,9 +30,18 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import save_safetensors
+from vidiff.files import check_finite, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
+from vidiff.nn.conditioning import (
+    COND_FRAMES,
+    FRAME_MASK,
+    GUIDANCE,
+    CondSpec,
+    conditions_of,
+    guidable,
+    null_conditioning,
+)
 from vidiff.sampling import SeededNoise, sample
 
 CONFIG_NAME = "config.json"
@@ -110,11 +119,16 @@ class VideoPipeline(nn.Module):
         return next(self.net.parameters()).device
 
     @property
+    def conditions(self) -> tuple[CondSpec, ...]:
+        """The conditionings the network declares (:mod:`vidiff.nn.conditioning`)."""
+        return conditions_of(self.net)
+
+    @property
     def guidance_embedded(self) -> bool:
         """Whether the network takes the guidance weight as an input (``guidance_embed``; guidance
         distillation, Meng et al. 2023): one forward pass per step instead of classifier-free
         guidance's two."""
-        return bool(getattr(self.net.config, "guidance_embed", False))
+        return any(s.name == GUIDANCE for s in self.conditions)
 
     @property
     def baked_cfg(self) -> float | None:
@@ -139,23 +153,28 @@ class VideoPipeline(nn.Module):
         """The denoiser and ``cond`` for guidance weight ``cfg`` (a float or a (B,) tensor).
 
         A guidance-embedded net gets ``guidance = cfg`` as one more cond key (one forward pass);
-        otherwise classifier-free guidance (Ho & Salimans 2022) against the empty prompt, skipped for
-        an unconditional model or ``cfg == 1``.
+        otherwise classifier-free guidance (Ho & Salimans 2022) against each conditioning's null
+        value (the empty prompt for text), skipped when there is none to drop (an unconditional
+        model) or ``cfg == 1``.
         """
         if self.guidance_embedded:
             w = torch.as_tensor(cfg, dtype=torch.float32, device=self.device).expand(batch)
-            return self.denoiser, {**cond, "guidance": w}
-        if cond and (torch.is_tensor(cfg) or cfg != 1.0):
-            return cfg_denoiser(self.denoiser, cfg, uncond=self.encode_prompts([""] * batch)), cond
+            return self.denoiser, {**cond, GUIDANCE: w}
+        # the null values the pipeline supplies ("source"): the empty prompt, as caption dropout
+        if guidable(self.conditions, cond) and (torch.is_tensor(cfg) or cfg != 1.0):
+            uncond = null_conditioning(self.conditions, cond, self.encode_prompts([""] * batch))
+            return cfg_denoiser(self.denoiser, cfg, uncond, conditions=self.conditions), cond
         return self.denoiser, cond
 
     # ---------------------------------------------------------------------------------------------
     # training
 
     def training_loss(
-        self, video: torch.Tensor, captions: list[str], seeds: list[int]
+        self, video: torch.Tensor, captions: list[str], seeds: list[int], **extra
     ) -> torch.Tensor:
-        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``.
+        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``;
+        ``extra``: further conditionings of the batch by cond key (dataset fields named as the
+        network's ``conditions``), passed to the denoiser as they are.
 
         Captions are dropped (replaced by the null prompt) with probability ``p_uncond`` so that one
         model learns both halves of classifier-free guidance; with frame conditioning, a random share of
@@ -171,10 +190,10 @@ class VideoPipeline(nn.Module):
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         x0 = self.to_model_space(video)
         prompts, mask = self.draw_conditioning(captions, generators, x0.shape[2])
-        cond = self.conditioning(x0, prompts, mask)
+        cond = {**self.conditioning(x0, prompts, mask), **extra}
         if self.guidance_embedded:
             # Plain diffusion training of a guidance-embedded net teaches the conditional model (w=1).
-            cond["guidance"] = x0.new_ones(x0.shape[0])
+            cond[GUIDANCE] = x0.new_ones(x0.shape[0])
         return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
 
     def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
@@ -243,8 +262,8 @@ class VideoPipeline(nn.Module):
         ``mask``."""
         cond = self.encode_prompts(prompts)
         if mask is not None:
-            cond["cond_frames"] = x0
-            cond["frame_mask"] = mask.to(x0.device)
+            cond[COND_FRAMES] = x0
+            cond[FRAME_MASK] = mask.to(x0.device)
         return cond
 
     # ---------------------------------------------------------------------------------------------
@@ -271,6 +290,7 @@ class VideoPipeline(nn.Module):
         known_frames: torch.Tensor | None = None,
         frame_mask: torch.Tensor | None = None,
         noise_correlation: float | None = None,
+        cond: dict[str, torch.Tensor] | None = None,
         batch_size: int = 16,
         callback=None,
     ) -> torch.Tensor:
@@ -279,8 +299,10 @@ class VideoPipeline(nn.Module):
         ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
         given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
         keyframes). ``noise_correlation`` (default ``diffusion.noise_correlation``) is the share of
-        the initial noise common to all frames (:meth:`SeededNoise.video`). Each video depends only
-        on its own prompt and seed, not on its batch.
+        the initial noise common to all frames (:meth:`SeededNoise.video`). ``cond``: further
+        conditionings by cond key, ``(B, ...)`` in the order of ``prompts`` (one of the network's
+        ``conditions``; classifier-free guidance gives them their null value). Each video depends
+        only on its own prompt and seed, not on its batch.
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -304,21 +326,23 @@ class VideoPipeline(nn.Module):
             sl = slice(start, start + batch_size)
             kf = None if known_frames is None else known_frames[sl]
             fm = None if frame_mask is None else frame_mask[sl]
+            extra = {k: v[sl].to(self.device) for k, v in (cond or {}).items()}
             out.append(
                 self._generate_batch(
-                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, callback
+                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback
                 )
             )
         return torch.cat(out)
 
     def _generate_batch(
-        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, callback
+        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback
     ):
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
         x = noise.video(self.sample_shape, rho) * sigmas[0]
-        denoiser, cond = self.guided(self.encode_prompts(prompts), cfg, len(prompts))
+        cond = {**self.encode_prompts(prompts), **extra}
+        denoiser, cond = self.guided(cond, cfg, len(prompts))
         if known_frames is not None:
             frames, mask = self._known_in_model_space(
                 known_frames.to(device), frame_mask.to(device)
@@ -387,6 +411,7 @@ class VideoPipeline(nn.Module):
                 )
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
         state = load_file(str(directory / WEIGHTS_NAME))
+        check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
         pipe.load_weights(state, directory / WEIGHTS_NAME)

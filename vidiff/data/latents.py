@@ -17,7 +17,7 @@ that the unchanged trainer -- which batches ``item["video"]`` -- carries latents
 (posterior sampling as data augmentation, like SD's cached-latent training).
 
 Latents are *scaled* (``(q - shift) * scale`` with the VAE's factors, see
-:func:`vidiff.models.vae.measure_scaling`), so a latent model sees roughly unit-variance data;
+:func:`vidiff.eval.reconstruction.measure_scaling`), so a latent model sees roughly unit-variance data;
 decoding uses ``CausalVideoVAE.decode_latents(z, num_frames=index["num_frames"])``.
 
 How a latent DiT trains from a cache (the pipeline's side): build the training set as

@@ -7,13 +7,15 @@ from __future__ import annotations
 import torch
 
 from vidiff.diffusion.precond import Denoiser
+from vidiff.nn.conditioning import COND_FRAMES, FRAME_MASK
 
 
 def frame_conditioned(denoiser: Denoiser, frames: torch.Tensor, mask: torch.Tensor) -> Denoiser:
     """Denoiser wrapper for known frames.
 
     ``frames`` (B, C, T, H, W) clean, model space ([-1, 1]); ``mask`` (B, T) bool, True = known. The inner
-    denoiser receives ``cond_frames=frames, frame_mask=mask`` (the network concatenates them on channels),
+    denoiser receives them as ``cond_frames`` / ``frame_mask`` (the network's ``channels``
+    conditioning: concatenated on its input),
     and the x0 estimate at known frames is replaced by the known frames, so any sampler ends exactly on
     them (its last step returns ``D``). Put it outside :func:`~vidiff.diffusion.guidance.cfg_denoiser`.
     """
@@ -30,10 +32,10 @@ def frame_conditioned(denoiser: Denoiser, frames: torch.Tensor, mask: torch.Tens
             raise ValueError(
                 f"x {tuple(x.shape)} does not match the known frames {tuple(frames.shape)}"
             )
-        for k in ("cond_frames", "frame_mask"):
+        for k in (COND_FRAMES, FRAME_MASK):
             if k in cond:
                 raise ValueError(f"{k!r} is set by frame_conditioned; do not pass it as well")
-        d = denoiser(x, sigma, cond_frames=frames, frame_mask=mask, **cond)
+        d = denoiser(x, sigma, **{COND_FRAMES: frames, FRAME_MASK: mask}, **cond)
         return torch.where(keep, frames.to(d.dtype), d)
 
     return conditioned

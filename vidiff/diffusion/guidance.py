@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from vidiff.diffusion.precond import Denoiser, append_dims, expand_sigma
+from vidiff.nn.conditioning import CondSpec, conditions_of
 
 
 def _pad_len(t: torch.Tensor, length: int, value) -> torch.Tensor:
@@ -16,34 +19,43 @@ def _pad_len(t: torch.Tensor, length: int, value) -> torch.Tensor:
     return F.pad(t, pad, value=value)
 
 
-def _batch_cond(cond: dict, uncond: dict, batch: int) -> dict:
-    """Concatenate conditional and unconditional conditioning along the batch.
+def _batch_cond(cond: dict, uncond: dict, batch: int, conditions: Sequence[CondSpec]) -> dict:
+    """Concatenate conditional and unconditional conditioning along the batch, as the network's
+    ``conditions`` declare.
 
     A key in both is ``cat([cond, uncond])`` (an uncond tensor with batch 1 is expanded, e.g. the empty
-    prompt's context); text ``context``/``context_mask`` of different lengths are padded with zeros /
-    ``False``. A tensor key only in ``cond`` (``cond_frames``, ``frame_mask``) is duplicated for both
-    halves; non-tensor values are passed as they are.
+    prompt's context). A tensor key only in ``cond`` gets its spec's null value in the unconditional
+    half: ``"zeros"`` its zeros, otherwise the conditional value again (``"keep"``: known frames).
+    ``tokens`` of different lengths (and their masks) are padded with the spec's ``pad_value``.
+    Non-tensor values are passed as they are.
     """
     extra = sorted(set(uncond) - set(cond))
     if extra:
         raise ValueError(
             f"uncond has keys {extra} that the conditional call lacks (cond keys: {sorted(cond)})"
         )
-    if "context" in uncond and "context_mask" in cond and "context_mask" not in uncond:
-        raise ValueError("uncond has a context but no context_mask while cond has one; pass both")
     cond, uncond = dict(cond), dict(uncond)
     for k, v in uncond.items():
         if torch.is_tensor(v) and v.shape[0] == 1 and batch != 1:
             uncond[k] = v.expand(batch, *v.shape[1:])
-    if "context" in uncond and cond["context"].shape[1] != uncond["context"].shape[1]:
-        if "context_mask" not in cond or "context_mask" not in uncond:
+    pads = {s.name: s.pad_value for s in conditions}
+    for spec in conditions:
+        name, mask = spec.name, spec.mask
+        if spec.kind != "tokens" or name not in uncond:
+            continue
+        if mask in cond and mask not in uncond:
+            raise ValueError(f"uncond has a {name} but no {mask} while cond has one; pass both")
+        if cond[name].shape[1] == uncond[name].shape[1]:
+            continue
+        if mask not in cond or mask not in uncond:
             raise ValueError(
-                "cond and uncond contexts differ in length; pass context_mask with both to pad them"
+                f"cond and uncond {name} differ in length; pass {mask} with both to pad them"
             )
-        length = max(cond["context"].shape[1], uncond["context"].shape[1])
+        length = max(cond[name].shape[1], uncond[name].shape[1])
         for d in (cond, uncond):
-            d["context"] = _pad_len(d["context"], length, 0.0)
-            d["context_mask"] = _pad_len(d["context_mask"], length, False)
+            for k in (name, mask):
+                d[k] = _pad_len(d[k], length, pads.get(k, 0))
+    nulls = {s.name: s.null for s in conditions}
     out = {}
     for k, v in cond.items():
         if not torch.is_tensor(v):
@@ -51,7 +63,7 @@ def _batch_cond(cond: dict, uncond: dict, batch: int) -> dict:
             continue
         if v.shape[0] != batch:
             raise ValueError(f"cond[{k!r}] has batch {v.shape[0]}, expected {batch}")
-        u = uncond.get(k, v)
+        u = uncond.get(k, torch.zeros_like(v) if nulls.get(k) == "zeros" else v)
         if u.shape != v.shape:
             raise ValueError(
                 f"cond[{k!r}] {tuple(v.shape)} and uncond[{k!r}] {tuple(u.shape)} do not match"
@@ -71,16 +83,22 @@ def rescale_guidance(x0_cfg: torch.Tensor, x0_cond: torch.Tensor, rescale: float
 
 
 def cfg_denoiser(
-    denoiser: Denoiser, scale: float | torch.Tensor, uncond: dict, rescale: float = 0.0
+    denoiser: Denoiser,
+    scale: float | torch.Tensor,
+    uncond: dict,
+    rescale: float = 0.0,
+    conditions: Sequence[CondSpec] | None = None,
 ) -> Denoiser:
     """Return ``D_cfg(x, sigma, **cond) = D_u + scale (D_c - D_u)`` (x0-space; equal to guiding eps/v/flow
     since all are affine in x0 at fixed x, sigma), computed in one batch of 2B.
 
     ``scale`` 1.0 skips the unconditional pass; ``scale`` may be a (B,) tensor (guidance distillation
     feeds per-sample weights). Compose with frame conditioning as
-    ``frame_conditioned(cfg_denoiser(D, ...), frames, mask)`` so ``cond_frames``/``frame_mask`` reach both
-    halves.
+    ``frame_conditioned(cfg_denoiser(D, ...), frames, mask)`` so the known frames reach both halves.
+    ``uncond`` holds the unconditional values (:func:`null_conditioning`); ``conditions`` are the
+    network's specs (default: read from ``denoiser.net``), which say how the two halves join.
     """
+    conditions = conditions_of(denoiser) if conditions is None else tuple(conditions)
     if not 0.0 <= rescale <= 1.0:
         raise ValueError(f"guidance rescale must lie in [0, 1], got {rescale}")
 
@@ -90,7 +108,7 @@ def cfg_denoiser(
         b = x.shape[0]
         sigma = expand_sigma(sigma, x)
         both = denoiser(
-            torch.cat([x, x]), torch.cat([sigma, sigma]), **_batch_cond(cond, uncond, b)
+            torch.cat([x, x]), torch.cat([sigma, sigma]), **_batch_cond(cond, uncond, b, conditions)
         )
         d_cond, d_uncond = both[:b], both[b:]
         w = append_dims(

@@ -9,8 +9,8 @@ weight; ``tests/test_precond_losses.py`` checks them numerically). The trainer r
 All randomness (sigma, then eps, in that order) comes from the optional ``torch.Generator`` so training
 is reproducible. ``loss.at(denoiser, x0, sigma, noise, **cond)`` is the deterministic part.
 
-With ``frame_mask`` (B, T) in ``cond`` (MCVD-style frame conditioning), the mean runs over the unknown
-frames only: known frames are given to the net clean, predicting them teaches nothing. A sample whose
+With a known-frame mask in ``cond`` (the spec flagged ``loss_mask``: ``frame_mask`` (B, T) of MCVD-style
+frame conditioning), the mean runs over the unknown frames only: known frames are given to the net clean, predicting them teaches nothing. A sample whose
 frames are all known falls back to the mean over all frames.
 """
 
@@ -20,6 +20,7 @@ import torch
 
 from vidiff.diffusion.precond import PARAMETERIZATIONS, Denoiser, check_options
 from vidiff.diffusion.schedules import FLOW_T_MAX, VPSchedule, shift_t
+from vidiff.nn.conditioning import conditions_of, loss_mask
 
 
 def _randn(shape, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -69,7 +70,9 @@ class DiffusionLoss:
         x0 = x0.float()
         s = sigma.float().reshape(-1, *([1] * (x0.ndim - 1)))
         d = denoiser(x0 + s * noise, sigma.float(), **cond)
-        return self.weight(sigma.double()).float() * masked_mse(d, x0, cond.get("frame_mask"))
+        return self.weight(sigma.double()).float() * masked_mse(
+            d, x0, loss_mask(conditions_of(denoiser), cond)
+        )
 
     def __call__(
         self, denoiser: Denoiser, x0: torch.Tensor, generator: torch.Generator | None = None, **cond

@@ -11,12 +11,13 @@ Both objectives work through the denoiser contract only, so they serve every net
 pixel or latent space, with frame conditioning.
 
 Guidance-embedding contract (every architecture): the network config has ``guidance_embed: bool``
-(default False); when True the network requires the cond key ``guidance`` -- a float ``(B,)`` tensor,
+(default False); when True the network declares and requires the cond key ``guidance`` (a
+``vector`` :class:`~vidiff.nn.conditioning.CondSpec`) -- a float ``(B,)`` tensor,
 the classifier-free-guidance weight ``w`` in :func:`~vidiff.diffusion.guidance.cfg_denoiser`'s
 convention (``w = 1`` is the conditional model) -- embeds ``1000 * w`` (as flux-dev) with the sinusoidal timestep
 embedding + MLP whose last layer is zero-initialised, and adds it to the noise embedding; when False,
 passing ``guidance`` is a ValueError. :class:`~vidiff.pipeline.VideoPipeline` passes ``guidance = cfg``
-instead of running CFG when ``net.config.guidance_embed`` is True.
+instead of running CFG when the network declares ``guidance``.
 
 Metadata of exported students, ``config.json`` ``diffusion``: ``steps`` (the student's step count),
 ``sampler: "ddim"`` and ``distilled``:

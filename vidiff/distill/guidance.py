@@ -16,6 +16,7 @@ import torch
 
 from vidiff.diffusion.losses import masked_mse
 from vidiff.distill.objective import Distillation, randn_like_seeded
+from vidiff.nn.conditioning import loss_mask
 from vidiff.pipeline import VideoPipeline
 
 
@@ -56,4 +57,6 @@ class GuidanceDistillation(Distillation):
             target = denoiser(z, s, **cond)
         cond = self.student_cond(x0, prompts, mask, w)
         pred = self.student.denoiser(z, s, **cond)
-        return self.weight(sigma).to(x0.device) * masked_mse(pred, target, cond.get("frame_mask"))
+        return self.weight(sigma).to(x0.device) * masked_mse(
+            pred, target, loss_mask(self.student.conditions, cond)
+        )

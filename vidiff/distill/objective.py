@@ -14,6 +14,7 @@ from torch import nn
 
 from vidiff.diffusion import frame_conditioned
 from vidiff.diffusion.precond import Denoiser, append_dims
+from vidiff.nn.conditioning import GUIDANCE
 from vidiff.pipeline import VideoPipeline
 
 WEIGHTINGS = ("truncated_snr", "snr_plus_one")
@@ -176,8 +177,8 @@ class Distillation(nn.Module):
         cond = self.student.conditioning(x0, prompts, mask)
         if self.student.guidance_embedded:
             weight = self.guidance if w is None else w
-            cond["guidance"] = torch.as_tensor(weight, dtype=torch.float32).to(x0.device)
-            cond["guidance"] = cond["guidance"].expand(x0.shape[0])
+            weight = torch.as_tensor(weight, dtype=torch.float32).to(x0.device)
+            cond[GUIDANCE] = weight.expand(x0.shape[0])
         return cond
 
     def training_loss(

@@ -28,6 +28,7 @@ import torch
 
 from vidiff.diffusion.losses import masked_mse
 from vidiff.distill.objective import Distillation, ddim_to, ddim_x0_targets, randn_like_seeded
+from vidiff.nn.conditioning import loss_mask
 from vidiff.pipeline import VideoPipeline
 
 
@@ -125,4 +126,6 @@ class ProgressiveDistillation(Distillation):
         target = self.target(z, index, x0, prompts, mask, w)
         cond = self.student_cond(x0, prompts, mask, w)
         pred = self.student.denoiser(z, s_t.float().to(x0.device), **cond)
-        return self.weight(s_t).to(x0.device) * masked_mse(pred, target, cond.get("frame_mask"))
+        return self.weight(s_t).to(x0.device) * masked_mse(
+            pred, target, loss_mask(self.student.conditions, cond)
+        )

@@ -9,7 +9,7 @@ All three are trained offline, here, on data vidiff generates itself, and shippe
     python -m vidiff.eval.judges all [--out DIR] [--seed S]
 
 (times on one busy CPU core; each prints its held-out accuracy, which is also stored in the file's
-metadata: shape 100%, digit 97.6%, video heads colour/shape/direction/order 100/99.6/100/96.9%).
+metadata; the shipped files' accuracies are in docs/evaluation.md).
 
 - **Shape judge**: a 3-layer CNN on 16x16 soft-alpha crops (:func:`vidiff.eval.extract.crop_alpha`)
   trained *only* on ground-truth renders (the data layer's supersampled rasteriser) at random

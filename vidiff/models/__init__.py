@@ -61,17 +61,29 @@ def build_model(arch: str, preset: str, **overrides) -> nn.Module:
     return model_cls(build_config(arch, preset, **overrides))
 
 
-def build_model_from_config(arch: str, config: dict) -> nn.Module:
-    """Rebuild a model from a saved config dict (e.g. a checkpoint's config.json); unknown keys
-    are a ValueError naming them."""
-    cfg_cls, model_cls, _ = _arch(arch)
+def config_from_dict(cfg_cls, config: dict):
+    """``cfg_cls(**config)`` for a plain dict (config.json / YAML); unknown keys are a ValueError
+    naming them and the valid ones."""
     valid = {f.name for f in dataclasses.fields(cfg_cls)}
     unknown = sorted(set(config) - valid)
     if unknown:
         raise ValueError(
             f"unknown {cfg_cls.__name__} key(s) {unknown}; valid names: {sorted(valid)}"
         )
-    return model_cls(cfg_cls(**config))
+    return cfg_cls(**config)
 
 
-__all__ = ["ARCHITECTURES", "build_config", "build_model", "build_model_from_config"]
+def build_model_from_config(arch: str, config: dict) -> nn.Module:
+    """Rebuild a model from a saved config dict (e.g. a checkpoint's config.json); unknown keys
+    are a ValueError naming them."""
+    cfg_cls, model_cls, _ = _arch(arch)
+    return model_cls(config_from_dict(cfg_cls, config))
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "build_config",
+    "build_model",
+    "build_model_from_config",
+    "config_from_dict",
+]

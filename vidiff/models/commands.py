@@ -16,7 +16,8 @@ from typing import Any
 def vae_eval(model: str, *, num_clips: int = 32, num_frames: int = 17, size: int = 32) -> dict:
     """Reconstruction PSNR / SSIM of an exported VAE on held-out MovingShapes and BouncingBalls clips
     (posterior means; the ``heldout`` split with a seed no run trains on)."""
-    from vidiff.models.vae import CausalVideoVAE, heldout_datasets, reconstruction_metrics
+    from vidiff.eval.reconstruction import heldout_datasets, reconstruction_metrics
+    from vidiff.models.vae import CausalVideoVAE
 
     vae = CausalVideoVAE.load(model)
     results = {}
@@ -33,7 +34,8 @@ def vae_calibrate(
     """Measure the latent scale and shift of an exported VAE on training clips of ``--data`` (so that
     diffusion sees unit-variance latents) and store them in its ``config.json``."""
     from vidiff.data import build_dataset
-    from vidiff.models.vae import CausalVideoVAE, measure_scaling
+    from vidiff.eval.reconstruction import measure_scaling
+    from vidiff.models.vae import CausalVideoVAE
 
     vae = CausalVideoVAE.load(model)
     ds = build_dataset(data, num_items=num_clips, num_frames=num_frames, size=size, seed=0)

@@ -46,17 +46,16 @@ parameterisation (docs/architecture.md); it is used by ``VideoPipeline`` and eve
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
+from einops import rearrange, repeat
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
-from vidiff.nn.embeddings import TimestepEmbedding, masked_mean, timestep_embedding
+from vidiff.nn.conditioning import ConditionedNet, network_conditions
+from vidiff.nn.embeddings import timestep_embedding
 from vidiff.nn.norms import LayerNorm32, modulate
 from vidiff.nn.rope import RoPE
 
@@ -90,7 +89,9 @@ class DiTConfig:
     masked mean of the text tokens to the noise embedding (as the U-Net). ``guidance_embed`` adds an
     embedding of the cond key ``guidance`` (B,) -- the classifier-free guidance weight a guidance-
     distilled student is asked for; embedded as ``TimestepEmbedding(1000 * w)`` like flux-dev -- whose
-    last layer is zero-initialised, so a fresh model equals the unguided one. ``frame_conditioning``: MCVD input channels ``[x, cond_frames * mask, mask]``.
+    last layer is zero-initialised, so a fresh model equals the unguided one. ``frame_conditioning``:
+    MCVD input channels ``[x, cond_frames * mask, mask]``. ``conditions``: added conditionings by
+    registered name (docs/architecture.md, "Adding a conditioning").
     """
 
     in_channels: int = 3
@@ -113,6 +114,7 @@ class DiTConfig:
     guidance_embed: bool = False
     qk_norm: bool = False
     dropout: float = 0.0
+    conditions: tuple[str, ...] = ()  # added conditionings (vidiff.nn.conditioning.CONDITIONINGS)
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -120,6 +122,7 @@ class DiTConfig:
         self.patch_size = _opt_tuple(self.patch_size, 3, "patch_size")
         self.window_size = _opt_tuple(self.window_size, 3, "window_size")
         self.spatial_window = _opt_tuple(self.spatial_window, 2, "spatial_window")
+        self.conditions = tuple(self.conditions)
         for name in ("in_channels", "out_channels", "hidden_size", "depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -168,11 +171,9 @@ class DiTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> DiTConfig:
         """Build from a plain dict (config.json / YAML); unknown keys are an error naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown DiTConfig keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
+        from vidiff.models import config_from_dict
+
+        return config_from_dict(cls, d)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,10 +338,12 @@ class DiTBlock(nn.Module):
         h = partition(modulate(self.norm1(x), shift_a, scale_a), plan)  # (B*nW, N, D)
         rot = None if rope is None else rope(window_positions(plan.window, x.device))
         h = self.attn(h, rope=rot, bias=window_bias(plan, b, x.device))
-        x = x + gate_a.unsqueeze(1) * unpartition(h, plan, b)
+        if gate_a.ndim == 2:  # (B, D) for the whole sample, else (B, L, D) per token
+            gate_a, gate_m = gate_a.unsqueeze(1), gate_m.unsqueeze(1)
+        x = x + gate_a * unpartition(h, plan, b)
         if self.cross is not None and context is not None:
             x = x + self.cross(self.norm2(x), context, context_mask)
-        return x + gate_m.unsqueeze(1) * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
+        return x + gate_m * self.mlp(modulate(self.norm3(x), shift_m, scale_m))
 
 
 class FinalLayer(nn.Module):
@@ -364,14 +367,12 @@ class FinalLayer(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-class VideoDiT(nn.Module):
+class VideoDiT(ConditionedNet):
     """Video diffusion transformer: ``forward(x_in, c_noise, **cond) -> (B, out_channels, T, H, W)``.
 
     Inputs: ``x_in`` (B, C, T, H, W) in model space (pixels or VAE latents); ``c_noise`` (B,) on a
-    0..1000-ish scale; optional ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool;
-    with ``frame_conditioning``: ``cond_frames`` (B, C, T, H, W) and ``frame_mask`` (B, T) bool
-    (``None`` = nothing known); with ``guidance_embed``: ``guidance`` (B,) float, the guidance weight
-    (``None`` adds nothing, i.e. the unguided model). Same contract as :class:`~vidiff.models.unet3d.UNet3D`.
+    0..1000-ish scale; the cond keys declared in ``self.conditions`` (:mod:`vidiff.nn.conditioning`),
+    embedded by the same code as the U-Net's. Same contract as :class:`~vidiff.models.unet3d.UNet3D`.
     """
 
     def __init__(self, config: DiTConfig) -> None:
@@ -379,19 +380,14 @@ class VideoDiT(nn.Module):
         self.config = cfg = config
         d = cfg.hidden_size
         pt, ph, pw = cfg.patch_size
-        in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
+        specs = network_conditions(cfg)
+        in_ch = cfg.in_channels + sum(s.channels for s in specs if s.kind == "channels")
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
-        # 256 sinusoid frequencies whatever the width (DiT's TimestepEmbedder)
-        self.time_embed = TimestepEmbedding(256, d)
-        self.context_pool = (
-            nn.Linear(cfg.context_dim, d)
-            if cfg.pooled_context and cfg.context_dim is not None
-            else None
-        )
-        # fresh: equals the unguided model
-        self.guidance_embed = (
-            TimestepEmbedding(256, d, zero_init=True) if cfg.guidance_embed else None
-        )
+        # noise embedding, pooled text, guidance weight and added conditionings (after
+        # patch_embed: parameter order and initial values as before)
+        self.build_conditioning(cfg, d)
+        # tokens are patchified as (pt ph pw c): input channel innermost
+        self.zero_cond_channels(self.patch_embed.weight.view(d, pt * ph * pw, in_ch))
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if cfg.position == "rope"
@@ -402,54 +398,25 @@ class VideoDiT(nn.Module):
 
     # -- input handling --------------------------------------------------------------------------
 
-    def _check_inputs(
-        self, x, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _check_inputs(self, x, c_noise, cond) -> tuple[torch.Tensor, dict]:
         cfg = self.config
-        c_noise, guidance = check_inputs(
-            x,
-            c_noise,
-            cfg,
-            context=context,
-            context_mask=context_mask,
-            cond_frames=cond_frames,
-            frame_mask=frame_mask,
-            guidance=guidance,
-        )
+        c_noise, cond = self.check_conditions(x, c_noise, cond)
         h, w = x.shape[3:]
         _, ph, pw = cfg.patch_size
         if h % ph or w % pw:
             raise ValueError(
                 f"H, W = {h}, {w} must be divisible by the patch size (ph, pw) = {(ph, pw)}"
             )
-        return c_noise, guidance
-
-    def _run(self, block, *args):
-        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+        return c_noise, cond
 
     # -- forward ---------------------------------------------------------------------------------
 
-    def forward(
-        self,
-        x_in: torch.Tensor,
-        c_noise: torch.Tensor,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        cond_frames: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        guidance: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        c_noise, guidance = self._check_inputs(
-            x_in, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-        )
+    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
+        c_noise, cond = self._check_inputs(x_in, c_noise, cond)
         cfg = self.config
         b, _, t, h, w = x_in.shape
         pt, ph, pw = cfg.patch_size
-        x = x_in
-        if cfg.frame_conditioning:
-            x = frame_channels(x, cond_frames, frame_mask)
+        x = self.input_with_conditions(x_in, cond)
         t_pad = -t % pt
         if t_pad:  # repeat the last frame (mask channel included) up to a multiple of pt
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, t_pad, -1, -1)], dim=2)
@@ -462,13 +429,14 @@ class VideoDiT(nn.Module):
         if cfg.position == "sincos":
             tok = tok + sincos_3d(grid, cfg.hidden_size, tok.device).to(tok.dtype)
 
-        emb = self.time_embed(c_noise)  # (B, D)
-        if context is not None:
-            context = context.to(tok.dtype)
-            if self.context_pool is not None:
-                emb = emb + self.context_pool(masked_mean(context, context_mask))
-        if self.guidance_embed is not None:
-            emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
+        # (B, D): noise level, pooled prompt, guidance weight, ...
+        emb, frame_emb, context, context_mask = self.embed_conditions(c_noise, cond, tok.dtype)
+        if frame_emb is not None:  # per-frame vectors: adaLN per token, from its frame (B, L, D)
+            if t_pad:
+                frame_emb = torch.cat([frame_emb, frame_emb[:, -1:].expand(-1, t_pad, -1)], 1)
+            frame_emb = rearrange(frame_emb, "b (t pt) d -> b t pt d", pt=pt).mean(2)
+            frame_emb = repeat(frame_emb, "b t d -> b (t hw) d", hw=grid[1] * grid[2])
+            emb = emb[:, None] + frame_emb
 
         for block in self.blocks:
             if grid[0] == 1 and block.is_temporal:

@@ -182,9 +182,8 @@ class TextEncoder(nn.Module):
         self.norm = LayerNorm32(config.dim)
         # Unit-variance words and positions (PyTorch's nn.Embedding default), not GPT's 0.02: trained
         # jointly from a diffusion loss, a tiny encoder initialised at 0.02 spends its capacity on the
-        # word that lowers the loss most (colour) and maps the others to near-identical outputs --
-        # measured on a trained unet-tiny: "moving left" vs "moving right" differed by 3% of the
-        # output norm, and the sampled motion ignored the direction word. At unit scale every word
+        # word that lowers the loss most (colour) and maps the others to near-identical outputs, so
+        # the sampled motion can ignore the direction word (docs/recipe.md). At unit scale every word
         # reaches the output (and the pooled prompt) distinct from the first step.
         nn.init.normal_(self.tok_emb.weight, std=1.0)
         nn.init.normal_(self.pos_emb, std=1.0)

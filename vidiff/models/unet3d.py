@@ -23,16 +23,15 @@ parameterisation (docs/architecture.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from vidiff.models.inputs import GUIDANCE_EMBED_SCALE, check_inputs, frame_channels
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
+from vidiff.nn.conditioning import ConditionedNet
 from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
@@ -72,8 +71,8 @@ class UNet3DConfig:
     fed as extra input channels (zero-initialised; needs ``context_dim``). At the highest noise levels
     the best denoiser outputs the prompt's *mean clip*; for "moving right" that is a band on the left
     early and on the right late. A conv U-Net reaches such a layout only through a product of prompt,
-    frame and position features, and that regime is a few percent of training, so on MovingShapes
-    it never learnt it (direction stayed at chance while colour and shape were exact); the map
+    frame and position features, and that regime is a few percent of training, so it learns the
+    layout slowly if at all while colour and shape are already right; the map
     learns that mean clip from the prompt directly, through one small MLP. A learnt, end-to-end version of the
     text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
 
@@ -81,8 +80,11 @@ class UNet3DConfig:
     ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
     attention queries carry no position, so without them the net knows *where* it draws only from
     the zero padding -- yet "moving right" means "on the left early, on the right late". Their input
-    weights start at zero (a fresh net computes what it would without them). Alone they did not bind
-    direction on MovingShapes within 1,000 steps; the recipe uses them with ``layout_prior``.
+    weights start at zero (a fresh net computes what it would without them). They complement
+    ``layout_prior``, which tells the net where a prompted object should be (docs/recipe.md).
+
+    ``conditions`` lists added conditionings by registered name
+    (:data:`vidiff.nn.conditioning.CONDITIONINGS`, docs/architecture.md "Adding a conditioning").
 
     ``guidance_embed`` (guidance distillation, Meng et al. 2023) adds an embedding of the
     classifier-free-guidance weight ``w`` (cond key ``guidance``, (B,), ``w = 1`` is the conditional
@@ -115,12 +117,14 @@ class UNet3DConfig:
     frame_embedding: bool = False
     layout_prior: bool = False
     spatial_coords: bool = False
+    conditions: tuple[str, ...] = ()  # added conditionings (vidiff.nn.conditioning.CONDITIONINGS)
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         # YAML / JSON give lists; keep tuples so configs compare and hash the same way.
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+        self.conditions = tuple(self.conditions)
         if not isinstance(self.temporal_downsample, bool):
             self.temporal_downsample = tuple(int(i) for i in self.temporal_downsample)
         n_down = len(self.channel_mult) - 1
@@ -172,11 +176,9 @@ class UNet3DConfig:
     @classmethod
     def from_dict(cls, d: dict) -> UNet3DConfig:
         """Build from a plain dict (config.json / YAML); unknown keys are an error naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown UNet3DConfig keys {unknown}; valid keys: {sorted(names)}")
-        return cls(**d)
+        from vidiff.models import config_from_dict
+
+        return config_from_dict(cls, d)
 
 
 def coordinate_channels(x: torch.Tensor) -> torch.Tensor:
@@ -351,16 +353,15 @@ class Level(nn.Module):
 # --------------------------------------------------------------------------------------------------
 
 
-class UNet3D(nn.Module):
+class UNet3D(ConditionedNet):
     """Factorized space-time U-Net: ``forward(x_in, c_noise, **cond) -> (B, out_channels, T, H, W)``.
 
-    Inputs: ``x_in`` (B, C, T, H, W) in model space; ``c_noise`` (B,) on a 0..1000-ish scale;
-    optional ``context`` (B, L, context_dim) and ``context_mask`` (B, L) bool (True = real token);
-    with ``frame_conditioning``: ``cond_frames`` (B, C, T, H, W) clean known frames and ``frame_mask``
-    (B, T) bool (True = known); with ``guidance_embed``: ``guidance`` (B,) the CFG weight (required). ``cond_frames=None`` means "nothing known" (zeros and an all-false
-    mask), so unconditional / text-only sampling works on a frame-conditioned model.
-    ``context=None`` on a model with ``context_dim`` skips cross-attention; classifier-free
-    guidance's null prompt should instead be the encoded empty prompt ``""`` (what training saw).
+    Inputs: ``x_in`` (B, C, T, H, W) in model space; ``c_noise`` (B,) on a 0..1000-ish scale; the
+    cond keys the net declares in ``self.conditions`` (:mod:`vidiff.nn.conditioning`: text
+    ``context``/``context_mask``, known frames ``cond_frames``/``frame_mask``, the guidance weight,
+    added ones). ``cond_frames=None`` means "nothing known", so text-only sampling works on a
+    frame-conditioned model; ``context=None`` skips cross-attention (classifier-free guidance's null
+    prompt is the encoded empty prompt ``""``, what training saw).
     H and W must be divisible by ``2 ** (len(channel_mult) - 1)``.
     """
 
@@ -369,24 +370,14 @@ class UNet3D(nn.Module):
         self.config = cfg = config
         mc = cfg.model_channels
         emb_dim = 4 * mc
-        # 256 sinusoid frequencies whatever the width (as DiT): a 16-channel model still resolves
-        # the 0..1000 noise scale finely
-        self.time_embed = TimestepEmbedding(256, emb_dim)
-        self.context_pool = (
-            nn.Linear(cfg.context_dim, emb_dim)
-            if cfg.pooled_context and cfg.context_dim is not None
-            else None
-        )
-        # Fourier features of the guidance weight + MLP (Meng et al. 2023) and of each frame's
-        # position, both starting as "no change" (STYLE 10).
-        self.guidance_embed = (
-            TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.guidance_embed else None
-        )
+        # noise embedding, pooled text, guidance weight and added conditionings
+        self.build_conditioning(cfg, emb_dim)
+        # each frame's position, starting as "no change" (STYLE 10)
         self.frame_embed = (
             TimestepEmbedding(256, emb_dim, zero_init=True) if cfg.frame_embedding else None
         )
         self.layout = None
-        in_ch = cfg.in_channels * (2 if cfg.frame_conditioning else 1) + int(cfg.frame_conditioning)
+        in_ch = cfg.in_channels + self.cond_channels
         if cfg.layout_prior and cfg.context_dim is not None:
             self.layout = nn.Sequential(
                 nn.Linear(cfg.context_dim, emb_dim),
@@ -399,6 +390,7 @@ class UNet3D(nn.Module):
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
             nn.init.zeros_(self.input_conv.weight[:, in_ch:])
+        self.zero_cond_channels(self.input_conv.weight.transpose(1, 3))  # (out, kw, kh, in)
         t_down = set(cfg.temporal_down_levels)
 
         self.down = nn.ModuleList()
@@ -441,20 +433,9 @@ class UNet3D(nn.Module):
 
     # -- input handling --------------------------------------------------------------------------
 
-    def _check_inputs(
-        self, x, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _check_inputs(self, x, c_noise, cond) -> tuple[torch.Tensor, dict]:
         cfg = self.config
-        c_noise, guidance = check_inputs(
-            x,
-            c_noise,
-            cfg,
-            context=context,
-            context_mask=context_mask,
-            cond_frames=cond_frames,
-            frame_mask=frame_mask,
-            guidance=guidance,
-        )
+        c_noise, cond = self.check_conditions(x, c_noise, cond)
         t, h, w = x.shape[2:]
         f = 2 ** (len(cfg.channel_mult) - 1)
         if h % f or w % f:
@@ -470,7 +451,7 @@ class UNet3D(nn.Module):
                     f"{2 ** len(cfg.temporal_down_levels)}"
                 )
             tt = max(tt // 2, 1)
-        return c_noise, guidance
+        return c_noise, cond
 
     def _layout(self, context, context_mask, x) -> torch.Tensor:
         """The prompt's coarse clip (``layout_prior``), resized to ``x``'s frames and size; zeros
@@ -483,40 +464,18 @@ class UNet3D(nn.Module):
         coarse = self.layout(masked_mean(context, context_mask)).view(b, c, n, n, n)
         return F.interpolate(coarse, size=(t, h, w), mode="trilinear").to(x.dtype)
 
-    def _run(self, module, *args):
-        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
-
     # -- forward ---------------------------------------------------------------------------------
 
-    def forward(
-        self,
-        x_in: torch.Tensor,
-        c_noise: torch.Tensor,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        cond_frames: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        guidance: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        c_noise, guidance = self._check_inputs(
-            x_in, c_noise, context, context_mask, cond_frames, frame_mask, guidance
-        )
+    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
+        c_noise, cond = self._check_inputs(x_in, c_noise, cond)
         b, _, t, _, _ = x_in.shape
-        x = x_in
-        if self.config.frame_conditioning:
-            x = frame_channels(x, cond_frames, frame_mask)
-        if context is not None:
-            context = context.to(x.dtype)
-        emb = self.time_embed(c_noise)  # (B, 4 * model_channels)
-        if self.context_pool is not None and context is not None:
-            emb = emb + self.context_pool(masked_mean(context, context_mask))
-        if self.guidance_embed is not None:
-            # x1000 as flux-dev and the DiT: w ~ 1..10 spans the frequencies c_noise uses.
-            emb = emb + self.guidance_embed(GUIDANCE_EMBED_SCALE * guidance)
+        x = self.input_with_conditions(x_in, cond)
+        # (B, 4 * model_channels): noise level, pooled prompt, guidance weight, ...
+        emb, frame_emb, context, context_mask = self.embed_conditions(c_noise, cond, x.dtype)
         emb = emb[:, None]  # (B, 1, D): the same for every frame ...
-        if self.frame_embed is not None and t > 1:  # ... unless each frame also embeds its position
+        if frame_emb is not None:  # ... unless a conditioning is per frame (B, T, D)
+            emb = emb + frame_emb
+        if self.frame_embed is not None and t > 1:  # ... or each frame embeds its position
             position = (torch.arange(t, device=emb.device, dtype=torch.float32) + 0.5) / t
             emb = emb + self.frame_embed(1000.0 * position)[None]  # (B, T, D)
 

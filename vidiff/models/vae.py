@@ -15,7 +15,8 @@ diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
   the network stays causal and chunked / tiled encoding equals the whole-clip computation.
 * **KL latent** (Kingma & Welling, 2014; the LDM autoencoder of Rombach et al., 2022): the encoder
   gives ``(mean, logvar)``; diffusion sees ``z = (sample - shift_factor) * scaling_factor`` with the
-  factors measured on data (:func:`measure_scaling`) so that ``z`` has unit variance.
+  factors measured on data (:func:`vidiff.eval.reconstruction.measure_scaling`) so that ``z`` has
+  unit variance.
 
 **The frame-count rule.** ``encode`` accepts ``T = 1 + temporal_compression * k`` only (1, 5, 9, 13,
 17, ... for x4) and raises a ``ValueError`` otherwise -- never a silent fix. A 16-frame clip (the
@@ -25,8 +26,8 @@ synthetic sets' default) is made encodable by :meth:`CausalVideoVAE.pad_frames`,
 
 **Value range.** Both ``encode*`` and ``decode_latents`` work in *model space* ``[-1, 1]``
 (``docs/architecture.md``): callers convert from ``[0, 1]`` videos with ``x * 2 - 1``.
-``training_loss`` is the exception: like every trainable model it takes ``[0, 1]`` videos from the
-loop and converts them itself.
+(The training objective is the exception: like every objective it takes ``[0, 1]`` videos from the
+loop and converts them itself.)
 
 **Memory.** :meth:`CausalVideoVAE.encode` / :meth:`decode_latents` take ``tile_frames`` (chunks of
 latent frames processed causally with cached context -- equal to the untiled result up to float
@@ -34,13 +35,10 @@ rounding) and ``tile_size`` (spatial tiles computed with a ``tile_context`` halo
 blended linearly in their overlap, as in the diffusers / Open-Sora tiled VAEs: exact when the halo
 covers the receptive field -- 32 px for ``vae-tiny`` -- and close otherwise).
 
-**Training** (``training_loss``): L1 and/or L2 reconstruction + ``kl_weight`` * KL, an MS-SSIM-style
-structural loss as the weight-free perceptual term (Zhao et al., 2017, "Loss functions for image
-restoration with neural networks": L1 + MS-SSIM beats L2 and needs no pretrained net -- LPIPS needs
-downloaded VGG/AlexNet weights), and an optional hinge patch-GAN (Isola et al., 2017; VQGAN, Esser et al.,
-2021) with a per-frame 2D or a 3D discriminator started after ``disc_start`` steps and an optional
-VQGAN adaptive weight. The discriminator has its own optimiser via the trainer's discriminator protocol
-(``discriminator_parameters`` / ``discriminator_loss``, see :mod:`vidiff.train.loop`).
+**Training** is not this file's job: :class:`vidiff.train.objectives.autoencoder.VAEObjective` owns
+the reconstruction / KL / structural / adversarial loss and the patch discriminator (the loss weights
+stay in :class:`VAEConfig` so that a run's config describes it); reconstruction metrics and the latent
+scale measurement live in :mod:`vidiff.eval.reconstruction`.
 """
 
 from __future__ import annotations
@@ -56,7 +54,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vidiff.nn.norms import GroupNorm32, num_groups
+from vidiff.nn.norms import ChannelRMSNorm, GroupNorm32, num_groups
+from vidiff.nn.tiling import causal_chunks, spatial_tiles
 
 # --------------------------------------------------------------------------------------------------
 # config
@@ -80,7 +79,8 @@ class VAEConfig:
     # Latent normalisation, z = (sample - shift_factor) * scaling_factor; measured by measure_scaling.
     scaling_factor: float = 1.0
     shift_factor: float = 0.0
-    # Training loss.
+    # Training loss (read by vidiff.train.objectives.autoencoder.VAEObjective; kept here so that a
+    # run's config and an export's config.json stay one dataclass).
     l1_weight: float = 1.0
     l2_weight: float = 0.0
     kl_weight: float = 1e-6  # per latent element sum / per pixel, i.e. the LDM autoencoder's beta
@@ -157,18 +157,6 @@ def vae_config(preset: str = "vae-tiny", **overrides: Any) -> VAEConfig:
 # causal conv's past frames from one temporal chunk to the next.
 
 
-class RMSNorm(nn.Module):
-    """RMS norm over channels only (per pixel and frame, Wan-VAE): keeps the net causal and tileable."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-6)
-        return x * self.weight.view(1, -1, 1, 1, 1)
-
-
 class FrameGroupNorm(GroupNorm32):
     """Group norm over the channels and pixels of each frame (the LDM VAE's norm, per frame so that no
     statistic crosses time): causal and chunkable over time, not exactly tileable over space."""
@@ -182,7 +170,7 @@ class FrameGroupNorm(GroupNorm32):
 def make_norm(kind: str, channels: int) -> nn.Module:
     if kind == "group":
         return FrameGroupNorm(num_groups(channels, 8), channels, eps=1e-6)
-    return RMSNorm(channels)
+    return ChannelRMSNorm(channels)
 
 
 class CausalConv3d(nn.Module):
@@ -349,84 +337,6 @@ class DiagonalGaussian:
 
 
 # --------------------------------------------------------------------------------------------------
-# discriminator and structural (perceptual) loss
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN (pix2pix, Isola et al. 2017) per frame (``2d``) or over space-time (``3d``).
-
-    Returns one logit map per sample; used with the hinge loss (Lim & Ye 2017; VQGAN).
-    """
-
-    def __init__(self, cfg: VAEConfig):
-        super().__init__()
-        conv = nn.Conv2d if cfg.disc_type == "2d" else nn.Conv3d
-        self.is_2d = cfg.disc_type == "2d"
-        layers: list[nn.Module] = []
-        c = cfg.in_channels
-        for i in range(cfg.disc_layers):
-            cout = cfg.disc_channels * 2**i
-            layers += [
-                conv(c, cout, 4 if self.is_2d else 3, stride=2, padding=1),
-                nn.LeakyReLU(0.2),
-            ]
-            c = cout
-        layers.append(conv(c, 1, 3, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, C, T, H, W)`` in [-1, 1] -> per-sample mean-able logits ``(B, N)``."""
-        b = x.shape[0]
-        if self.is_2d:
-            x = rearrange(x, "b c t h w -> (b t) c h w")
-        return self.net(x).reshape(b, -1)
-
-
-def _gaussian_window(size: int = 7, sigma: float = 1.5) -> torch.Tensor:
-    g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> torch.Tensor:
-    """Per-pixel SSIM (Wang et al. 2004) of image batches ``(N, C, H, W)`` with a 7x7 Gaussian window
-    (sigma 1.5, reflect padding, so small 32x32 frames keep their borders)."""
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    w = _gaussian_window(min(7, x.shape[-1], x.shape[-2]) // 2 * 2 + 1).to(x)
-    ch = x.shape[1]
-    kx = w.view(1, 1, 1, -1).expand(ch, 1, 1, -1)
-    ky = w.view(1, 1, -1, 1).expand(ch, 1, -1, 1)
-    p = w.numel() // 2
-
-    def blur(a: torch.Tensor) -> torch.Tensor:
-        a = F.pad(a, (p, p, p, p), mode="reflect")
-        return F.conv2d(F.conv2d(a, kx, groups=ch), ky, groups=ch)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
-    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-
-
-def ms_ssim_loss(x: torch.Tensor, y: torch.Tensor, scales: int = 2) -> torch.Tensor:
-    """``1 - SSIM`` averaged over frames and ``scales`` dyadic scales, per sample ``(B,)``.
-
-    A weight-free perceptual term (Zhao et al. 2017): it penalises lost local structure and contrast
-    -- the blur that L1/L2 alone tolerate -- and costs a few separable blurs.
-    """
-    b = x.shape[0]
-    x = rearrange(x, "b c t h w -> (b t) c h w")
-    y = rearrange(y, "b c t h w -> (b t) c h w")
-    total = x.new_zeros(b)
-    for s in range(scales):
-        if s:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-        m = ssim_map(x, y).mean(dim=(1, 2, 3)).view(b, -1).mean(dim=1)
-        total = total + (1 - m)
-        if min(x.shape[-2:]) < 8:
-            return total / (s + 1)
-    return total / scales
-
-
-# --------------------------------------------------------------------------------------------------
 # the model
 
 
@@ -438,8 +348,6 @@ class CausalVideoVAE(nn.Module):
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
-        self.discriminator = PatchDiscriminator(config) if config.gan_weight > 0 else None
-        self.train_step = 0  # set by the trainer (set_train_step); gates the GAN terms
         # Start with a narrow posterior (std e^-3 ~ 0.05): with logvar ~ 0 the sampled z is mostly noise
         # at initialisation and the decoder first learns to ignore it (predict the mean clip), a
         # plateau the tiny KL weight takes thousands of steps to leave.
@@ -499,7 +407,9 @@ class CausalVideoVAE(nn.Module):
         return t + (-(t - 1)) % self.temporal_compression
 
     # ---- encode / decode -----------------------------------------------------------------------
-    def _check_video(self, video: torch.Tensor) -> None:
+    def check_video(self, video: torch.Tensor) -> None:
+        """A ``ValueError`` unless ``video`` is ``(B, in_channels, 1 + tc k, H, W)`` with ``H, W``
+        multiples of the spatial compression."""
         if video.ndim != 5 or video.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"expected a video batch (B, {self.config.in_channels}, T, H, W), got {tuple(video.shape)}"
@@ -519,13 +429,13 @@ class CausalVideoVAE(nn.Module):
         chunks with cached context (equal to the whole clip up to rounding); ``tile_size`` (pixels,
         default ``config.tile_size``) encodes overlapping spatial tiles blended in latent space.
         """
-        self._check_video(video)
+        self.check_video(video)
         tf = tile_frames if tile_frames is not None else self.config.tile_frames
         ts = tile_size if tile_size is not None else self.config.tile_size
-        enc = lambda x: self._chunked(self.encoder, x, tf, self.temporal_compression, 1)
+        enc = lambda x: causal_chunks(self.encoder, x, tf, self.temporal_compression, 1)
         c = self.config
         s = self.spatial_compression
-        moments = self._tiled(enc, video, ts, s, True, c.tile_overlap, c.tile_context)
+        moments = spatial_tiles(enc, video, ts, s, True, c.tile_overlap, c.tile_context)
         return DiagonalGaussian(moments)
 
     def encode_latents(
@@ -552,10 +462,10 @@ class CausalVideoVAE(nn.Module):
         tf = tile_frames if tile_frames is not None else self.config.tile_frames
         ts = tile_size if tile_size is not None else self.config.tile_size
         lt = None if ts is None else max(1, ts // self.spatial_compression)
-        dec = lambda x: self._chunked(self.decoder, x, tf, 1, 1)
+        dec = lambda x: causal_chunks(self.decoder, x, tf, 1, 1)
         c = self.config
         s = self.spatial_compression
-        return self._tiled(dec, z, lt, s, False, c.tile_overlap, -(-c.tile_context // s))
+        return spatial_tiles(dec, z, lt, s, False, c.tile_overlap, -(-c.tile_context // s))
 
     def decode_latents(
         self,
@@ -584,165 +494,6 @@ class CausalVideoVAE(nn.Module):
         """Deterministic reconstruction (posterior mean) of a model-space video."""
         return self.decode(self.encode(video).mode())
 
-    @staticmethod
-    def _chunked(net: nn.Module, x: torch.Tensor, tile: int | None, step: int, first: int):
-        """Run a causal net over time in chunks: the first frame alone, then ``tile`` latent frames
-        (``tile * step`` input frames) at a time, carrying each conv's past in a cache."""
-        t = x.shape[2]
-        if tile is None or t <= first + tile * step:
-            return net(x)
-        if tile < 1:
-            raise ValueError(f"tile_frames must be >= 1, got {tile}")
-        cache: dict = {}
-        outs = [net(x[:, :, :first], cache)]
-        for start in range(first, t, tile * step):
-            outs.append(net(x[:, :, start : start + tile * step], cache))
-        return torch.cat(outs, dim=2)
-
-    @staticmethod
-    def _tiled(
-        fn,
-        x: torch.Tensor,
-        tile: int | None,
-        scale: int,
-        down: bool,
-        overlap: float = 0.25,
-        context: int = 0,
-    ) -> torch.Tensor:
-        """Spatial tiling with context, overlap and a linear blend (the diffusers / Open-Sora tiled
-        VAE idea, plus a halo).
-
-        ``tile`` is the core tile side in ``x``'s pixels; outputs are ``scale`` times smaller
-        (``down``) or larger. Each tile is computed with ``context`` extra input pixels on every side
-        (clamped at the frame border) that are cropped away afterwards: with a context at least the
-        net's receptive-field radius the core equals the untiled result. Neighbouring cores share a
-        fraction ``overlap`` of their side; each output pixel is a weighted mean of the cores that
-        cover it, with weights ramping linearly across the overlap (hides what a short context
-        misses).
-        """
-        h, w = x.shape[-2:]
-        if tile is None or (h <= tile and w <= tile):
-            return fn(x)
-        unit = scale if down else 1  # tile origins must stay on the compression grid
-        if context < 0:
-            raise ValueError(f"tile_context must be >= 0, got {context}")
-        if tile % unit or tile < 2 * unit:
-            raise ValueError(
-                f"tile_size must be a multiple of {unit} and >= {2 * unit}, got {tile}"
-            )
-        stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
-        ctx = -(-context // unit) * unit  # whole compression cells
-
-        def origins(n: int) -> list[int]:
-            if n <= tile:
-                return [0]
-            o = list(range(0, n - tile, stride)) + [n - tile]
-            return sorted(set(o))
-
-        f = (lambda n: n // scale) if down else (lambda n: n * scale)
-        out = weight = None
-        for y0 in origins(h):
-            for x0 in origins(w):
-                ya, xa = max(0, y0 - ctx), max(0, x0 - ctx)
-                y = fn(x[..., ya : y0 + tile + ctx, xa : x0 + tile + ctx])
-                th, tw = f(min(tile, h)), f(min(tile, w))
-                y = y[..., f(y0 - ya) : f(y0 - ya) + th, f(x0 - xa) : f(x0 - xa) + tw]
-                ov = max(1, f(tile - stride))
-                ramp = lambda n, ov=ov: torch.clamp(
-                    torch.minimum(torch.arange(n) + 1, n - torch.arange(n)) / ov, max=1.0
-                )
-                wt = (ramp(th)[:, None] * ramp(tw)[None, :]).to(y)
-                if out is None:
-                    out = y.new_zeros(*y.shape[:-2], f(h), f(w))
-                    weight = y.new_zeros(f(h), f(w))
-                oy, ox = f(y0), f(x0)
-                out[..., oy : oy + th, ox : ox + tw] += y * wt
-                weight[oy : oy + th, ox : ox + tw] += wt
-        return out / weight
-
-    # ---- training ------------------------------------------------------------------------------
-    def set_train_step(self, step: int) -> None:
-        """Trainer hook: the optimiser step about to run (gates the GAN after ``disc_start``)."""
-        self.train_step = int(step)
-
-    def _gan_active(self) -> bool:
-        return self.discriminator is not None and self.train_step >= self.config.disc_start
-
-    def autoencoder_state_dict(self) -> dict[str, torch.Tensor]:
-        """Encoder + decoder weights (the discriminator is training-only)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("discriminator.")}
-
-    def discriminator_parameters(self) -> list[nn.Parameter]:
-        """Trainer protocol: parameters stepped by the second (discriminator) optimiser."""
-        return [] if self.discriminator is None else list(self.discriminator.parameters())
-
-    def _prepare(self, video: torch.Tensor) -> torch.Tensor:
-        """[0, 1] loop videos -> model space, padded to 1 + tc k frames (a 16-frame set trains on
-        17 frames with a repeated last frame)."""
-        if video.ndim != 5:
-            raise ValueError(f"expected a video batch (B, C, T, H, W), got {tuple(video.shape)}")
-        return self.pad_frames(video * 2 - 1)
-
-    def training_loss(
-        self, video: torch.Tensor, captions: list[str] | None = None, seeds: list[int] | None = None
-    ) -> torch.Tensor:
-        """Per-sample VAE loss ``(B,)`` of ``[0, 1]`` videos; sample ``i``'s posterior noise comes from
-        ``seeds[i]``. Captions are ignored (the autoencoder is unconditional).
-
-        ``l1 |x - x'| + l2 (x - x')^2 + perceptual (1 - MS-SSIM) + kl_weight KL / pixels
-        [+ gan_weight * adaptive * (-D(x'))]`` -- the LDM/VQGAN autoencoder objective.
-        """
-        x = self._prepare(video)
-        self._check_video(x)
-        cfg = self.config
-        post = DiagonalGaussian(self.encoder(x))  # never tiled in training
-        gens = None
-        if seeds is not None:
-            gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        z = post.sample(gens)
-        rec = self.decoder(z)
-        diff = rec - x
-        per = lambda a: a.mean(dim=(1, 2, 3, 4))
-        rec_loss = cfg.l1_weight * per(diff.abs()) + cfg.l2_weight * per(diff.square())
-        if cfg.perceptual_weight > 0:
-            rec_loss = rec_loss + cfg.perceptual_weight * ms_ssim_loss(rec, x)
-        loss = rec_loss + cfg.kl_weight * post.kl() / x[0].numel()
-        if self._gan_active():
-            # Adversarial term with the discriminator's weights detached: the generator's backward must
-            # not leave gradients on the discriminator (it has its own optimiser and loss).
-            params = {n: p.detach() for n, p in self.discriminator.named_parameters()}
-            logits = torch.func.functional_call(self.discriminator, params, (rec,))
-            g_loss = -logits.mean(dim=1)  # hinge generator loss
-            weight = cfg.gan_weight
-            if cfg.adaptive_gan_weight and torch.is_grad_enabled():
-                weight = weight * self._adaptive_weight(rec_loss.mean(), g_loss.mean())
-            loss = loss + weight * g_loss
-        return loss
-
-    def _adaptive_weight(self, rec: torch.Tensor, gan: torch.Tensor) -> torch.Tensor:
-        """VQGAN (Esser et al. 2021, eq. 7): ``|grad rec| / (|grad gan| + 1e-4)`` at the last layer."""
-        last = self.decoder.conv_out.conv.weight
-        g_rec = torch.autograd.grad(rec, last, retain_graph=True)[0]
-        g_gan = torch.autograd.grad(gan, last, retain_graph=True)[0]
-        return (g_rec.norm() / (g_gan.norm() + 1e-4)).clamp(0.0, 1e4).detach()
-
-    def discriminator_loss(
-        self, video: torch.Tensor, captions: list[str] | None = None, seeds: list[int] | None = None
-    ) -> torch.Tensor | None:
-        """Trainer protocol: per-sample hinge loss of the discriminator ``(B,)``, or ``None`` before
-        ``disc_start`` / without a discriminator. Reconstructions (posterior samples from ``seeds``)
-        come from the current autoencoder without gradients."""
-        if not self._gan_active():
-            return None
-        x = self._prepare(video)
-        with torch.no_grad():
-            post = DiagonalGaussian(self.encoder(x))
-            gens = None if seeds is None else [torch.Generator().manual_seed(int(s)) for s in seeds]
-            rec = self.decoder(post.sample(gens))
-        real = self.discriminator(x)
-        fake = self.discriminator(rec)
-        return F.relu(1 - real).mean(dim=1) + F.relu(1 + fake).mean(dim=1)
-
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
         """Write ``config.json`` (``{"arch": "vae", "vae": {...}}``) + ``model.safetensors``."""
@@ -750,12 +501,10 @@ class CausalVideoVAE(nn.Module):
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: v.detach().to(dtype).contiguous() for k, v in self.autoencoder_state_dict().items()
-        }
+        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
         save_safetensors(state, path / "model.safetensors")
         cfg = dataclasses.asdict(self.config)
-        cfg.update(gan_weight=0.0)  # the export carries no discriminator
+        cfg.update(gan_weight=0.0)  # the export carries no discriminator (training-only)
         text = json.dumps({"arch": "vae", "vae": cfg}, indent=2)
         (path / "config.json").write_text(text + "\n")
 
@@ -763,6 +512,8 @@ class CausalVideoVAE(nn.Module):
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CausalVideoVAE:
         """Read a folder written by :meth:`save` / ``vidiff export`` (weights loaded as float32)."""
         from safetensors.torch import load_file
+
+        from vidiff.files import check_finite
 
         path = Path(path)
         for name in ("config.json", "model.safetensors"):
@@ -772,7 +523,9 @@ class CausalVideoVAE(nn.Module):
         if meta.get("arch") != "vae":
             raise ValueError(f"{path} holds arch {meta.get('arch')!r}, not a VAE")
         vae = cls(VAEConfig(**meta["vae"]))
-        state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        state = load_file(str(path / "model.safetensors"))
+        check_finite(state, path / "model.safetensors")
+        state = {k: v.float() for k, v in state.items()}
         vae.load_state_dict(state)
         return vae.to(map_location).eval()
 
@@ -783,86 +536,11 @@ def build_vae(model_config: Any) -> CausalVideoVAE:
     return CausalVideoVAE(vae_config(model_config.preset, **dict(model_config.net)))
 
 
-# --------------------------------------------------------------------------------------------------
-# measurement: latent statistics and reconstruction quality
-
-
-def _clips(dataset: Any, n: int, batch_size: int):
-    for start in range(0, min(n, len(dataset)), batch_size):
-        items = [dataset[i] for i in range(start, min(start + batch_size, n, len(dataset)))]
-        yield torch.stack([it["video"] for it in items])
-
-
-@torch.no_grad()
-def measure_scaling(
-    vae: CausalVideoVAE, dataset: Any, num_clips: int = 64, batch_size: int = 8
-) -> tuple[float, float]:
-    """``(scaling_factor, shift_factor)`` so that scaled posterior means have mean 0 and std 1 over
-    ``num_clips`` clips of ``dataset`` ([0, 1] items): ``shift = mean``, ``scale = 1 / std``
-    (the SD 0.18215 recipe, plus the SD3/Flux shift)."""
-    vae.eval()
-    zs = [
-        vae.encode(vae.pad_frames(v * 2 - 1)).mode().flatten()
-        for v in _clips(dataset, num_clips, batch_size)
-    ]
-    if not zs:
-        raise ValueError("measure_scaling needs a non-empty dataset")
-    z = torch.cat(zs).double()
-    return float(1.0 / z.std()), float(z.mean())
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of ``[0, 1]`` videos ``(B, C, T, H, W)``, per sample ``(B,)``."""
-    mse = (x - y).square().flatten(1).mean(dim=1).clamp_min(1e-10)
-    return -10.0 * torch.log10(mse)
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean per-frame SSIM (Wang et al. 2004, 7x7 Gaussian window) of ``[0, 1]`` videos, ``(B,)``."""
-    b = x.shape[0]
-    m = ssim_map(
-        rearrange(x, "b c t h w -> (b t) c h w"), rearrange(y, "b c t h w -> (b t) c h w"), 1.0
-    )
-    return m.mean(dim=(1, 2, 3)).view(b, -1).mean(dim=1)
-
-
-@torch.no_grad()
-def reconstruction_metrics(
-    vae: CausalVideoVAE, dataset: Any, num_clips: int = 32, batch_size: int = 8
-) -> dict[str, float]:
-    """Mean PSNR / SSIM of posterior-mean reconstructions of ``num_clips`` clips of ``dataset``
-    (frame counts that are not ``1 + tc k`` are padded, then cropped back)."""
-    vae.eval()
-    p, s = [], []
-    for v in _clips(dataset, num_clips, batch_size):
-        z = vae.encode_latents(vae.pad_frames(v * 2 - 1))
-        rec = (vae.decode_latents(z, num_frames=v.shape[2]).clamp(-1, 1) + 1) / 2
-        p.append(psnr(rec, v))
-        s.append(ssim(rec, v))
-    if not p:
-        raise ValueError("reconstruction_metrics needs a non-empty dataset")
-    return {"psnr": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean())}
-
-
-def heldout_datasets(
-    num_clips: int, num_frames: int = 17, size: int = 32, seed: int = 1234
-) -> dict[str, Any]:
-    """Held-out MovingShapes and BouncingBalls clips (``split='heldout'``, a seed no run trains on)."""
-    from vidiff.data import build_dataset
-
-    kw = dict(num_items=num_clips, num_frames=num_frames, size=size, seed=seed, split="heldout")
-    return {"shapes": build_dataset("shapes", **kw), "balls": build_dataset("balls", **kw)}
-
-
 __all__ = [
     "VAE_PRESETS",
     "CausalVideoVAE",
     "DiagonalGaussian",
     "VAEConfig",
     "build_vae",
-    "measure_scaling",
-    "psnr",
-    "reconstruction_metrics",
-    "ssim",
     "vae_config",
 ]

@@ -2,8 +2,11 @@
 
 * :class:`GroupNorm32` -- GroupNorm computed in float32 (ADM / Stable Diffusion do the same: group
   statistics in bf16 are too coarse), for the convolutional U-Net.
-* :class:`RMSNorm` -- root-mean-square norm (Zhang & Sennrich, 2019), used for query/key normalisation
-  in attention (as in SD3 / Flux) and by the DiT.
+* :class:`RMSNorm` -- root-mean-square norm (Zhang & Sennrich, 2019) over the *last* axis (features of
+  a token), used for query/key normalisation in attention (as in SD3 / Flux) and by the DiT.
+* :class:`ChannelRMSNorm` -- the same norm over the *channel* axis of a ``(B, C, T, H, W)`` video, per
+  pixel and frame (the Wan-VAE's): no statistic mixes frames or pixels, so a causal conv net stays
+  causal and exactly tileable.
 * :func:`modulate` -- the adaLN shift/scale of DiT (Peebles & Xie, 2023).
 """
 
@@ -62,6 +65,20 @@ class RMSNorm(nn.Module):
         return F.rms_norm(xf, (x.shape[-1],), self.weight.to(xf.dtype), self.eps).to(x.dtype)
 
 
+class ChannelRMSNorm(nn.Module):
+    """RMS norm over the channels (dim 1) of ``(B, C, T, H, W)``, per pixel and frame, with a learned
+    gain (init 1). Computed in the input dtype, as the causal VAE was trained."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
+        return x * self.weight.view(1, -1, *([1] * (x.ndim - 2)))
+
+
 class LayerNorm32(nn.LayerNorm):
     """LayerNorm computed in (at least) float32; the output keeps the input dtype."""
 
@@ -73,5 +90,8 @@ class LayerNorm32(nn.LayerNorm):
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN modulation ``x * (1 + scale) + shift`` (DiT); ``shift``/``scale`` are (B, D), ``x`` (B, L, D)."""
-    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    """adaLN modulation ``x * (1 + scale) + shift`` (DiT); ``x`` (B, L, D), ``shift``/``scale`` (B, D)
+    for the whole sample or (B, L, D) per token (per-frame conditionings)."""
+    if shift.ndim == 2:
+        shift, scale = shift.unsqueeze(1), scale.unsqueeze(1)
+    return x * (1 + scale) + shift

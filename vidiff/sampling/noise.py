@@ -49,8 +49,8 @@ class SeededNoise:
         frame stays unit normal (what the spatial layers were trained on) while any two frames'
         noise correlates by ``rho`` (the mixed noise prior of PYoCo, Ge et al. 2023, here used at
         sampling time only). Residual noise the denoiser leaves then varies less from frame to
-        frame: less background flicker, at some cost in motion (see the README's shipped-model
-        figures). ``rho = 0`` draws exactly :meth:`randn` ``(shape)``; the shared part is drawn
+        frame: less background flicker, at some cost in motion (measured in
+        docs/default-model.md). ``rho = 0`` draws exactly :meth:`randn` ``(shape)``; the shared part is drawn
         after it, from the same generators.
         """
         rho = float(noise_correlation)

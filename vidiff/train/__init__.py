@@ -1,8 +1,11 @@
 """Training: a config-driven accelerate loop, EMA, atomic resumable checkpoints, logging, commands.
 
-* :func:`vidiff.train.loop.train` -- the loop (``vidiff train CONFIG``);
+* :func:`vidiff.train.loop.train` -- the loop (``vidiff train CONFIG``), never naming an architecture;
+* :mod:`vidiff.train.objectives` -- what it trains: the objective protocol, ``build_objective``, the
+  VAE's objective with its patch-GAN;
+* :mod:`vidiff.train.settings` -- validation, LR schedule, optimiser, resume compatibility;
 * :class:`vidiff.train.ema.EMA` -- weight averaging with a decay warmup;
-* :mod:`vidiff.train.checkpoint` -- atomic, resumable checkpoints and ``latest`` discovery;
+* :mod:`vidiff.train.checkpoint` -- atomic, resumable checkpoints; the newest readable one;
 * :mod:`vidiff.train.data` -- deterministic, resumable, process-sharded sampling;
 * :mod:`vidiff.train.commands` -- ``vidiff train`` and ``vidiff export``.
 

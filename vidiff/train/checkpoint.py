@@ -11,7 +11,12 @@ Atomicity (a crash at any moment leaves either the old or the new checkpoint, ne
 files are written into a hidden temporary directory next to the final one, flushed, and then the
 directory is renamed with ``os.replace`` -- an atomic operation on POSIX file systems. ``latest``
 discovery only ever looks at complete, renamed directories; leftovers of a crash are removed by the next
-save. After a save the oldest checkpoints beyond ``keep_last`` are deleted.
+save. After a save the oldest checkpoints beyond ``keep_last`` are deleted; the trainer never saves
+non-finite weights (see :mod:`vidiff.train.loop`), so every checkpoint kept is a good one.
+
+A resume uses :func:`readable_checkpoint`: the newest checkpoint whose files all load and whose
+weights are finite, naming each newer one it skipped and why (a disk that filled up, a copy that was
+cut short, a checkpoint written by an older vidiff from a diverged run).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vidiff.files import first_nonfinite
 
 STATE_NAME = "state.pt"
 CKPT_DIR = "checkpoints"
@@ -80,6 +87,52 @@ def load_state(checkpoint: str | Path, map_location: str | torch.device = "cpu")
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a truncated or foreign file: name it instead of a pickle traceback
         raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+
+
+def readable_checkpoint(
+    out_dir: str | Path,
+) -> tuple[Path | None, dict[str, Any] | None, list[tuple[Path, str]]]:
+    """``(path, state, skipped)``: the newest checkpoint of a run whose ``state.pt`` and every
+    process's ``rng-<rank>.pt`` load and whose model and EMA weights are finite, its state, and the
+    newer checkpoint directories passed over with the reason. Every process reads the same files, so
+    all of them choose the same checkpoint."""
+    root = checkpoint_dir(out_dir)
+    found = sorted(
+        (int(m.group(1)), p)
+        for p in (root.iterdir() if root.is_dir() else ())
+        if (m := _CKPT_RE.match(p.name)) and p.is_dir()
+    )
+    skipped: list[tuple[Path, str]] = []
+    for _, path in reversed(found):
+        state, why = _check_checkpoint(path)
+        if why is None:
+            return path, state, skipped
+        skipped.append((path, why))
+    return None, None, skipped
+
+
+def _check_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(state, None)`` for a usable checkpoint directory, else ``(None, why not)``."""
+    unreadable = "is unreadable (truncated or corrupt)"
+    if not (path / STATE_NAME).is_file():
+        return None, f"{STATE_NAME} is missing"
+    try:
+        state = load_state(path)
+    except ValueError:
+        return None, f"{STATE_NAME} {unreadable}"
+    for rank in range(int(state.get("num_processes", 1))):
+        try:
+            if load_rng(path, rank) is None:
+                return None, f"rng-{rank}.pt is missing"
+        except ValueError:
+            return None, f"rng-{rank}.pt {unreadable}"
+    for key in ("model", "ema"):
+        if key not in state:
+            return None, f"{STATE_NAME} has no {key!r} entry"
+    for key, weights in (("model", state["model"]), ("EMA", state["ema"]["module"])):
+        if (bad := first_nonfinite(weights)) is not None:
+            return None, f"non-finite {key} weights (first in {bad!r})"
+    return state, None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,4 +271,7 @@ def load_rng(checkpoint: str | Path, rank: int) -> dict[str, Any] | None:
     path = resolve_checkpoint(checkpoint) / f"rng-{rank}.pt"
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign: name the file
+        raise ValueError(f"cannot read {path}: {e}") from e

@@ -12,20 +12,21 @@ from vidiff.train.checkpoint import load_state, resolve_checkpoint
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def train(config: str, *overrides: str, resume: bool = False) -> None:
+def train(config: str, *overrides: str, resume: bool = False, allow_changes: bool = False) -> None:
     """Train a model from a YAML config plus dotted overrides (``train.steps=2000``).
 
     Example: ``vidiff train configs/shapes-unet-tiny.yaml train.steps=2000``. The run directory
     (``train.out_dir``) receives the resolved ``config.yaml``, ``metrics.jsonl``, sample sheets and
-    checkpoints; ``--resume`` continues from its newest checkpoint. Several processes (GPUs, or CPU
-    with gloo): ``accelerate launch --multi_gpu --num_processes N -m vidiff.cli train CONFIG`` or
+    checkpoints; ``--resume`` continues from its newest readable checkpoint (``--allow-changes``:
+    even with another batch size, gradient accumulation or process count, then not bit-exactly).
+    Several processes (GPUs, or CPU with gloo): ``accelerate launch --multi_gpu --num_processes N -m vidiff.cli train CONFIG`` or
     ``torchrun --nproc_per_node N -m vidiff.cli train CONFIG``; ``train.batch_size`` is the global
     batch, so the result does not depend on N.
     """
     from vidiff.train.loop import train as train_loop
 
     cfg = load_config(config, overrides)
-    result = train_loop(cfg, resume=resume)
+    result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState
 
@@ -87,18 +88,8 @@ def export(
     path = resolve_checkpoint(checkpoint)
     state = load_state(path)
     config: Config = from_dict(Config, state["config"])
-    if config.model.arch == "vae":  # a video autoencoder: CausalVideoVAE.load(out) reads the folder
-        from vidiff.models.vae import build_vae
-
-        vae = build_vae(config.model)
-        vae.load_state_dict(state["ema"]["module"])
-        vae.save(out, dtype=DTYPES[dtype])
-        print(f"vidiff: exported EMA weights of VAE {path} (step {state['step']}) to {out}")
-        return
-    from vidiff.train.loop import with_stored_net
+    from vidiff.train.objectives import ema_objective
 
     set_defaults(config.diffusion)
-    pipe = VideoPipeline(with_stored_net(config, state).pipeline_config())
-    pipe.load_weights(state["ema"]["module"], path)
-    pipe.save(out, dtype=DTYPES[dtype])
+    ema_objective(config, state, path).save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")

@@ -174,7 +174,9 @@ class _BatchKeys:
 
 
 class _KeyedItems(Dataset):
-    """Maps a key ``(kind, index, epoch, seed)`` to a training item ``{video, caption, seed}``."""
+    """Maps a key ``(kind, index, epoch, seed)`` to a training item ``{video, caption, seed, cond}``;
+    ``cond`` holds the item's own conditionings (its ``cond`` dict, keyed by cond name, e.g. a
+    per-frame camera motion), ``{}`` for most datasets."""
 
     def __init__(self, videos: Dataset, images: Dataset | None):
         self.videos, self.images = videos, images
@@ -190,18 +192,23 @@ class _KeyedItems(Dataset):
         video = item["video"]
         if kind == "image":
             video = video[:, :1]  # (C, 1, H, W): first frame of a clip, or an image already
-        return {"video": video, "caption": item["caption"], "seed": seed}
+        # (an image step keeps its item's cond as it is: a per-frame one must suit T = 1)
+        cond = dict(item.get("cond", {}))
+        return {"video": video, "caption": item["caption"], "seed": seed, "cond": cond}
 
     def __len__(self) -> int:  # not used for sampling; DataLoader only needs it when asked
         return len(self.videos)
 
 
 def collate_train(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{video (B, C, T, H, W), caption [str], seed [int]}``; ground truth is not needed to train."""
+    """``{video (B, C, T, H, W), caption [str], seed [int], cond {name: (B, ...)}}``; ground truth
+    is not needed to train."""
+    keys = items[0].get("cond", {}).keys()
     return {
         "video": torch.stack([it["video"] for it in items]),
         "caption": [it["caption"] for it in items],
         "seed": [it["seed"] for it in items],
+        "cond": {k: torch.stack([torch.as_tensor(it["cond"][k]) for it in items]) for k in keys},
     }
 
 

@@ -39,9 +39,11 @@ class RunLogger:
         if not enabled:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # Append: a resumed run continues the same file (steps already logged after the checkpoint
-        # it resumes from are logged again; readers keep the last record per step).
-        self._file = open(self.out_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115
+        # A resumed run continues the same file from its checkpoint: records of steps after it (logged
+        # before a crash or a stop) are dropped first, so every step appears once.
+        path = self.out_dir / "metrics.jsonl"
+        trim_metrics(path, start_step)
+        self._file = open(path, "a", buffering=1)  # noqa: SIM115
         if progress:
             self.bar = tqdm(
                 total=total_steps,
@@ -97,8 +99,27 @@ class RunLogger:
             self.tb.close()
 
 
+def trim_metrics(path: str | Path, last_step: int) -> None:
+    """Drop the records of ``metrics.jsonl`` with ``step > last_step`` (atomically; a torn last line,
+    from a crash mid-write, goes too)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{line}\n" for line in keep))
+    tmp.replace(path)
+
+
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl``, keeping the last record per (step, keys) after resumes."""
+    """The records of a ``metrics.jsonl``, one per (step, keys) (the last, for files written before
+    resumes trimmed them)."""
     records: dict[tuple, dict[str, Any]] = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
