@@ -36,6 +36,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("eval-judges",): "vidiff.eval.judges:train_judges",
     ("demo",): "vidiff.demo:demo",
     ("serve",): "vidiff.app.commands:serve",
+    ("inflate",): "vidiff.commands.inflate:inflate",
+    ("export-motion",): "vidiff.commands.inflate:export_motion",
 }
 
 # Short aliases that read naturally on the command line.

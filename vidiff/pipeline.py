@@ -420,9 +420,14 @@ class VideoPipeline(nn.Module):
 
 def _build_vae(mc) -> nn.Module | None:
     """The frozen VAE of a latent pipeline: from ``vae_config`` (an export, weights follow in its
-    state dict) or from an exported VAE folder ``vae``; None for pixel-space models."""
+    state dict; a ``diffusers`` key marks Stable Diffusion's per-frame AutoencoderKL,
+    :mod:`vidiff.models.sd_vae`) or from an exported VAE folder ``vae``; None for pixel-space models."""
     if mc.vae is None and mc.vae_config is None:
         return None
+    if mc.vae_config is not None and "diffusers" in mc.vae_config:  # Stable Diffusion's image VAE
+        from vidiff.models.sd_vae import SDVAE, SDVAEConfig
+
+        return SDVAE(SDVAEConfig(**mc.vae_config)).requires_grad_(False).eval()
     from vidiff.models.vae import CausalVideoVAE, VAEConfig
 
     if mc.vae_config is not None:

@@ -155,7 +155,6 @@ def motion_config(adapter: dict, net: dict, where: Path) -> dict:
         motion_mid_block=bool(adapter.get("use_motion_mid_block", True)),
         motion_mid_transformer_layers=mid_layers if isinstance(mid_layers, int) else mid_layers[0],
         motion_max_seq_length=adapter.get("motion_max_seq_length", 32),
-        motion_norm_num_groups=adapter.get("motion_norm_num_groups", 32),
     )
 
 
@@ -177,7 +176,8 @@ def adapter_config(net: dict) -> dict:
         "motion_mid_block_layers_per_block": 1,
         "motion_transformer_layers_per_mid_block": net["motion_mid_transformer_layers"],
         "motion_num_attention_heads": heads if isinstance(heads, int) else list(heads),
-        "motion_norm_num_groups": net["motion_norm_num_groups"],
+        # UNetMotionModel normalises motion modules with the U-Net's groups, whatever this says
+        "motion_norm_num_groups": net["norm_num_groups"],
         "motion_max_seq_length": net["motion_max_seq_length"],
         "use_motion_mid_block": net["motion_mid_block"],
         "conv_in_channels": None,

@@ -91,7 +91,9 @@ def source_kind(src: Path) -> str:
     raise ValueError(f"{src}/config.json is neither a vidiff model config nor a diffusers config")
 
 
-def _text_width(path: Path, subfolder: str = "") -> int:
+def _text_encoder(path: Path, subfolder: str = "") -> tuple[int, int]:
+    """(width, prompt length) of a transformers text model folder: CLIP's context window is its
+    ``max_position_embeddings`` (77 for Stable Diffusion's)."""
     cfg_path = Path(path) / subfolder / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"text encoder folder {cfg_path.parent} has no config.json")
@@ -99,7 +101,8 @@ def _text_width(path: Path, subfolder: str = "") -> int:
     cfg = cfg.get("text_config", cfg)
     if "hidden_size" not in cfg and "d_model" not in cfg:
         raise ValueError(f"{cfg_path} is not a transformers text model config")
-    return int(cfg.get("hidden_size", cfg.get("d_model")))
+    width = int(cfg.get("hidden_size", cfg.get("d_model")))
+    return width, int(cfg.get("max_position_embeddings", 77))
 
 
 def _scheduler(src: Path) -> tuple[str, str]:
@@ -179,7 +182,7 @@ def _from_diffusers(src: Path, kind: str, num_frames: int, text_encoder: str | N
         parameterization, schedule = _scheduler(src)
         text = {"name_or_path": str(src.resolve()), "subfolder": "text_encoder"}
         text["tokenizer_subfolder"] = "tokenizer"
-        width = _text_width(src, "text_encoder")
+        width, length = _text_encoder(src, "text_encoder")
     else:
         if text_encoder is None:
             raise ValueError(
@@ -188,7 +191,8 @@ def _from_diffusers(src: Path, kind: str, num_frames: int, text_encoder: str | N
             )
         parameterization, schedule = "eps", "scaled_linear"  # Stable Diffusion's
         text = {"name_or_path": str(Path(text_encoder).resolve())}
-        width = _text_width(Path(text_encoder))
+        width, length = _text_encoder(Path(text_encoder))
+    text["max_length"] = min(length, 77)
     net, state = hf.load_unet(unet_dir)
     if net["context_dim"] != width:
         raise ValueError(
@@ -204,7 +208,9 @@ def _from_diffusers(src: Path, kind: str, num_frames: int, text_encoder: str | N
         vae_config, vae_state = read_vae(src / "vae")
         state.update({"vae." + k: v for k, v in vae_state.items()})
     sample_size = json.loads((unet_dir / "config.json").read_text()).get("sample_size", 64)
-    scale = 1 if vae_config is None else 2 ** (len(vae_config["block_out_channels"]) - 1)
+    scale = (
+        1 if vae_config is None else 2 ** (len(vae_config["diffusers"]["block_out_channels"]) - 1)
+    )
     model = ModelConfig(
         arch="sd_unet",
         preset=None,

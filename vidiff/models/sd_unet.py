@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from vidiff.models.inputs import check_inputs
 from vidiff.models.sd_blocks import MidBlock, Stage
+from vidiff.nn.conditioning import ConditionedNet, network_conditions
 from vidiff.nn.norms import GroupNorm32
 
 DOWN_TYPES = ("CrossAttnDownBlock2D", "DownBlock2D")
@@ -50,8 +50,9 @@ class SDUNetConfig:
     ``attention_head_dim``). ``context_dim`` is the text encoder's width (``cross_attention_dim``).
     ``motion`` adds an AnimateDiff motion module after every ResNet (and transformer) of every stage,
     and one in the middle block when ``motion_mid_block``; the ``motion_*`` fields mirror a
-    ``MotionAdapter`` config. ``frame_conditioning`` and ``guidance_embed`` are part of vidiff's
-    network contract and are not supported by this architecture (must stay False).
+    ``MotionAdapter`` config. ``frame_conditioning``, ``guidance_embed``, ``pooled_context`` and
+    ``gradient_checkpointing`` are vidiff options this architecture does not have (must stay False):
+    its only conditioning is the prompt (``context``).
     """
 
     in_channels: int = 4
@@ -74,9 +75,10 @@ class SDUNetConfig:
     motion_mid_block: bool = True
     motion_mid_transformer_layers: int = 1
     motion_max_seq_length: int = 32
-    motion_norm_num_groups: int = 32
     frame_conditioning: bool = False
     guidance_embed: bool = False
+    pooled_context: bool = False
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
@@ -98,11 +100,14 @@ class SDUNetConfig:
             bad = sorted(set(kind) - set(allowed))
             if bad:
                 raise ValueError(f"unsupported U-Net block type(s) {bad}; supported: {allowed}")
-        if self.frame_conditioning or self.guidance_embed:
-            raise ValueError(
-                "the sd_unet architecture takes no frame_conditioning or guidance_embed; "
-                "set model.frame_conditioning: false"
-            )
+        for name in ("frame_conditioning", "guidance_embed", "pooled_context"):
+            if getattr(self, name):
+                raise ValueError(
+                    f"the sd_unet architecture has no {name}; set it false (model.{name}: false "
+                    "for frame_conditioning)"
+                )
+        if self.gradient_checkpointing:
+            raise ValueError("the sd_unet architecture has no gradient checkpointing yet")
         if self.context_dim is None and "CrossAttnDownBlock2D" in self.down_block_types:
             raise ValueError("a U-Net with cross-attention blocks needs context_dim")
         for c in self.block_out_channels:
@@ -122,7 +127,8 @@ class SDUNetConfig:
         h = self.motion_num_attention_heads
         heads = h if isinstance(h, int) else h[level]
         layers = self.motion_mid_transformer_layers if mid else self.motion_transformer_layers
-        return heads, layers, self.motion_norm_num_groups, self.motion_max_seq_length
+        # GroupNorm of the U-Net's norm_num_groups, as AnimateDiff's UNetMotionModel builds it
+        return heads, layers, self.norm_num_groups, self.motion_max_seq_length
 
     @classmethod
     def from_dict(cls, d: dict) -> SDUNetConfig:
@@ -157,8 +163,9 @@ def sinusoid(t: torch.Tensor, dim: int, flip: bool, shift: float) -> torch.Tenso
     return F.pad(emb, (0, dim % 2))
 
 
-class SDUNet(nn.Module):
+class SDUNet(ConditionedNet):
     """SD-layout U-Net on clips: ``forward(x_in, c_noise, context=None, context_mask=None)``.
+
 
     ``x_in`` (B, C, T, H, W); ``c_noise`` (B,) the DDPM timestep; ``context`` (B, L, context_dim) is
     shared by the T frames. ``context_mask`` is accepted and ignored: Stable Diffusion was trained
@@ -169,6 +176,8 @@ class SDUNet(nn.Module):
     def __init__(self, config: SDUNetConfig) -> None:
         super().__init__()
         self.config = cfg = config
+        # Declared, not embedded by ConditionedNet: SD's timestep MLP has its own names.
+        self.conditions = network_conditions(cfg)
         ch = cfg.block_out_channels
         emb_dim = 4 * ch[0]
         n, lpb = len(ch), cfg.layers_per_block
@@ -225,14 +234,11 @@ class SDUNet(nn.Module):
         self,
         x_in: torch.Tensor,
         c_noise: torch.Tensor,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
         **cond,
     ) -> torch.Tensor:
         cfg = self.config
-        c_noise, _ = check_inputs(
-            x_in, c_noise, cfg, context=context, context_mask=context_mask, **cond
-        )
+        c_noise, cond = self.check_conditions(x_in, c_noise, cond)
+        context = cond.get("context")
         b, _, t = x_in.shape[:3]
         features = sinusoid(c_noise, cfg.block_out_channels[0], cfg.flip_sin_to_cos, cfg.freq_shift)
         emb = self.time_embedding(features.to(x_in.dtype)).repeat_interleave(t, dim=0)  # ((B T), D)
@@ -272,7 +278,6 @@ SD_UNET_PRESETS: dict[str, SDUNetConfig] = {
         norm_num_groups=8,
         context_dim=32,
         motion_num_attention_heads=2,
-        motion_norm_num_groups=8,
     ),
 }
 

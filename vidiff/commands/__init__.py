@@ -1,0 +1,1 @@
+"""The functions behind the command-line subcommands (``vidiff/cli.py`` maps words to them)."""
