@@ -341,3 +341,21 @@ def test_bad_sources_and_adapters(hf_dirs, tmp_path):
     # the CLI says it in one line
     assert main(["inflate", str(tmp_path / "empty"), "-o", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_trainable_and_init_errors(tmp_path):
+    from vidiff.train.finetune import resolve_init, set_trainable, trainable_names
+
+    image, src = _vidiff_image_model(tmp_path)
+    names = trainable_names(image, ["denoiser.net.input_conv.*"], "unet3d")
+    assert names == ["denoiser.net.input_conv.weight", "denoiser.net.input_conv.bias"]
+    with pytest.raises(ValueError, match="matches no parameter"):
+        trainable_names(image, ["nothing.*"], "unet3d")
+    with pytest.raises(ValueError, match="no temporal layers"):
+        set_trainable(image, "temporal", "dit")
+    assert set_trainable(image, ["denoiser.net.out_conv.*"], "unet3d") == 2
+    cfg = load_config(None, [f"model.init={src}", "model.arch=dit"])
+    with pytest.raises(ValueError, match=r"remove model.arch"):
+        resolve_init(cfg)
+    cfg = resolve_init(load_config(None, [f"model.init={src}", "diffusion.p_uncond=0.2"]))
+    assert cfg.model.net["model_channels"] == 8 and cfg.diffusion.p_uncond == 0.2
