@@ -226,7 +226,11 @@ def test_export_motion_round_trip_of_trained_modules(hf_dirs, tmp_path):
 def test_sd_pipeline_source(hf_dirs, tmp_path):
     from diffusers import AutoencoderKL
 
-    pipe = VideoPipeline.load(inflate(hf_dirs / "sd", tmp_path / "v", num_frames=3))
+    out = inflate(hf_dirs / "sd", tmp_path / "v", num_frames=3)
+    # the folder stands alone: the CLIP text encoder and tokenizer travel inside it
+    assert json.loads((out / "config.json").read_text())["model"]["text"]["name_or_path"] == "."
+    pipe = VideoPipeline.load(shutil.move(out, tmp_path / "moved"))
+    assert pipe.text_encoder.config.name_or_path == str(tmp_path / "moved")
     dc = pipe.config.diffusion
     assert (dc.parameterization, dc.schedule) == ("eps", "scaled_linear")
     assert pipe.sample_shape == (4, 3, 8, 8) and pipe.size == 16

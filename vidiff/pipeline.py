@@ -409,7 +409,16 @@ class VideoPipeline(nn.Module):
                 raise FileNotFoundError(
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
-        pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
+        config = load_pipeline_config(directory / CONFIG_NAME)
+        # A Hugging Face text encoder shipped inside the model folder (`vidiff inflate` copies it
+        # there): a relative path is relative to the folder.
+        text = config.model.text
+        relative = str(text.get("name_or_path", "/"))
+        if config.model.text_encoder == "hf" and not Path(relative).is_absolute():
+            inside = directory / relative
+            text = {**text, "name_or_path": str(inside)} if inside.is_dir() else text
+            config.model = dataclasses.replace(config.model, text=text)
+        pipe = cls(config)
         state = load_file(str(directory / WEIGHTS_NAME))
         check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()

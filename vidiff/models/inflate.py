@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -40,6 +41,7 @@ from vidiff.interop import diffusers as hf
 from vidiff.models.sd_unet import is_motion_key
 
 NET = "denoiser.net."
+PICKLED = hf.PICKLED
 PIPELINE_PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 # diffusers beta_schedule -> vidiff VPSchedule kind, with the betas VPSchedule uses for it.
 SCHEDULES = {
@@ -303,14 +305,54 @@ def inflate(
     num_frames: int = 16,
     text_encoder: str | None = None,
 ) -> Path:
-    """Inflate ``src`` into the vidiff model folder ``out`` (see the module docstring)."""
+    """Inflate ``src`` into the vidiff model folder ``out`` (see the module docstring). A Hugging Face
+    text encoder is copied into ``out/text_encoder`` (and its tokenizer into ``out/tokenizer``), so
+    the folder stands alone."""
     out = Path(out)
     if (out / "config.json").exists():
         raise ValueError(f"{out} already holds a model; choose another output folder")
     pipe = build_inflated(
         src, motion_adapter=motion_adapter, num_frames=num_frames, text_encoder=text_encoder
     )
-    return pipe.save(out)
+    copies = (
+        _text_encoder_files(pipe.config.model) if pipe.config.model.text_encoder == "hf" else []
+    )
+    if copies:
+        text = pipe.config.model.text
+        pipe.config.model.text = {
+            **text,
+            "name_or_path": ".",
+            "subfolder": "text_encoder",
+            "tokenizer_subfolder": "tokenizer",
+        }
+    pipe.save(out)
+    for source, folder in copies:
+        (out / folder).mkdir(exist_ok=True)
+        shutil.copy2(source, out / folder / source.name)
+    return out
+
+
+def _text_encoder_files(model: ModelConfig) -> list[tuple[Path, str]]:
+    """(file, destination folder) of the text model and tokenizer to copy; safetensors weights are
+    required (a pickled text encoder is refused, never unpickled)."""
+    text = model.text
+    root = Path(text["name_or_path"])
+    te = root / (text.get("subfolder") or "")
+    tok = root / (text.get("tokenizer_subfolder") or text.get("subfolder") or "")
+    weights = sorted(te.glob("*.safetensors"))
+    if not weights:
+        raise ValueError(
+            f"text encoder {te} has no safetensors weights (pickled files are refused)"
+        )
+    files = [
+        (f, "text_encoder") for f in sorted(te.iterdir()) if f.suffix in (".json", ".safetensors")
+    ]
+    files += [
+        (f, "tokenizer")
+        for f in sorted(tok.iterdir())
+        if f.is_file() and f.suffix not in PICKLED and f.suffix != ".safetensors"
+    ]
+    return files
 
 
 def motion_state(pipe) -> dict[str, torch.Tensor]:
