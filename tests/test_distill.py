@@ -21,7 +21,7 @@ from vidiff.distill import (
     loss_weight,
     nested_grids,
 )
-from vidiff.distill.commands import Round, plan_rounds, student_config, student_from_teacher
+from vidiff.distill.rounds import Round, plan_rounds, student_config, student_from_teacher
 from vidiff.pipeline import VideoPipeline
 from vidiff.sampling.samplers import ddim_step, ddim_x0_target, sample_ddim
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from vidiff.files import read_json, read_yaml
+
 
 @dataclass
 class DataConfig:
@@ -252,11 +254,11 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path) or {}
     apply_overrides(data, list(overrides))
     return from_dict(Config, data)
 
 
 def load_pipeline_config(path: str | Path) -> PipelineConfig:
     """Read the ``config.json`` of an exported model or checkpoint."""
-    return from_dict(PipelineConfig, json.loads(Path(path).read_text()))
+    return from_dict(PipelineConfig, read_json(path))

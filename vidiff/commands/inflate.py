@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidiff.commands import checks
+from vidiff.errors import UserError
+
 
 def inflate(
     src: str,
@@ -36,6 +39,9 @@ def inflate(
     """
     from vidiff.models.inflate import inflate as run
 
+    checks.positive("--num-frames", num_frames)
+    if (checks.folder("--out", out) / "config.json").exists():
+        raise UserError(f"--out {out} already holds a model; choose another folder")
     path = run(
         src, out, motion_adapter=motion_adapter, num_frames=num_frames, text_encoder=text_encoder
     )
@@ -54,10 +60,12 @@ def export_motion(model: str, *, out: str = "motion-adapter") -> None:
     """
     import dataclasses
 
-    from vidiff.interop.diffusers import save_motion_adapter
+    from vidiff.interop.diffusers import WEIGHTS, save_motion_adapter
     from vidiff.models.inflate import motion_state
     from vidiff.pipeline import VideoPipeline
 
+    if (checks.folder("--out", out) / WEIGHTS).exists():
+        raise UserError(f"--out {out} already holds a diffusers model; choose another folder")
     pipe = VideoPipeline.load(model)
     state = motion_state(pipe)
     save_motion_adapter(dataclasses.asdict(pipe.net.config), state, Path(out))

@@ -4,7 +4,8 @@
   teacher's; rounds halve the step count (64 -> 32 -> 16 -> 8 ...).
 * :class:`GuidanceDistillation` (Meng et al. 2023, stage 1): a guidance-embedded student matches the
   classifier-free-guided teacher in one forward pass, for any weight ``w`` in a range.
-* ``vidiff distill`` (:func:`vidiff.distill.commands.distill`) chains them, each round a resumable
+* ``vidiff distill`` (:func:`vidiff.commands.distill.distill`, rounds planned by
+  :mod:`vidiff.distill.rounds`) chains them, each round a resumable
   training run on :func:`vidiff.train.loop.train`, exported as a model folder.
 
 Both objectives work through the denoiser contract only, so they serve every network (U-Net, DiT),

@@ -1,4 +1,4 @@
-"""Pure samplers, seeded noise (and, in ``commands.py``, the sample/generate commands)."""
+"""Pure samplers and seeded noise."""
 
 from vidiff.sampling.noise import SeededNoise
 from vidiff.sampling.samplers import (
