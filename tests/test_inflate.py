@@ -128,7 +128,7 @@ def test_inflated_diffusers_unet_equals_image_unet_per_frame(hf_dirs, tmp_path):
     assert all(torch.equal(net[k], v) for k, v in image.items())
 
 
-def _vidiff_image_model(tmp_path):
+def _vidiff_image_model(tmp_path, net: str = ""):
     cfg = load_config(
         None,
         [
@@ -136,7 +136,7 @@ def _vidiff_image_model(tmp_path):
             "data.size=8",
             "model.frame_conditioning=false",
             "model.net={model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2],"
-            " head_dim: 8, frame_embedding: true}",
+            f" head_dim: 8, frame_embedding: true{net}}}",
             "model.text={vocab: [a, red, square, moving, right], dim: 16, depth: 1}",
         ],
     )
@@ -145,7 +145,7 @@ def _vidiff_image_model(tmp_path):
     with torch.no_grad():  # a "trained" image model: no zero-initialised output anywhere
         for p in pipe.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    return pipe, pipe.save(tmp_path / "image")
+    return pipe, pipe.save(tmp_path / ("image" + net.replace(",", "").replace(" ", "_")))
 
 
 def test_inflated_vidiff_image_model_equals_it_per_frame(tmp_path):
@@ -321,6 +321,8 @@ def test_bad_sources_and_adapters(hf_dirs, tmp_path):
     _, image = _vidiff_image_model(tmp_path)
     vid = inflate(image, tmp_path / "vid", num_frames=4)
     _refused(tmp_path, r"video model \(video.num_frames=4\)", vid)
+    _, layout = _vidiff_image_model(tmp_path, ", layout_prior: true")
+    _refused(tmp_path, "layout_prior=True", layout)
     # a pipeline lacking a component
     broken = tmp_path / "broken"
     shutil.copytree(hf_dirs / "sd", broken)

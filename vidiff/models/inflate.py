@@ -153,6 +153,13 @@ def _from_vidiff(src: Path, num_frames: int):
         )
     net = dict(pc.model.net)
     if pc.model.arch == "unet3d":
+        if net.get("layout_prior"):
+            # The prompt's coarse clip is resized to T frames: it differs frame by frame, so the
+            # video net could not start as the image net applied to each frame.
+            raise ValueError(
+                f"{src} has layout_prior=True, whose layout changes along time; inflation needs "
+                "an image model without it (model.net.layout_prior=false)"
+            )
         net.update(temporal_conv=True, temporal_attention=True)
     elif pc.model.arch == "sd_unet":
         if net.get("motion"):
