@@ -56,8 +56,8 @@ def init_weights(objective: nn.Module, init: str) -> None:
     """Load ``init``'s ``model.safetensors`` into the objective built from its config (strict)."""
     from safetensors.torch import load_file
 
+    from vidiff.files import load_strict
     from vidiff.pipeline import WEIGHTS_NAME
-    from vidiff.train.objectives import load_weights
 
     path = Path(init) / WEIGHTS_NAME
     if not path.is_file():
@@ -67,7 +67,7 @@ def init_weights(objective: nn.Module, init: str) -> None:
     state = load_file(str(path))
     reference = objective.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    load_weights(objective, state, path)
+    load_strict(objective, state, path)
 
 
 def trainable_names(objective: nn.Module, spec: str | list[str], arch: str) -> list[str]:
