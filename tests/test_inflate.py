@@ -365,3 +365,19 @@ def test_trainable_and_init_errors(tmp_path):
         resolve_init(cfg)
     cfg = resolve_init(load_config(None, [f"model.init={src}", "diffusion.p_uncond=0.2"]))
     assert cfg.model.net["model_channels"] == 8 and cfg.diffusion.p_uncond == 0.2
+
+
+def test_sd_unet_gradient_checkpointing_gives_the_same_gradients():
+    import dataclasses
+
+    from vidiff.models.sd_unet import SD_UNET_PRESETS, SDUNet
+
+    cfg = dataclasses.replace(SD_UNET_PRESETS["sd-tiny"], motion=True)
+    grads = []
+    for flag in (False, True):
+        torch.manual_seed(0)
+        net = SDUNet(dataclasses.replace(cfg, gradient_checkpointing=flag)).train()
+        x, t, ctx = _inputs(t=3)
+        net(x, t, context=ctx).square().mean().backward()
+        grads.append({n: p.grad for n, p in net.named_parameters()})
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.motion import MotionModule
 from vidiff.nn.norms import GroupNorm32, LayerNorm32
@@ -134,6 +135,7 @@ class Stage(nn.Module):
         skip_channels: list[int] | None = None,
     ) -> None:
         super().__init__()
+        self.checkpointing = cfg.gradient_checkpointing
         skips = skip_channels or [0] * n
         ins = [in_ch] + [out_ch] * (n - 1)
         groups, eps = cfg.norm_num_groups, cfg.norm_eps
@@ -162,6 +164,12 @@ class Stage(nn.Module):
             self.upsamplers = nn.ModuleList([Upsample2D(out_ch)])
 
     def _layer(self, i, h, emb, context, t):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            # recomputed in the backward pass: activation memory for compute
+            return checkpoint(self._run_layer, i, h, emb, context, t, use_reentrant=False)
+        return self._run_layer(i, h, emb, context, t)
+
+    def _run_layer(self, i, h, emb, context, t):
         h = self.resnets[i](h, emb)
         if hasattr(self, "attentions"):
             h = self.attentions[i](h, context)
@@ -195,6 +203,7 @@ class MidBlock(nn.Module):
     def __init__(self, ch: int, emb_dim: int, cfg, heads: int, motion) -> None:
         super().__init__()
         groups, eps = cfg.norm_num_groups, cfg.norm_eps
+        self.checkpointing = cfg.gradient_checkpointing
         self.resnets = nn.ModuleList([ResnetBlock2D(ch, ch, emb_dim, groups, eps) for _ in "ab"])
         self.attentions = nn.ModuleList(
             [
@@ -212,6 +221,11 @@ class MidBlock(nn.Module):
             self.motion_modules = nn.ModuleList([MotionModule(ch, *motion)])
 
     def forward(self, h, emb, context, t) -> torch.Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(self._forward, h, emb, context, t, use_reentrant=False)
+        return self._forward(h, emb, context, t)
+
+    def _forward(self, h, emb, context, t) -> torch.Tensor:
         h = self.resnets[0](h, emb)
         h = self.attentions[0](h, context)
         if hasattr(self, "motion_modules"):

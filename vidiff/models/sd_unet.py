@@ -50,9 +50,10 @@ class SDUNetConfig:
     ``attention_head_dim``). ``context_dim`` is the text encoder's width (``cross_attention_dim``).
     ``motion`` adds an AnimateDiff motion module after every ResNet (and transformer) of every stage,
     and one in the middle block when ``motion_mid_block``; the ``motion_*`` fields mirror a
-    ``MotionAdapter`` config. ``frame_conditioning``, ``guidance_embed``, ``pooled_context`` and
-    ``gradient_checkpointing`` are vidiff options this architecture does not have (must stay False):
-    its only conditioning is the prompt (``context``).
+    ``MotionAdapter`` config. ``gradient_checkpointing`` recomputes each stage layer (and the middle
+    block) in the backward pass. ``frame_conditioning``, ``guidance_embed`` and ``pooled_context``
+    are vidiff options this architecture does not have (must stay False): its only conditioning is
+    the prompt (``context``).
     """
 
     in_channels: int = 4
@@ -106,8 +107,7 @@ class SDUNetConfig:
                     f"the sd_unet architecture has no {name}; set it false (model.{name}: false "
                     "for frame_conditioning)"
                 )
-        if self.gradient_checkpointing:
-            raise ValueError("the sd_unet architecture has no gradient checkpointing yet")
+
         if self.context_dim is None and "CrossAttnDownBlock2D" in self.down_block_types:
             raise ValueError("a U-Net with cross-attention blocks needs context_dim")
         for c in self.block_out_channels:
