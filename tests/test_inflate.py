@@ -381,3 +381,51 @@ def test_sd_unet_gradient_checkpointing_gives_the_same_gradients():
         net(x, t, context=ctx).square().mean().backward()
         grads.append({n: p.grad for n, p in net.named_parameters()})
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-6) for n in grads[0])
+
+
+def test_sd2_layout_loads_and_matches_per_frame(tmp_path):
+    """SD 2.x layout: linear projections in the spatial transformers, heads per block."""
+    from diffusers import UNet2DConditionModel
+
+    from vidiff.interop.diffusers import load_unet
+    from vidiff.models.sd_unet import SDUNet, SDUNetConfig
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        **{**UNET, "use_linear_projection": True, "attention_head_dim": (2, 4)}
+    ).eval()
+    unet.save_pretrained(tmp_path / "unet")
+    fields, state = load_unet(tmp_path / "unet")
+    net = SDUNet(SDUNetConfig(**fields)).eval()
+    net.load_state_dict(state)
+    x, t, ctx = _inputs(t=2)
+    with torch.no_grad():
+        ref = torch.stack([unet(x[:, :, i], t, ctx).sample for i in range(2)], 2)
+        assert (net(x, t, context=ctx) - ref).abs().max() <= 1e-5
+
+
+def test_training_an_inflated_sd_pipeline(hf_dirs, tmp_path):
+    """model.init from a Stable Diffusion folder: latents from its VAE, prompts from its CLIP, only
+    the motion modules move."""
+    from vidiff.train.loop import train
+
+    init = inflate(hf_dirs / "sd", tmp_path / "v", num_frames=2)
+    before = VideoPipeline.load(init).state_dict()
+    cfg = load_config(
+        "configs/shapes-unet-tiny-inflated.yaml",
+        [
+            f"model.init={init}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "train.steps=2",
+            "train.batch_size=2",
+            "train.ckpt_every=2",
+            "train.warmup_steps=1",
+            "train.gradient_checkpointing=true",
+            "data.num_frames=2",
+            "data.size=16",
+        ],
+    )
+    result = train(cfg, datasets=(Blobs(frames=2, size=16), None), progress=False)
+    after = result.model.state_dict()
+    moved = [k for k in before if not torch.equal(after[k], before[k])]
+    assert moved and all(is_temporal("sd_unet", k) for k in moved)

@@ -401,15 +401,7 @@ class VideoPipeline(nn.Module):
                 raise FileNotFoundError(
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
-        config = load_pipeline_config(directory / CONFIG_NAME)
-        # A Hugging Face text encoder shipped inside the model folder (`vidiff inflate` copies it
-        # there): a relative path is relative to the folder.
-        text = config.model.text
-        relative = str(text.get("name_or_path", "/"))
-        if config.model.text_encoder == "hf" and not Path(relative).is_absolute():
-            inside = directory / relative
-            text = {**text, "name_or_path": str(inside)} if inside.is_dir() else text
-            config.model = dataclasses.replace(config.model, text=text)
+        config = read_model_config(directory)
         pipe = cls(config)
         state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
@@ -417,6 +409,21 @@ class VideoPipeline(nn.Module):
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
         pipe.load_weights(state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()
+
+
+def read_model_config(directory: str | Path) -> PipelineConfig:
+    """The :class:`PipelineConfig` of an exported model folder, with a Hugging Face text encoder
+    shipped inside the folder (`vidiff inflate` copies it there: a relative ``name_or_path``) made
+    absolute, so the model builds from any working directory."""
+    directory = Path(directory)
+    config = load_pipeline_config(directory / CONFIG_NAME)
+    text = config.model.text
+    relative = str(text.get("name_or_path", "/"))
+    if config.model.text_encoder == "hf" and not Path(relative).is_absolute():
+        inside = directory / relative
+        text = {**text, "name_or_path": str(inside)} if inside.is_dir() else text
+        config.model = dataclasses.replace(config.model, text=text)
+    return config
 
 
 def _build_vae(mc) -> nn.Module | None:

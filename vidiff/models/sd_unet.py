@@ -245,7 +245,8 @@ class SDUNet(ConditionedNet):
         if context is not None:
             context = context.to(x_in.dtype).repeat_interleave(t, dim=0)  # every frame, one prompt
 
-        h = self.conv_in(rearrange(x_in, "b c t h w -> (b t) c h w"))
+        # contiguous frames: a strided view here made the CPU conv backward crash (torch 2.13)
+        h = self.conv_in(rearrange(x_in, "b c t h w -> (b t) c h w").contiguous())
         skips = [h]
         for stage in self.down_blocks:
             h, outs = stage.down(h, emb, context, t)

@@ -67,14 +67,16 @@ class SDVAE(nn.Module):
         frames = rearrange(video, "b c t h w -> (b t) c h w")
         mean = self.model.encode(frames.to(self.model.dtype)).latent_dist.mode()
         z = (mean.float() - self.config.shift_factor) * self.config.scaling_factor
-        return rearrange(z, "(b t) c h w -> b c t h w", b=b)
+        # contiguous: the (b t) -> b c t layout is channels-last-like strides otherwise, which the
+        # CPU conv backward of the network downstream crashed on (torch 2.13)
+        return rearrange(z, "(b t) c h w -> b c t h w", b=b).contiguous()
 
     @torch.no_grad()
     def decode_latents(self, z: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         b = z.shape[0]
         z = rearrange(z, "b c t h w -> (b t) c h w") / self.config.scaling_factor
         x = self.model.decode((z + self.config.shift_factor).to(self.model.dtype)).sample
-        x = rearrange(x.float(), "(b t) c h w -> b c t h w", b=b)
+        x = rearrange(x.float(), "(b t) c h w -> b c t h w", b=b).contiguous()
         return x if num_frames is None else x[:, :, :num_frames]
 
 

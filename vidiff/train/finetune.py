@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
-from vidiff.config import Config, DiffusionConfig, ModelConfig, load_pipeline_config
+from vidiff.config import Config, DiffusionConfig, ModelConfig
 
 TRAINABLE = ("all", "temporal")
 
@@ -40,7 +40,9 @@ def resolve_init(config: Config) -> Config:
         raise ValueError(
             f"model.init gives the whole model; remove model.{', model.'.join(changed)} from the run"
         )
-    stored = load_pipeline_config(path)
+    from vidiff.pipeline import read_model_config
+
+    stored = read_model_config(init)
     default = DiffusionConfig()
     mine = {
         f.name: getattr(config.diffusion, f.name)
