@@ -26,6 +26,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import GroupNorm32, LayerNorm32
 from vidiff.nn.sd_layers import GEGLUFeedForward, SDAttention
 
@@ -95,9 +96,7 @@ class MotionModule(nn.Module):
         self.transformer_blocks = nn.ModuleList(
             [TemporalTransformerBlock(channels, heads, max_length) for _ in range(num_layers)]
         )
-        self.proj_out = nn.Linear(channels, channels)
-        nn.init.zeros_(self.proj_out.weight)  # identity at init
-        nn.init.zeros_(self.proj_out.bias)
+        self.proj_out = zero_module(nn.Linear(channels, channels))  # identity at init
 
     def forward(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
         if x.shape[0] % num_frames:
