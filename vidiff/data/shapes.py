@@ -209,26 +209,18 @@ class MovingShapes(SyntheticClips):
         if self.walls:  # any start inside, any speed: the border reflects the object
             speed = rng.uniform(*SPEED_RANGE) * self.scale
             x0, y0 = rng.uniform(r, s - r, size=2)
-            return {
-                "shape": shape,
-                "colour": colour,
-                "rgb": COLOURS[colour],
-                "direction": direction,
-                "velocity": (ux * speed, uy * speed),
-                "speed": speed,
-                "radius": r,
-                "start": (float(x0), float(y0)),
-            }
-        # Speed is capped so that the path fits (only binds for long clips).
-        v_hi = min(SPEED_RANGE[1] * self.scale, (s - 2 * r) / max(t - 1, 1))
-        speed = rng.uniform(SPEED_RANGE[0] * self.scale, v_hi)
-        travel = speed * (t - 1)
-        # Along the motion: start anywhere that keeps the end inside; across it: anywhere inside.
-        along = rng.uniform(r, s - r - travel)
-        across = rng.uniform(r, s - r)
-        sign = ux + uy  # +1 for right/down, -1 for left/up
-        start = along if sign > 0 else s - along
-        x0, y0 = (start, across) if ux != 0 else (across, start)
+            start_xy = (float(x0), float(y0))
+        else:
+            # Speed is capped so that the path fits (only binds for long clips).
+            v_hi = min(SPEED_RANGE[1] * self.scale, (s - 2 * r) / max(t - 1, 1))
+            speed = rng.uniform(SPEED_RANGE[0] * self.scale, v_hi)
+            travel = speed * (t - 1)
+            # Along the motion: start anywhere that keeps the end inside; across it: anywhere inside.
+            along = rng.uniform(r, s - r - travel)
+            across = rng.uniform(r, s - r)
+            sign = ux + uy  # +1 for right/down, -1 for left/up
+            start = along if sign > 0 else s - along
+            start_xy = (start, across) if ux != 0 else (across, start)
         return {
             "shape": shape,
             "colour": colour,
@@ -237,7 +229,7 @@ class MovingShapes(SyntheticClips):
             "velocity": (ux * speed, uy * speed),
             "speed": speed,
             "radius": r,
-            "start": (x0, y0),
+            "start": start_xy,
         }
 
     def __getitem__(self, index: int) -> dict:
