@@ -340,3 +340,9 @@ def test_the_default_model_says_no_control_model_is_shipped(capsys, tmp_path):
     line = _one_line(capsys, ["generate", "a red circle", "--trajectory", "3,3:20,20", "-o",
                               str(tmp_path / "v.gif")])  # fmt: skip
     assert "the default model has no trajectory conditioning and no trajectory model" in line
+
+
+def test_controls_refuse_long_videos(capsys, tmp_path, control_models):
+    argv = ["generate", "a red circle", "--model", str(control_models["trajectory"]), "-o",
+            str(tmp_path / "v.gif"), "--trajectory", "1,1:7,7", "--num-frames", "64"]  # fmt: skip
+    assert "drop --num-frames" in _one_line(capsys, argv)
