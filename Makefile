@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae models
 
 setup: $(STAMP)
 
@@ -72,6 +72,21 @@ default-model: setup
 	  --out $(DEFAULT_RUN)/eval
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
+
+# The causal video VAE the latent recipes name (`model.vae: vae-tiny` in configs/shapes-dit-tiny.yaml):
+# train (resumable), export, measure its latent scale, install it as the shipped model `vae-tiny`
+# (vidiff/assets/vae-tiny; `vidiff models` then lists it). Figures: docs/latent-dit.md.
+VAE_RUN ?= runs/vae-tiny
+vae: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/vae-tiny.yaml train.out_dir=$(VAE_RUN) --resume
+	$(VENV)/bin/vidiff export $(VAE_RUN) -o $(VAE_RUN)/model
+	$(VENV)/bin/vidiff vae calibrate $(VAE_RUN)/model
+	rm -rf vidiff/assets/vae-tiny
+	cp -r $(VAE_RUN)/model vidiff/assets/vae-tiny
+
+# The shipped models: name, kind, frames x H x W, steps, size, recorded figures.
+models: setup
+	$(VENV)/bin/vidiff models
 
 # The README's gallery: small GIFs (16 frames of 32x32) from the shipped model, two of them from
 # held-out colour-shape pairs, and one image-to-video from a MovingShapes frame.

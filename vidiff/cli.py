@@ -44,6 +44,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
     ("serve",): "vidiff.commands.serve:serve",
+    ("models",): "vidiff.commands.models:models",
 }
 
 # Short aliases that read naturally on the command line.

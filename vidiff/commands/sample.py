@@ -17,6 +17,7 @@ import torch
 
 from vidiff.commands import checks
 from vidiff.errors import UserError
+from vidiff.registry import resolve_model
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
@@ -83,7 +84,8 @@ def generate(
 
     Args:
         prompt: what the video shows, e.g. "a red circle moving right" (or give --prompts FILE).
-        model: an exported model folder (`vidiff export`); default: the model shipped in the package.
+        model: an exported model folder (`vidiff export`) or a shipped model's name (`vidiff
+            models`); default: the model shipped in the package.
         prompts: a text file with one prompt per line ('#' starts a comment); writes one file per
             prompt and seed into --out-dir plus manifest.jsonl.
         seed: seed of the first video of each prompt; video i uses seed + i.
@@ -130,8 +132,8 @@ def generate(
                 f"no default model is shipped at {DEFAULT_MODEL}; pass --model DIR (see `vidiff export`)"
             )
         model = str(DEFAULT_MODEL)
-    elif not Path(model).is_dir():
-        raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
+    else:
+        model = str(resolve_model(model))
 
     pipe = VideoPipeline.load(model, device=torch_device)
     _check_vocabulary(pipe, texts)

@@ -9,6 +9,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.config import Config, from_dict, load_config
 from vidiff.errors import UserError
+from vidiff.registry import resolve_config_models, resolve_model
 from vidiff.train.checkpoint import load_state, resolve_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -40,6 +41,8 @@ def train(config: str, *overrides: str, resume: bool = False, allow_changes: boo
         cfg = load_config(config, overrides)
     except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
         raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
+    # Models the config names (model.vae: vae-tiny) are found, or named as missing, before any work.
+    resolve_config_models(cfg)
     result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState
@@ -71,7 +74,8 @@ def export(
     all frames) set the exported model's sampling defaults (else the training config's).
 
     Args:
-        checkpoint: a run folder (its newest checkpoint), a checkpoint folder or an exported model.
+        checkpoint: a run folder (its newest checkpoint), a checkpoint folder, an exported model or
+            a shipped model's name.
         out: the model folder to write.
         dtype: weight precision: float32, float16 or bfloat16.
         steps: the model's default sampling steps (default: the training config's).
@@ -104,6 +108,8 @@ def export(
         if noise_correlation is not None:
             diffusion.noise_correlation = noise_correlation
 
+    if not Path(checkpoint).exists():  # not a run, checkpoint or model folder: a shipped name?
+        checkpoint = str(resolve_model(checkpoint, "CHECKPOINT"))
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
         pipe = VideoPipeline.load(checkpoint)
         set_defaults(pipe.config.diffusion)
