@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae models
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models
 
 setup: $(STAMP)
 
@@ -83,6 +83,17 @@ vae: setup
 	$(VENV)/bin/vidiff vae calibrate $(VAE_RUN)/model
 	rm -rf vidiff/assets/vae-tiny
 	cp -r $(VAE_RUN)/model vidiff/assets/vae-tiny
+
+# The inflated image model that configs/shapes-unet-tiny-inflated.yaml starts from (`model.init:
+# shapes-image-video`): a unet-tiny trained on single frames (resumable), exported, inflated to 16
+# frames with identity temporal layers, installed as the shipped model `shapes-image-video`.
+IMAGE_RUN ?= runs/shapes-image
+image-model: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 \
+	  model.net.layout_prior=false train.out_dir=$(IMAGE_RUN) --resume
+	$(VENV)/bin/vidiff export $(IMAGE_RUN) -o $(IMAGE_RUN)/model
+	rm -rf vidiff/assets/shapes-image-video
+	$(VENV)/bin/vidiff inflate $(IMAGE_RUN)/model -o vidiff/assets/shapes-image-video --num-frames 16
 
 # The shipped models: name, kind, frames x H x W, steps, size, recorded figures.
 models: setup

@@ -35,6 +35,12 @@ RECIPES = {
         "make vae (= vidiff train configs/vae-tiny.yaml; vidiff export runs/vae-tiny -o "
         "vidiff/assets/vae-tiny; vidiff vae calibrate vidiff/assets/vae-tiny)"
     ),
+    "shapes-image-video": (
+        "make image-model (= vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 "
+        "model.net.layout_prior=false train.out_dir=runs/shapes-image; vidiff export "
+        "runs/shapes-image -o runs/shapes-image/model; vidiff inflate runs/shapes-image/model "
+        "-o vidiff/assets/shapes-image-video --num-frames 16)"
+    ),
 }
 
 
@@ -69,10 +75,13 @@ def resolve_model(name_or_path: str | Path, option: str = "--model", assets: Pat
 
 
 def resolve_config_models(config: Any, assets: Path = ASSETS) -> Any:
-    """A run config with each model it references by name (``model.vae``) replaced by its folder, so
-    that a recipe trains from a clean clone or fails at once naming what is missing; in place."""
-    if getattr(config.model, "vae", None) is not None:
-        config.model.vae = str(resolve_model(config.model.vae, "model.vae", assets))
+    """A run config with each model it references by name (``model.vae``, ``model.init``) replaced by
+    its folder, so that a recipe trains from a clean clone or fails at once naming what is missing;
+    in place."""
+    for key in ("vae", "init"):
+        if getattr(config.model, key, None) is not None:
+            folder = resolve_model(getattr(config.model, key), f"model.{key}", assets)
+            setattr(config.model, key, str(folder))
     return config
 
 
