@@ -206,20 +206,52 @@ class VideoPipeline(nn.Module):
         with torch.no_grad():
             return self.vae.encode_latents(self.vae.pad_frames(x.to(self.device)))
 
-    def from_model_space(self, x0: torch.Tensor) -> torch.Tensor:
+    def from_model_space(self, x0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """The inverse of :meth:`to_model_space` for generated samples: ``[0, 1]`` clips of
-        ``video.num_frames`` frames."""
+        ``num_frames`` (default ``video.num_frames``) frames."""
         if self.vae is not None:
-            x0 = self.vae.decode_latents(x0, num_frames=self.num_frames)
+            x0 = self.vae.decode_latents(x0, num_frames=num_frames or self.num_frames)
         return ((x0 + 1) / 2).clamp(0, 1).float()
 
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
         """``(C, T, H, W)`` of what the denoiser works on: the video, or its latents."""
+        return self.model_shape(*self.video_shape())
+
+    def video_shape(
+        self, num_frames: int | None = None, size: tuple[int, int] | None = None
+    ) -> tuple[int, int, int]:
+        """``(T, H, W)`` of the clips :meth:`generate` makes: the trained ones (``video.num_frames``,
+        ``video.size`` square) unless given. Only a DiT samples other lengths and sizes (its patches
+        and 3D RoPE or sincos positions take any grid); H and W must be whole patches (of latents,
+        with a VAE). A ``ValueError`` names what does not fit."""
         v = self.config.video
+        t = v.num_frames if num_frames is None else num_frames
+        h, w = (v.size, v.size) if size is None else size
+        if (t, h, w) == (v.num_frames, v.size, v.size):
+            return t, h, w
+        if min(t, h, w) < 1:
+            raise ValueError(f"frames and size must be >= 1, got {t} frames of {h}x{w}")
+        arch = self.config.model.arch
+        if arch != "dit":
+            raise ValueError(
+                f"this {arch} model samples {v.num_frames} frames of {v.size}x{v.size} only "
+                f"(other lengths and sizes need a DiT); got {t} frames of {h}x{w}"
+            )
+        s = self.vae.spatial_compression if self.vae is not None else 1
+        _, ph, pw = self.net.config.patch_size
+        if h % (s * ph) or w % (s * pw):
+            raise ValueError(
+                f"size {h}x{w}: height must be a multiple of {s * ph} and width of {s * pw} "
+                f"(patch {ph}x{pw}" + (f" of latents {s}x smaller)" if s > 1 else ")")
+            )
+        return t, h, w
+
+    def model_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(C, T, H, W)`` the denoiser works on for clips of ``(num_frames, height, width)``."""
         if self.vae is None:
-            return (v.channels, v.num_frames, v.size, v.size)
-        return self.vae.latent_shape(self.vae.padded_frames(v.num_frames), v.size, v.size)
+            return (self.config.video.channels, num_frames, height, width)
+        return self.vae.latent_shape(self.vae.padded_frames(num_frames), height, width)
 
     def _known_in_model_space(
         self, frames: torch.Tensor, mask: torch.Tensor
@@ -293,8 +325,13 @@ class VideoPipeline(nn.Module):
         cond: dict[str, torch.Tensor] | None = None,
         batch_size: int = 16,
         callback=None,
+        num_frames: int | None = None,
+        size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Sample one video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``.
+
+        ``num_frames`` and ``size`` ``(H, W)`` default to the trained clip; a DiT takes others
+        (:meth:`video_shape`).
 
         ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
         given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
@@ -306,6 +343,11 @@ class VideoPipeline(nn.Module):
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        shape = self.video_shape(num_frames, size)
+        if known_frames is not None and tuple(known_frames.shape[2:]) != shape:
+            raise ValueError(
+                f"known_frames are {tuple(known_frames.shape[2:])} (T, H, W); the clips are {shape}"
+            )
         if (known_frames is None) != (frame_mask is None):
             raise ValueError("known_frames and frame_mask go together")
         if known_frames is not None and not self.config.model.frame_conditioning:
@@ -329,18 +371,19 @@ class VideoPipeline(nn.Module):
             extra = {k: v[sl].to(self.device) for k, v in (cond or {}).items()}
             out.append(
                 self._generate_batch(
-                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback
+                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback, shape
                 )
             )
         return torch.cat(out)
 
     def _generate_batch(
-        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback
-    ):
+        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback,
+        shape,
+    ):  # fmt: skip
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
-        x = noise.video(self.sample_shape, rho) * sigmas[0]
+        x = noise.video(self.model_shape(*shape), rho) * sigmas[0]
         cond = {**self.encode_prompts(prompts), **extra}
         denoiser, cond = self.guided(cond, cfg, len(prompts))
         if known_frames is not None:
@@ -351,7 +394,7 @@ class VideoPipeline(nn.Module):
         x0 = sample(
             denoiser, x, sigmas, sampler=sampler, extra_args=cond, callback=callback, noise=noise
         )
-        return self.from_model_space(x0)
+        return self.from_model_space(x0, num_frames=shape[0])
 
     # ---------------------------------------------------------------------------------------------
     # files

@@ -72,6 +72,8 @@ def generate(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     first_frame: str | None = None,
+    size: str | None = None,
+    num_frames: int | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
@@ -97,6 +99,9 @@ def generate(
             flicker (default: the model's).
         first_frame: an image to start the video from (image to video; models with frame
             conditioning).
+        size: frame height x width, e.g. 32x48 (default: the model's); a DiT samples sizes other
+            than its training size, in whole patches.
+        num_frames: frames per video (default: the model's); other lengths need a DiT.
         out: the video file (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip); with --prompts
             its suffix is the format and, without --out-dir, its name without the suffix the folder.
         out_dir: write one file per prompt and seed here, plus manifest.jsonl (path, prompt, seed).
@@ -118,6 +123,8 @@ def generate(
     checks.non_negative("--cfg", cfg)
     checks.fraction("--noise-correlation", noise_correlation, 0, 1)
     checks.input_file("--first-frame", first_frame)
+    checks.positive("--num-frames", num_frames)
+    hw = checks.video_size("--size", size)
     to_folder = prompts is not None or out_dir is not None
     suffix = Path(out).suffix or ".mp4"
     if to_folder:
@@ -137,6 +144,10 @@ def generate(
 
     pipe = VideoPipeline.load(model, device=torch_device)
     _check_vocabulary(pipe, texts)
+    try:  # other lengths and sizes: a DiT's, in whole patches
+        t, h, w = pipe.video_shape(num_frames, hw)
+    except ValueError as e:
+        raise UserError(f"--size/--num-frames: {e}") from None
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     frame = None
     if first_frame is not None:
@@ -146,7 +157,7 @@ def generate(
             raise UserError(
                 f"--first-frame: the model {model} was trained without frame conditioning"
             )
-        frame = load_image(first_frame, pipe.size)  # (3, 1, size, size), resized and centre-cropped
+        frame = load_image(first_frame, (h, w))  # (3, 1, h, w), resized and centre-cropped
 
     def batches():
         """Videos ``(B, C, T, H, W)`` on the CPU, one batch of jobs at a time."""
@@ -154,8 +165,7 @@ def generate(
             part = jobs[start : start + batch_size]
             known = mask = None
             if frame is not None:
-                c, t, s = pipe.config.video.channels, pipe.num_frames, pipe.size
-                known = torch.zeros(len(part), c, t, s, s)
+                known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
                 known[:, :, :1] = frame
                 mask = torch.zeros(len(part), t, dtype=torch.bool)
                 mask[:, 0] = True
@@ -171,6 +181,8 @@ def generate(
                     known_frames=known,
                     frame_mask=mask,
                     batch_size=batch_size,
+                    num_frames=t,
+                    size=(h, w),
                 ).cpu(),
             )
 
