@@ -65,5 +65,7 @@ def test_generate_size_and_num_frames_options(tmp_path, capsys):
     assert "--size/--num-frames: size 8x9" in capsys.readouterr().err
     assert cli.main([*args, "--size", "big"]) == 2
     assert "--size must be HxW" in capsys.readouterr().err
-    assert cli.main(["generate", PROMPT[0], "--num-frames", "8", "--steps", "1"]) == 2
+    assert cli.main(["generate", PROMPT[0], "--size", "16x16", "--steps", "1"]) == 2
     assert "other lengths and sizes need a DiT" in capsys.readouterr().err
+    assert cli.main([*args, "--size", "8x12", "--num-frames", "6", "--long", "extend"]) == 2
+    assert "--size goes with a DiT's clips made in one pass" in capsys.readouterr().err
