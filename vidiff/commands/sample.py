@@ -194,7 +194,7 @@ def generate(
             context=context,
             anchor=anchor,
             stride=stride,
-            key_pipe=VideoPipeline.load(keyframe_model, device=torch_device)
+            key_pipe=VideoPipeline.load(resolve_model(keyframe_model), device=torch_device)
             if keyframe_model is not None
             else pipe,
             out=Path(out),
@@ -286,8 +286,8 @@ def _check_long(long, num_frames, context, stride, keyframe_model) -> None:
     checks.positive("--stride", stride)
     if keyframe_model is not None and long != "keyframes":
         raise UserError("--keyframe-model goes with --long keyframes")
-    if keyframe_model is not None and not Path(keyframe_model).is_dir():
-        raise UserError(f"--keyframe-model {keyframe_model}: no such folder (an exported model)")
+    if keyframe_model is not None:
+        resolve_model(keyframe_model, "--keyframe-model")  # a folder or a shipped model's name
 
 
 def _generate_long(
