@@ -31,6 +31,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("vae", "cache"): "vidiff.models.commands:vae_cache",
     ("sample",): "vidiff.sampling.commands:sample",
     ("generate",): "vidiff.sampling.commands:generate",
+    ("edit",): "vidiff.sampling.edit_command:edit",
     ("eval",): "vidiff.eval.commands:evaluate",
     ("eval-compare",): "vidiff.eval.compare:compare",
     ("eval-judges",): "vidiff.eval.judges:train_judges",
