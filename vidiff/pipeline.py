@@ -375,8 +375,8 @@ class VideoPipeline(nn.Module):
         """Edit videos ``(B, C, T, H, W)`` in ``[0, 1]`` (the model's shape) by prompt and seed.
 
         ``mask`` ``(B, T, H, W)`` bool, True = regenerate: the rest keeps the input (RePaint,
-        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step; a latent
-        model's result is pasted onto the input outside the mask). ``strength`` in (0, 1]
+        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step; the
+        result is pasted onto the input outside the mask, so it equals the input there bit for bit). ``strength`` in (0, 1]
         (SDEdit): the share of the ``steps`` sampling steps run from the input noised to that level;
         default 1 (from noise) with a mask, required without one. Strength 1 without a mask is
         :meth:`generate` with the same seed. A video depends only on its input, prompt and seed.
@@ -425,7 +425,7 @@ class VideoPipeline(nn.Module):
             denoiser = masked_denoiser(denoiser, x0, self._mask_in_model_space(mask), eps)
         x0 = sample_resampled(denoiser, x, sigmas, sampler, resample, cond, callback, noise)
         result = self.from_model_space(x0)
-        if mask is not None and self.vae is not None:  # a VAE round trip is not exact: paste
+        if mask is not None:  # the input's own values outside (a VAE round trip is not exact)
             result = torch.where(mask[:, None], result, video)
         return result
 
