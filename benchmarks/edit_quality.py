@@ -18,8 +18,9 @@ photographs scikit-learn ships: ``sklearn.datasets.load_sample_images``). Each c
   model was trained for continuation). Figures: the shapes probe and the centroid track error of the
   new frames against the ground truth's continuation.
 * ``sdedit``: the whole clip is edited with ``--strength S``. Figures: the shapes probe's colour and
-  shape verdicts and the centroid track error against the input's ground-truth track (mean distance
-  over frames, px; a clip whose object is missing in over half the frames counts as a miss).
+  shape verdicts, the centroid track error against the input's ground-truth track (mean distance
+  over frames, px; a clip whose object is missing in over half the frames counts as a miss), the
+  share within 3 px, and the share both recoloured and within 3 px.
 
 Run (the figures in docs/editing.md; each part alone, about 15 minutes on one CPU thread):
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts masked-black masked-textured --resample 0 2
@@ -164,6 +165,7 @@ def sdedit(pipe, items, videos, strength, seed: int, batch: int) -> list[dict]:
                     "colour_ok": v["colour_ok"],
                     "shape_ok": v["shape_ok"],
                     "direction_ok": v["direction_ok"],
+                    "recoloured_on_track": float(err <= 3.0 and v["colour_ok"] == 1.0),
                 }
             )
     return rows
@@ -220,7 +222,7 @@ def summary(rows: list[dict]) -> dict:
 
 
 COLUMNS = ["psnr_out_min", "psnr_out_exact", "colour_ok", "colour_in_mask_ok", "shape_ok",
-           "direction_ok", "ring_err", "track_ok", "track_err_median"]  # fmt: skip
+           "direction_ok", "ring_err", "track_ok", "track_err_median", "recoloured_on_track"]  # fmt: skip
 
 
 def table(results: list[dict]) -> str:
