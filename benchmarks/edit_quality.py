@@ -46,7 +46,7 @@ from vidiff.eval.extract import detect_objects, track_objects
 from vidiff.eval.probes import nearest_colour, score_shapes
 from vidiff.eval.runner import EVAL_DATA_SEED
 from vidiff.pipeline import VideoPipeline
-from vidiff.sampling.commands import DEFAULT_MODEL
+from vidiff.runtime import DEFAULT_MODEL
 
 
 def clips(num: int, size: int, frames: int) -> list[dict]:

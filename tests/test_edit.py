@@ -211,6 +211,15 @@ def test_edit_command_writes_the_edit(files, capsys):
     assert not torch.equal(edited[..., :4], original[..., :4])
     assert cli.main([*argv, "--strength", "0.5", "-o", str(files / "v2v.png")]) == 0
     assert "wrote" in capsys.readouterr().out
+    long = torch.cat([original, original], dim=1)  # 8 frames of 8x8: cut to the model's 4
+    write_video(torch.nn.functional.interpolate(long, size=(16, 16)), files / "long.png", fps=4)
+    argv[1] = str(files / "long.png")
+    with pytest.warns(UserWarning) as notices:
+        assert cli.main([*argv, "--strength", "0.5", "-o", str(files / "cut.png")]) == 0
+    said = [str(w.message) for w in notices]
+    assert any("cut from 8 to its first 4 frames" in m for m in said)
+    assert any("resized from 16x16 to 8x8" in m for m in said)
+    assert read_video(files / "cut.png")[0].shape == (3, 4, 8, 8)
 
 
 @pytest.mark.parametrize(
@@ -224,15 +233,20 @@ def test_edit_command_writes_the_edit(files, capsys):
         (["in.png", "--mask", "box:0,0,9,8"], "must lie inside the 8x8 input"),
         (["in.png", "--mask", "{d}/wrong.png"], "is 4x4 but the input is 8x8"),
         (["in.png", "--mask", "box:0,0,4,4", "--resample", "-1"], "--resample"),
+        (["short.png", "--strength", "0.5"], "has 2 frames; the model makes 4-frame clips"),
+        (["in.png", "--strength", "0.5", "--out", "{d}/x.txt"], "cannot write a video"),
     ],
 )
 def test_edit_command_bad_input_is_one_line_and_writes_nothing(files, capsys, args, message):
     Image.fromarray(np.full((4, 4, 3), 255, np.uint8)).save(files / "wrong.png")
+    write_video(torch.rand(3, 2, 8, 8), files / "short.png", fps=4)
     out = files / "bad.mp4"
     rest = [a.replace("{d}", str(files)) for a in args[1:]]
     argv = ["edit", str(files / args[0]), *rest, "--model", str(files / "model")]
     capsys.readouterr()
-    assert cli.main([*argv, "-o", str(out)]) == 2
+    if "--out" not in rest:
+        argv += ["-o", str(out)]
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vidiff: error:") and message in err[0]
-    assert not out.exists()
+    assert not out.exists() and not (files / "x.txt").exists()

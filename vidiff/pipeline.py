@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
@@ -31,7 +30,7 @@ from vidiff.diffusion import (
 )
 from vidiff.diffusion.editing import masked_denoiser, sdedit_start
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import check_finite, save_safetensors
+from vidiff.files import check_finite, load_safetensors, load_strict, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.nn.conditioning import (
@@ -48,6 +47,7 @@ from vidiff.sampling.resample import sample_resampled
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
 
 
 class VideoPipeline(nn.Module):
@@ -477,16 +477,8 @@ class VideoPipeline(nn.Module):
         return directory
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
-        """Load a full state dict (strict), or raise one ValueError naming ``source`` and the first
-        mismatch instead of PyTorch's key dump."""
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
-            raise ValueError(
-                f"the weights in {source} do not fit the model built from its config "
-                f"(was it written by another vidiff version?): {detail}"
-            ) from e
+        """Load a full state dict (strict); a mismatch is one error naming ``source``."""
+        load_strict(self, state, source)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:
@@ -498,7 +490,7 @@ class VideoPipeline(nn.Module):
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vidiff.config import Config, from_dict, to_dict
-from vidiff.files import first_nonfinite
+from vidiff.files import first_nonfinite, load_strict
 from vidiff.train.checkpoint import (
     CheckpointWriter,
     latest_checkpoint,
@@ -52,6 +52,7 @@ from vidiff.train.data import (
     Layout,
     build_train_datasets,
     ensure_vocabulary,
+    report_data,
     train_batches,
 )
 from vidiff.train.ema import EMA
@@ -61,7 +62,6 @@ from vidiff.train.objectives import (
     build_objective,
     call_hook,
     extra_steps,
-    load_weights,
     trainable_parameters,
 )
 from vidiff.train.settings import (
@@ -93,7 +93,7 @@ class Hooks:
 
     ``log(step, scalars)``, ``checkpoint(step, path)``, ``sample(step, ema_model, sheet_path)`` and
     ``evaluate(step, ema_model) -> scalars``. ``sample``/``evaluate`` default to a sample-sheet writer
-    and :func:`vidiff.eval.commands.quick_eval` (when ``train.sample_every`` / ``train.eval_every`` ask for them).
+    and :func:`vidiff.eval.evaluate.quick_eval` (when ``train.sample_every`` / ``train.eval_every`` ask for them).
     ``after_step(step, ema_model) -> stop`` runs after every optimiser step; ``True`` ends training
     there (a wall-clock budget, say; the result is then not ``finished``).
     """
@@ -213,7 +213,7 @@ def setup(config: Config, objective: nn.Module) -> Run:
 
 def restore(run: Run, state: dict, ckpt: Path) -> None:
     """Load a checkpoint's state into ``run`` (model, EMA, optimisers, schedule, step, data, RNG)."""
-    load_weights(run.objective, state["model"], f"checkpoint {ckpt}")
+    load_strict(run.objective, state["model"], f"checkpoint {ckpt}")
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -333,13 +333,14 @@ def train(
             )
             stored = with_stored_net(from_dict(Config, state["config"]), state)
             m = model if model is not None else build_objective(stored)
-            load_weights(m, state["model"], f"checkpoint {ckpt}")
+            load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
     # ---- data, objective, optimisers -----------------------------------------------------------
     if datasets is None:
         datasets = build_train_datasets(config.data, tc.seed)
     videos, images = datasets
+    report_data(log, videos, images)
     if model is None:
         ensure_vocabulary(config, videos, images)
         if tc.gradient_checkpointing:
@@ -548,9 +549,9 @@ def _default_sample(config: Config, videos: Dataset) -> Callable[[int, nn.Module
 
 
 def _default_eval(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
-    """``train.eval_every`` logs :func:`vidiff.eval.commands.quick_eval` (probe scores of a few EMA
+    """``train.eval_every`` logs :func:`vidiff.eval.evaluate.quick_eval` (probe scores of a few EMA
     samples on the synthetic dataset being trained on) under ``eval/...`` in ``metrics.jsonl``."""
-    from vidiff.eval.commands import quick_eval
+    from vidiff.eval.evaluate import quick_eval
 
     tc = config.train
     return lambda step, model: quick_eval(

@@ -7,9 +7,13 @@ mask, prompt, seed and settings.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+from vidiff.commands import checks
 from vidiff.data.video_io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from vidiff.errors import UserError
+from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
 def edit(
@@ -33,7 +37,7 @@ def edit(
               vidiff edit clip.mp4 "a blue circle moving right" --strength 0.5 -o blue.mp4
 
     A clip longer than the model's is cut to its first frames and one of another size is resized and
-    centre-cropped (each said in one line); a shorter clip is refused.
+    centre-cropped (each said in one warning line); a shorter clip is refused.
 
     Args:
         input: the video to edit (.mp4, .gif, .png filmstrip, ...), at least as long as the model's clips.
@@ -52,39 +56,45 @@ def edit(
         steps: sampling steps of the full schedule (default: the model's).
         sampler: euler, heun, euler_ancestral, dpmpp_2m, ddim or ddpm (default: the model's).
         noise_correlation: share of the noise common to all frames, in [0, 1) (default: the model's).
-        out: the edited video (.mp4, .webm, .gif or .png filmstrip).
+        out: the edited video (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip).
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
     """
+    from vidiff.commands.sample import _check_vocabulary
     from vidiff.data.edit_inputs import fit_clip, fit_mask, read_mask
     from vidiff.data.video_io import read_video, write_video
     from vidiff.pipeline import VideoPipeline
-    from vidiff.sampling.commands import DEFAULT_MODEL, resolve_device
 
+    # Everything the user typed is checked, and the input and mask read, before the model is loaded.
     src = Path(input)
     if not src.is_file():
-        raise FileNotFoundError(f"input video not found: {src}")
+        raise UserError(f"input video not found: {src}")
     if src.suffix.lower() not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
-        raise ValueError(f"input {src}: unknown video type {src.suffix!r}")
-    if Path(out).suffix.lower() not in (".mp4", ".webm", ".gif", ".png"):
-        raise ValueError(f"--out {out}: write .mp4, .webm, .gif or .png")
+        raise UserError(f"input {src}: unknown video type {src.suffix!r}")
     if strength is not None and not 0.0 < strength <= 1.0:
-        raise ValueError(f"--strength must be in (0, 1] (0 would change nothing), got {strength:g}")
+        raise UserError(f"--strength must be in (0, 1] (0 would change nothing), got {strength:g}")
     if mask is None and strength is None:
-        raise ValueError("give --mask (regenerate inside it) and/or --strength (video to video)")
+        raise UserError("give --mask (regenerate inside it) and/or --strength (video to video)")
     if resample < 0 or (resample and mask is None):
-        raise ValueError(f"--resample takes a count >= 0 and needs --mask, got {resample}")
-    if steps is not None and steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
+        raise UserError(f"--resample takes a count >= 0 and needs --mask, got {resample}")
+    checks.positive("--steps", steps)
+    checks.seed_range("--seed", seed)
+    checks.sampler_name(sampler)
+    checks.fraction("--noise-correlation", noise_correlation, 0, 1)
+    checks.video_file("--out", out)
+    torch_device = resolve_device(device)
     model = model or str(DEFAULT_MODEL)
+    if not Path(model).is_dir():
+        raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
 
     video, fps = read_video(src)  # (3, T, H, W)
     regions = None if mask is None else read_mask(mask, video.shape[1], *video.shape[2:])
-    pipe = VideoPipeline.load(model, device=resolve_device(device))
+    pipe = VideoPipeline.load(model, device=torch_device)
+    _check_vocabulary(pipe, [prompt])
     video, notes = fit_clip(video, pipe.num_frames, pipe.size, name=f"input {src.name}")
     if regions is not None:
         regions = fit_mask(regions, pipe.num_frames, pipe.size)[None]
-    for note in notes:
-        print(note)
+    for note in notes:  # one `vidiff: warning:` line each
+        warnings.warn(note, stacklevel=2)
     result = pipe.edit(
         video[None],
         [prompt],
