@@ -375,11 +375,12 @@ class VideoPipeline(nn.Module):
         """Edit videos ``(B, C, T, H, W)`` in ``[0, 1]`` (the model's shape) by prompt and seed.
 
         ``mask`` ``(B, T, H, W)`` bool, True = regenerate: the rest keeps the input (RePaint,
-        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step; the
-        result is pasted onto the input outside the mask, so it equals the input there bit for bit). ``strength`` in (0, 1]
-        (SDEdit): the share of the ``steps`` sampling steps run from the input noised to that level;
-        default 1 (from noise) with a mask, required without one. Strength 1 without a mask is
-        :meth:`generate` with the same seed. A video depends only on its input, prompt and seed.
+        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step); the
+        result is pasted onto the input outside the mask, so it equals the input there bit for bit.
+        ``strength`` in (0, 1] (SDEdit): the share of the ``steps`` sampling steps run from the input
+        noised to that level; default 1 (from noise) with a mask, required without one. Strength 1
+        without a mask is :meth:`generate` with the same seed. A video depends only on its input,
+        mask, prompt and seed, not on its batch.
         """
         shape = (self.config.video.channels, self.num_frames, self.size, self.size)
         if videos.ndim != 5 or tuple(videos.shape[1:]) != shape:
@@ -404,19 +405,21 @@ class VideoPipeline(nn.Module):
         dc = self.config.diffusion
         cfg, sampler = (dc.cfg if cfg is None else cfg), (sampler or dc.sampler)
         rho = dc.noise_correlation if noise_correlation is None else noise_correlation
+        settings = (strength, resample, steps, sampler, cfg, rho, callback)
         out = []
         for a in range(0, len(videos), batch_size):
             sl = slice(a, a + batch_size)
             m = None if mask is None else mask[sl].to(self.device)
-            out.append(self._edit_batch(videos[sl].to(self.device), prompts[sl], seeds[sl], m,
-                                        strength, resample, steps, sampler, cfg, rho, callback))  # fmt: skip
+            out.append(
+                self._edit_batch(videos[sl].to(self.device), prompts[sl], seeds[sl], m, *settings)
+            )
         return torch.cat(out)
 
-    def _edit_batch(self, video, prompts, seeds, mask, strength, resample, steps, sampler, cfg, rho, callback):  # fmt: skip
+    def _edit_batch(
+        self, video, prompts, seeds, mask, strength, resample, steps, sampler, cfg, rho, callback
+    ):
         noise = SeededNoise(seeds, device=self.device)
-        eps = noise.video(
-            self.sample_shape, rho
-        )  # the same draw as generate(): strength 1 equals it
+        eps = noise.video(self.sample_shape, rho)  # generate()'s draw: strength 1 equals generate
         x0 = self.to_model_space(video)
         x, sigmas = sdedit_start(x0, eps, self.sigmas(steps).to(self.device), strength)
         cond = self.encode_prompts(prompts)
