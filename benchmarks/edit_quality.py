@@ -25,7 +25,7 @@ photographs scikit-learn ships: ``sklearn.datasets.load_sample_images``). Each c
 Run (the figures in docs/editing.md; each part alone, about 15 minutes on one CPU thread):
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts masked-black masked-textured --resample 0 2
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts sdedit-black --strengths 0.375 0.5 0.625 0.75 0.875
-    OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts continue-black --resample 0 2
+    OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts continue-black --resample 0
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ def continuation(pipe, items, method: str, seed: int, batch: int, known: int = 8
         else:
             mask = torch.zeros(len(part), *x.shape[2:], dtype=torch.bool)
             mask[:, known:] = True
-            out = pipe.edit(x, prompts, seeds, mask=mask, resample=int(method.split("-")[1]))
+            r = int(method.split("-")[1])
+            out = pipe.edit(x, prompts, seeds, mask=mask, resample=r, frame_channels=False)
         for it, res, p in zip(part, out, prompts):
             v = score_shapes(res, p)
             (track,) = track_objects(detect_objects(res.numpy()), 1)

@@ -63,6 +63,20 @@ def test_strength_counts_steps_and_low_strength_stays_near_the_input(pipe):
     assert dist[0] < dist[1] < dist[2]
 
 
+def test_a_mask_of_whole_frames_uses_the_frame_mask_channels(pipe):
+    video, _ = _inputs()
+    mask = torch.zeros(2, 4, 8, 8, dtype=torch.bool)
+    mask[:, 2:] = True  # continuation: frames 0-1 known
+    edited = pipe.edit(video, PROMPTS[:2], [0, 1], mask=mask)
+    known = torch.tensor([[True, True, False, False]] * 2)
+    generated = pipe.generate(PROMPTS[:2], [0, 1], known_frames=video, frame_mask=known)
+    torch.testing.assert_close(edited, generated, atol=1e-5, rtol=0)
+    assert torch.equal(edited[:, :, :2], video[:, :, :2])
+    repaint = pipe.edit(video, PROMPTS[:2], [0, 1], mask=mask, frame_channels=False)
+    assert torch.equal(repaint[:, :, :2], video[:, :, :2])
+    assert not torch.allclose(repaint, edited, atol=1e-3)
+
+
 def test_edit_depends_on_input_prompt_and_seed_not_on_the_batch(pipe):
     video, mask = _inputs(3)
     kw = dict(mask=mask, strength=0.7, resample=1)
