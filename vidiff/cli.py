@@ -42,6 +42,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("edit",): "vidiff.commands.edit:edit",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
+    ("eval-long",): "vidiff.commands.eval_long:eval_long",
     ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
     ("serve",): "vidiff.commands.serve:serve",
