@@ -24,6 +24,7 @@ import re
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable
 
 # command words -> "module:function". Keep this table the single source of truth.
@@ -187,6 +188,11 @@ def build_parser(load: bool = True, argv: list[str] | None = None) -> argparse.A
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings on the command line read like errors: one line, no source excerpt."""
+    return f"vidiff: warning: {message}\n"
+
+
 def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
     """``--debug`` is global: accepted before or after the subcommand (not after ``--``)."""
     end = argv.index("--") if "--" in argv else len(argv)
@@ -218,6 +224,8 @@ def _call_arguments(fn: Callable, args: argparse.Namespace) -> tuple[list, dict]
 def main(argv: list[str] | None = None) -> int:
     argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     debug = debug or bool(os.environ.get("VIDIFF_DEBUG"))
+    if not debug:  # --debug / VIDIFF_DEBUG=1 keep Python's full warnings
+        warnings.formatwarning = _one_line_warning
     args = build_parser(argv=argv).parse_args(argv)
     fn = args._fn
     try:

@@ -29,7 +29,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import check_finite, load_safetensors, save_safetensors
+from vidiff.files import check_finite, load_safetensors, load_strict, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.nn.conditioning import (
@@ -389,16 +389,8 @@ class VideoPipeline(nn.Module):
         return directory
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
-        """Load a full state dict (strict), or raise one ValueError naming ``source`` and the first
-        mismatch instead of PyTorch's key dump."""
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
-            raise ValueError(
-                f"the weights in {source} do not fit the model built from its config "
-                f"(was it written by another vidiff version?): {detail}"
-            ) from e
+        """Load a full state dict (strict); a mismatch is one error naming ``source``."""
+        load_strict(self, state, source)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:

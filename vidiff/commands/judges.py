@@ -12,7 +12,7 @@ def eval_judges(which: str = "all", *, out: str | None = None, seed: int = 0) ->
         out: the folder for their .safetensors files (default: the package's assets, replacing them).
         seed: the training seed.
     """
-    from vidiff.eval.judges import ASSETS, train_judges
+    from vidiff.eval.judge_training import ASSETS, train_judges
 
     accuracies = train_judges(which, out=str(ASSETS) if out is None else out, seed=seed)
     for name, accuracy in accuracies.items():

@@ -33,15 +33,13 @@ Metadata of exported students, ``config.json`` ``diffusion``: ``steps`` (the stu
 """
 
 from vidiff.distill.guidance import GuidanceDistillation
-from vidiff.distill.objective import Distillation, ddim_to, ddim_x0_targets, loss_weight
+from vidiff.distill.objective import Distillation, loss_weight
 from vidiff.distill.progressive import ProgressiveDistillation, nested_grids
 
 __all__ = [
     "Distillation",
     "GuidanceDistillation",
     "ProgressiveDistillation",
-    "ddim_to",
-    "ddim_x0_targets",
     "loss_weight",
     "nested_grids",
 ]

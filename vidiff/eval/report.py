@@ -19,8 +19,10 @@ import numpy as np
 COLUMNS = [
     ("n", "N", "{:.0f}"),
     ("adherence", "adherence", "{:.1%}"),
+    ("adherence_geo", "adherence (geometric shape)", "{:.1%}"),
     ("colour_ok", "colour", "{:.1%}"),
-    ("shape_ok", "shape", "{:.1%}"),
+    ("shape_ok", "shape (CNN judge)", "{:.1%}"),
+    ("geo_shape_ok", "shape (geometric)", "{:.1%}"),
     ("direction_ok", "direction", "{:.1%}"),
     ("digit_ok", "digit", "{:.1%}"),
     ("count_ok", "right count", "{:.1%}"),
@@ -95,9 +97,15 @@ def write_clip(video, stem: Path, fps: float = 8) -> dict[str, str]:
 
 def verdict_text(v: dict) -> str:
     parts = [f"saw: {v.get('pred', '?')}"]
-    for key, name in (("colour_ok", "colour"), ("shape_ok", "shape"), ("direction_ok", "dir")):
+    keys = (("colour_ok", "colour"), ("shape_ok", "shape"), ("geo_shape_ok", "geometry"),
+            ("direction_ok", "dir"))  # fmt: skip
+    for key, name in keys:
         if key in v:
             parts.append(f"{name} {'✓' if v[key] >= 1 else '✗'}")
+    if "geo_pred" in v:
+        fill, top, bottom, band, asp = (list(v.get("geo_features") or []) + [math.nan] * 5)[:5]
+        parts.append(f"geometry reads {v['geo_pred']} (fill {fill:.2f}, corners {top:.2f}/"
+                     f"{bottom:.2f}, top {band:.2f}, h/w {math.exp(asp):.2f})")  # fmt: skip
     if "ade" in v and v["ade"] == v["ade"]:
         parts.append(f"ADE {v['ade']:.2f}px")
     if "jitter" in v and v["jitter"] == v["jitter"]:

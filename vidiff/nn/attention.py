@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import RMSNorm
 from vidiff.nn.rope import apply_rope
 
@@ -79,8 +80,7 @@ class SelfAttention(nn.Module):
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+            zero_module(self.proj)
 
     def forward(
         self,
@@ -125,8 +125,7 @@ class CrossAttention(nn.Module):
         self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+            zero_module(self.proj)
 
     def forward(
         self,
@@ -159,8 +158,7 @@ class FeedForward(nn.Module):
             nn.Linear(hidden, dim),
         )
         if zero_init:
-            nn.init.zeros_(self.net[-1].weight)
-            nn.init.zeros_(self.net[-1].bias)
+            zero_module(self.net[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import SelfAttention, resolve_heads
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.rope import RoPE
 
@@ -86,8 +87,7 @@ class TemporalConv(nn.Module):
             raise ValueError(f"temporal kernel_size must be odd, got {kernel_size}")
         self.norm = group_norm(channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
         self.checkpointing = False  # recompute in the backward pass (module docstring)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
@@ -198,8 +198,7 @@ class TemporalDownsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         t = _frames(x, num_frames)
@@ -220,8 +219,7 @@ class TemporalUpsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
 
     def forward(
         self, x: torch.Tensor, frames_out: int, num_frames: int | None = None

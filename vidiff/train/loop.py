@@ -41,7 +41,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vidiff.config import Config, from_dict, to_dict
-from vidiff.files import first_nonfinite
+from vidiff.files import first_nonfinite, load_strict
 from vidiff.train.checkpoint import (
     CheckpointWriter,
     latest_checkpoint,
@@ -54,6 +54,7 @@ from vidiff.train.data import (
     Layout,
     build_train_datasets,
     ensure_vocabulary,
+    report_data,
     train_batches,
 )
 from vidiff.train.ema import EMA
@@ -63,7 +64,6 @@ from vidiff.train.objectives import (
     build_objective,
     call_hook,
     extra_steps,
-    load_weights,
     trainable_parameters,
 )
 from vidiff.train.settings import (
@@ -216,7 +216,7 @@ def setup(config: Config, objective: nn.Module) -> Run:
 
 def restore(run: Run, state: dict, ckpt: Path) -> None:
     """Load a checkpoint's state into ``run`` (model, EMA, optimisers, schedule, step, data, RNG)."""
-    load_weights(run.objective, state["model"], f"checkpoint {ckpt}")
+    load_strict(run.objective, state["model"], f"checkpoint {ckpt}")
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -336,13 +336,14 @@ def train(
             )
             stored = with_stored_net(from_dict(Config, state["config"]), state)
             m = model if model is not None else build_objective(stored)
-            load_weights(m, state["model"], f"checkpoint {ckpt}")
+            load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
     # ---- data, objective, optimisers -----------------------------------------------------------
     if datasets is None:
         datasets = build_train_datasets(config.data, tc.seed)
     videos, images = datasets
+    report_data(log, videos, images)
     if model is None:
         ensure_vocabulary(config, videos, images)
         if tc.gradient_checkpointing:
