@@ -20,7 +20,8 @@ For each model and each of ``--compile off on``:
 * **memory**: ``torch.cuda.max_memory_allocated`` over the train steps (GPU only).
 
 U-Nets run on pixels ``3 x T x S x S`` (``--frames``, ``--size``); DiTs on VAE-like latents
-``4 x T x S/8 x S/8`` with patch (1, 2, 2); every model gets ``--tokens`` text tokens of width 256
+``4 x T x L x L`` (``--latent-size``; 32 = a 256 x 256 clip through an 8x VAE: 4096 tokens of
+patch (1, 2, 2) for 16 frames); every model gets ``--tokens`` text tokens of width 256
 (cross-attention and pooled context on). ``--smoke`` uses 2x4x16x16 clips (DiT: 4x4x8x8), one warm-up
 and one timed step, and the ``eager`` compile backend (dynamo's graph capture without inductor's
 code generation), so a test can run every code path on a CPU in seconds; its figures mean nothing.
@@ -90,14 +91,14 @@ class Case:
     shape: tuple[int, int, int, int]  # (C, T, H, W) of one clip
 
 
-def cases(names: list[str], frames: int, size: int, smoke: bool) -> list[Case]:
+def cases(names: list[str], frames: int, size: int, latent: int, smoke: bool) -> list[Case]:
     out = []
     for name in names:
         if name in UNET_PRESETS:
             shape = (3, 4, 16, 16) if smoke else (3, frames, size, size)
             out.append(Case(name, "unet3d", shape))
         elif name in DIT_PRESETS:
-            shape = (4, 4, 8, 8) if smoke else (4, frames, size // 8, size // 8)
+            shape = (4, 4, 8, 8) if smoke else (4, frames, latent, latent)
             out.append(Case(name, "dit", shape))
         else:
             known = ", ".join([*UNET_PRESETS, *DIT_PRESETS])
@@ -192,7 +193,7 @@ def run_case(case: Case, args, device: torch.device, compiled: bool) -> Result:
     # sampling: one clip, SAMPLE_STEPS Euler steps through the preconditioned denoiser
     net.eval()
     denoiser = EDMPrecond(model)
-    sigmas = get_sigmas_karras(SAMPLE_STEPS, 0.002, 80.0).to(device)
+    sigmas = get_sigmas_karras(SAMPLE_STEPS, 0.002, 80.0)  # the samplers read it on the host
     noise = torch.randn(1, *case.shape, device=device) * sigmas[0]
 
     @torch.no_grad()
@@ -245,7 +246,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--backend", default="inductor", help="torch.compile backend")
     ap.add_argument("--batch", type=int, default=8, help="clips per train step")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--size", type=int, default=64, help="pixels (DiT latents: size / 8)")
+    ap.add_argument("--size", type=int, default=64, help="U-Net clip size in pixels")
+    ap.add_argument("--latent-size", type=int, default=32, help="DiT latent size")
     ap.add_argument("--tokens", type=int, default=32, help="text tokens per clip")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10, help="timed steps (median)")
@@ -258,9 +260,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.models = [m for m in args.models if m in ("unet-tiny", "dit-tiny")] or args.models
         args.batch, args.tokens, args.warmup, args.steps = 1, 4, 1, 1
         args.backend, args.device = "eager", args.device or "cpu"
-    for name in ("batch", "frames", "size", "tokens", "steps"):
+    for name in ("batch", "frames", "size", "latent_size", "tokens", "steps"):
         if getattr(args, name) < 1:
-            ap.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+            flag = name.replace("_", "-")
+            ap.error(f"--{flag} must be >= 1, got {getattr(args, name)}")
     if args.warmup < 1:  # the first step builds the optimiser state (and compiles)
         ap.error(f"--warmup must be >= 1, got {args.warmup}")
     return args
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     results = []
-    for case in cases(args.models, args.frames, args.size, args.smoke):
+    for case in cases(args.models, args.frames, args.size, args.latent_size, args.smoke):
         for mode in args.compile:
             results.append(run_case(case, args, device, compiled=mode == "on"))
             print(f"done: {case.name} compile={mode}", file=sys.stderr, flush=True)
