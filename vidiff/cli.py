@@ -44,6 +44,8 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
     ("serve",): "vidiff.commands.serve:serve",
+    ("inflate",): "vidiff.commands.inflate:inflate",
+    ("export-motion",): "vidiff.commands.inflate:export_motion",
 }
 
 # Short aliases that read naturally on the command line.

@@ -401,7 +401,8 @@ class VideoPipeline(nn.Module):
                 raise FileNotFoundError(
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
-        pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
+        config = read_model_config(directory)
+        pipe = cls(config)
         state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
@@ -410,11 +411,31 @@ class VideoPipeline(nn.Module):
         return pipe.to(device).eval()
 
 
+def read_model_config(directory: str | Path) -> PipelineConfig:
+    """The :class:`PipelineConfig` of an exported model folder, with a Hugging Face text encoder
+    shipped inside the folder (`vidiff inflate` copies it there: a relative ``name_or_path``) made
+    absolute, so the model builds from any working directory."""
+    directory = Path(directory)
+    config = load_pipeline_config(directory / CONFIG_NAME)
+    text = config.model.text
+    relative = str(text.get("name_or_path", "/"))
+    if config.model.text_encoder == "hf" and not Path(relative).is_absolute():
+        inside = directory / relative
+        text = {**text, "name_or_path": str(inside)} if inside.is_dir() else text
+        config.model = dataclasses.replace(config.model, text=text)
+    return config
+
+
 def _build_vae(mc) -> nn.Module | None:
     """The frozen VAE of a latent pipeline: from ``vae_config`` (an export, weights follow in its
-    state dict) or from an exported VAE folder ``vae``; None for pixel-space models."""
+    state dict; a ``diffusers`` key marks Stable Diffusion's per-frame AutoencoderKL,
+    :mod:`vidiff.models.sd_vae`) or from an exported VAE folder ``vae``; None for pixel-space models."""
     if mc.vae is None and mc.vae_config is None:
         return None
+    if mc.vae_config is not None and "diffusers" in mc.vae_config:  # Stable Diffusion's image VAE
+        from vidiff.models.sd_vae import SDVAE, SDVAEConfig
+
+        return SDVAE(SDVAEConfig(**mc.vae_config)).requires_grad_(False).eval()
     from vidiff.models.vae import CausalVideoVAE, VAEConfig
 
     if mc.vae_config is not None:

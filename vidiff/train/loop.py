@@ -58,6 +58,7 @@ from vidiff.train.data import (
     train_batches,
 )
 from vidiff.train.ema import EMA
+from vidiff.train.finetune import init_weights, resolve_init, set_trainable
 from vidiff.train.logging import RunLogger, write_sample_sheet
 from vidiff.train.objectives import (
     ExtraStep,
@@ -315,6 +316,7 @@ def train(
     exact (global batch size, gradient accumulation, number of processes). A NaN or infinity stops the
     run with :class:`TrainingDiverged`.
     """
+    config = resolve_init(config)  # model.init: the model and its diffusion settings
     tc = config.train
     validate(tc)
     hooks = hooks or Hooks()
@@ -353,6 +355,9 @@ def train(
     torch.manual_seed(tc.seed)  # identical initial weights on every process
     if model is None:
         model = build_objective(with_stored_net(config, state))
+        if state is None and config.model.init is not None:
+            init_weights(model, config.model.init)
+    set_trainable(model, tc.trainable, config.model.arch)
     run = setup(config, model)
     acc = run.accelerator
     if state is not None:
