@@ -41,6 +41,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("generate",): "vidiff.commands.sample:generate",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
+    ("eval-long",): "vidiff.commands.eval_long:eval_long",
     ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
     ("serve",): "vidiff.commands.serve:serve",

@@ -41,6 +41,12 @@ COLUMNS = [
     ("fvd", "FVD (I3D)", "{:.2f}"),
     ("fvd_floor", "FVD real-vs-real", "{:.2f}"),
     ("sec_per_video", "s / video", "{:.3f}"),
+    # long-video probes (vidiff eval-long)
+    ("presence", "presence", "{:.1%}"),
+    ("direction", "moves as captioned", "{:.1%}"),
+    ("speed_drift", "speed drift", "{:+.2f}"),
+    ("size_drift", "size drift", "{:+.2f}"),
+    ("flicker", "flicker", "{:.4f}"),
 ]
 
 CSS = """
@@ -208,6 +214,32 @@ def plot_distributions(verdicts: dict[str, list[dict]], path: Path) -> Path | No
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_long_curves(curves: dict[str, dict[str, list]], path: Path) -> Path | None:
+    """Long-video probes against frame index: per label (e.g. a mode), the per-window means of
+    adherence, presence, moving as captioned, speed and size (:mod:`vidiff.eval.long_probes`)."""
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("adherence", "adherence (colour, shape, axis)"), ("presence", "presence")]
+    keys += [("direction_ok", "moves as captioned"), ("speed", "speed (px/frame)")]
+    keys += [("area", "size (px)")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2))
+    for ax, (key, label) in zip(axes, keys):
+        for name, c in curves.items():
+            ax.plot(c["frame"], c[key], marker="o", ms=3, label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("first frame of the window")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 
