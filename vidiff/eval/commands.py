@@ -129,9 +129,11 @@ def evaluate(
 
 def guidance_label(metrics: dict) -> str:
     """How the videos were guided: ``cfg W``, or ``cfg W baked`` for a distilled student whose
-    guidance is in its weights (it samples at cfg 1, which would read as unguided); then the frame
-    noise correlation when there was one."""
-    if metrics.get("cfg_baked") is not None:
+    guidance is in its weights (it samples at cfg 1, which would read as unguided), or ``no
+    guidance`` (a GAN, VideoGPT); then the frame noise correlation when there was one."""
+    if metrics.get("cfg") is None and metrics.get("cfg_baked") is None:
+        label = "no guidance"
+    elif metrics.get("cfg_baked") is not None:
         label = f"cfg {metrics['cfg_baked']:g} baked"
     else:
         label = f"cfg {metrics['cfg']}"
@@ -147,17 +149,24 @@ def record_figures(metrics: dict, model: Path) -> Path:
     rows = []
     for run in metrics["runs"]:
         row = {
-            "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}",
+            "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}"
+            if metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
+            else f"{metrics['sampler']}, no guidance",
             "num_videos": metrics["num_videos"],
         }
         for split, summ in run["splits"].items():
             suffix = "" if split == "train" else f"_{split}"
             row.update({f"{k}{suffix}": summ[k] for k in keys if k in summ})
         rows.append(row)
+    sampling = metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
     figures = {
         "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
-        f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
-        + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+        + (
+            ""
+            if not sampling
+            else f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
+            + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+        )
         + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
         + f"--seed {metrics['seed']}",
         "when": time.strftime("%Y-%m-%d"),
@@ -172,13 +181,14 @@ def record_figures(metrics: dict, model: Path) -> Path:
 
 
 def load_pipeline(model: str, device: str = "auto"):
-    """``VideoPipeline.load(model)`` on ``device`` (``auto``: the GPU when there is one)."""
-    from vidiff.pipeline import VideoPipeline
+    """The model of an exported folder, any family (:func:`vidiff.families.load_model`), on
+    ``device`` (``auto``: the GPU when there is one)."""
+    from vidiff.families import load_model
     from vidiff.sampling.commands import resolve_device
 
     if not Path(model).exists():
         raise FileNotFoundError(f"model folder not found: {model}")
-    return VideoPipeline.load(model, device=resolve_device(device))
+    return load_model(model, device=resolve_device(device))
 
 
 def _load_i3d(path: str):
@@ -196,8 +206,11 @@ def _evaluate_model(
     sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
     real = {es.split: _score_real(es) for es in sets}
     runs, gen_by_run = [], []
+    diffusion = getattr(pipe, "family", "diffusion") == "diffusion"
     for s in steps or [None]:
-        run = {"steps": s if s is not None else pipe.config.diffusion.steps, "splits": {}}
+        # a GAN or VideoGPT samples in one pass / one code at a time: no diffusion steps to report
+        default_steps = pipe.config.diffusion.steps if diffusion else 1
+        run = {"steps": s if s is not None else default_steps, "splits": {}}
         per_split = {}
         for es in sets:
             vids, dt, k = generate(
@@ -235,11 +248,11 @@ def _evaluate_model(
         "model": str(model),
         "num_videos": num_videos,
         "seed": seed,
-        "sampler": sampler or pipe.config.diffusion.sampler,
-        "cfg": cfg if cfg is not None else pipe.config.diffusion.cfg,
+        "sampler": sampler or (pipe.config.diffusion.sampler if diffusion else pipe.family),
+        "cfg": cfg if cfg is not None else (pipe.config.diffusion.cfg if diffusion else None),
         "cfg_baked": pipe.baked_cfg,
         "noise_correlation": (
-            pipe.config.diffusion.noise_correlation
+            (pipe.config.diffusion.noise_correlation if diffusion else None)
             if noise_correlation is None
             else noise_correlation
         ),

@@ -49,6 +49,8 @@ def sample(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     first_frame: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
     out: str = "sample.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
@@ -60,17 +62,25 @@ def sample(
     line) or `--out-dir DIR` writes one file per prompt and seed plus `manifest.jsonl`
     (path, prompt, seed). `.mp4` or `.gif` by the extension of `--out`. `--noise-correlation R`
     shares a part R of the starting noise between frames (default: the model's): less flicker.
+    `--steps`, `--sampler`, `--cfg`, `--noise-correlation` and `--first-frame` are for diffusion
+    models; `--temperature` and `--top-k` (0: no limit) for VideoGPT models (default: the model's).
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
-    from vidiff.pipeline import VideoPipeline
+    from vidiff.families import load_model
 
     if model is None:
         raise ValueError("--model DIR is required (an exported model folder; see `vidiff export`)")
     if num_videos < 1:
         raise ValueError(f"--num-videos must be >= 1, got {num_videos}")
     texts = _read_prompts(prompt, prompts)
-    pipe = VideoPipeline.load(model, device=resolve_device(device))
+    pipe = load_model(model, device=resolve_device(device))
+    family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
+    if family and not hasattr(pipe, "sampling_options"):
+        raise ValueError(
+            f"--temperature / --top-k sample VideoGPT models; {model} is a diffusion model "
+            "(it takes --steps, --sampler, --cfg)"
+        )
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     known = mask = None
     if first_frame is not None:
@@ -93,6 +103,7 @@ def sample(
         known_frames=known,
         frame_mask=mask,
         batch_size=batch_size,
+        **family,
     ).cpu()
     fps = pipe.config.video.fps
     suffix = Path(out).suffix or ".mp4"
@@ -134,6 +145,8 @@ def generate(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     first_frame: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
@@ -160,6 +173,8 @@ def generate(
         cfg=cfg,
         noise_correlation=noise_correlation,
         first_frame=first_frame,
+        temperature=temperature,
+        top_k=top_k,
         out=out,
         out_dir=out_dir,
         batch_size=batch_size,

@@ -48,7 +48,8 @@ def export(
     noise_correlation: float | None = None,
 ) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
-    (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
+    (for ``model.arch: vae`` / ``vqvae``, a folder that ``CausalVideoVAE.load`` / ``VQVAE.load``
+    reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
@@ -56,7 +57,7 @@ def export(
     ``--sampler``, ``--cfg`` and ``--noise-correlation`` (the share of the starting noise common to
     all frames) set the exported model's sampling defaults (else the training config's).
     """
-    from vidiff.pipeline import VideoPipeline
+    from vidiff.families import family_of, load_model
 
     if dtype not in DTYPES:
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -79,8 +80,19 @@ def export(
         if noise_correlation is not None:
             diffusion.noise_correlation = noise_correlation
 
+    def check_family(arch: str) -> None:
+        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
+                 "--noise-correlation": noise_correlation}  # fmt: skip
+        if family_of(arch) != "diffusion" and (
+            flags := [k for k, v in given.items() if v is not None]
+        ):
+            raise ValueError(
+                f"{', '.join(flags)}: diffusion sampling defaults; a {arch} model has none"
+            )
+
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
-        pipe = VideoPipeline.load(checkpoint)
+        pipe = load_model(checkpoint)
+        check_family(pipe.config.model.arch)
         set_defaults(pipe.config.diffusion)
         pipe.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: re-exported model {checkpoint} to {out} ({dtype})")
@@ -90,6 +102,7 @@ def export(
     config: Config = from_dict(Config, state["config"])
     from vidiff.train.objectives import ema_objective
 
+    check_family(config.model.arch)
     set_defaults(config.diffusion)
     ema_objective(config, state, path).save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")
