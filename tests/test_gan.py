@@ -30,7 +30,7 @@ def tiny_objective(*extra: str) -> GANObjective:
 def test_shapes_seeding_and_spectral_norm():
     obj = tiny_objective()
     video = obj.pipe.generate(CAPS, [0, 1])
-    assert video.shape == (2, 3, 4, 8, 8) and 0 <= video.min() and video.max() <= 1
+    assert video.shape == (2, 3, 4, 8, 8) and video.min() >= 0 and video.max() <= 1
     # a clip depends on its prompt and seed, not on its batch
     alone = obj.pipe.generate(CAPS[1:], [1])
     torch.testing.assert_close(alone, video[1:], atol=1e-5, rtol=0)
