@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from vidiff.config import Config, from_dict, load_config, load_pipeline_config, to_dict
@@ -91,3 +92,35 @@ def test_shipped_configs_load(path):
     cfg = load_config(path)  # also: the file exists and every key in it is known
     assert cfg.train.batch_size % cfg.train.grad_accum == 0
     assert cfg.train.out_dir.startswith("runs/")
+
+
+def test_every_strict_check_names_the_culprit_and_the_valid_names():
+    """Config keys, model overrides, dataset, schedule and sampler options share one check."""
+    from vidiff.config import check_fields
+    from vidiff.data import build_dataset
+    from vidiff.diffusion.schedules import get_sigmas
+    from vidiff.models import build_config
+    from vidiff.sampling import sample
+
+    with pytest.raises(ValueError, match=r"^cfg: unknown key\(s\) 'b', 'c'; valid: a$"):
+        check_fields({"a": 1, "c": 2, "b": 3}, ["a"], "cfg")
+    check_fields({"a": 1}, ["a", "z"], "cfg")  # known names pass
+    calls = [
+        (
+            lambda: build_config("unet3d", "unet-tiny", chanel_mult=(1,)),
+            "chanel_mult",
+            "channel_mult",
+        ),
+        (lambda: build_dataset("shapes", num_item=3), "num_item", "num_items"),
+        (lambda: get_sigmas("flow", 4, shfit=3.0), "shfit", "shift"),
+        (
+            lambda: sample(
+                lambda x, s: x, torch.ones(1, 2), torch.tensor([1.0, 0.0]), "heun", eta=1
+            ),
+            "eta",
+            "noise",
+        ),
+    ]
+    for call, culprit, valid in calls:
+        with pytest.raises(ValueError, match=rf"unknown \w+\(s\) '{culprit}'; valid: .*{valid}"):
+            call()

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from vidiff.cli import main
+from vidiff.commands.data import export, preview
 from vidiff.data import build_dataset, read_video, write_video
-from vidiff.data.commands import export, preview
 
 
 def test_preview_writes_a_captioned_sheet(tmp_path):

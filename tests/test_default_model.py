@@ -7,7 +7,7 @@ import pytest
 
 from vidiff.cli import main
 from vidiff.data.video_io import read_video
-from vidiff.sampling.commands import DEFAULT_MODEL
+from vidiff.runtime import DEFAULT_MODEL
 
 pytestmark = pytest.mark.skipif(
     not (DEFAULT_MODEL / "config.json").is_file(), reason="no default model in this checkout"

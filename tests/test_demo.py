@@ -4,7 +4,7 @@ import json
 import re
 
 from tests.test_pipeline import micro_pipeline
-from vidiff.demo import demo
+from vidiff.commands.demo import demo
 
 
 def test_demo_with_a_model(tmp_path):
@@ -35,9 +35,9 @@ def test_demo_with_a_model(tmp_path):
 
 
 def test_demo_without_a_model_still_shows_the_data(tmp_path, monkeypatch):
-    import vidiff.sampling.commands as commands
+    import vidiff.runtime as runtime
 
-    monkeypatch.setattr(commands, "DEFAULT_MODEL", tmp_path / "absent")
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL", tmp_path / "absent")
     index = demo(out=str(tmp_path / "demo"))
     assert "No model yet" in index.read_text()
     assert len(list(index.parent.glob("data_*.mp4"))) == 3

@@ -16,14 +16,12 @@ from vidiff.diffusion.losses import masked_mse
 from vidiff.distill import (
     GuidanceDistillation,
     ProgressiveDistillation,
-    ddim_to,
-    ddim_x0_targets,
     loss_weight,
     nested_grids,
 )
-from vidiff.distill.commands import Round, plan_rounds, student_config, student_from_teacher
+from vidiff.distill.rounds import Round, plan_rounds, student_config, student_from_teacher
 from vidiff.pipeline import VideoPipeline
-from vidiff.sampling.samplers import ddim_step, ddim_x0_target, sample_ddim
+from vidiff.sampling.samplers import ddim_step, ddim_to, ddim_x0_target, sample_ddim
 
 
 def guided_student(teacher: VideoPipeline) -> VideoPipeline:
@@ -60,7 +58,9 @@ def test_non_nested_grids_are_refused():
         nested_grids(micro_pipeline(), 3)
 
 
-def test_batched_ddim_matches_the_sampler_functions():
+def test_per_sample_ddim_matches_the_one_level_step_of_the_samplers():
+    """Distillation steps each sample from its own (B,) noise level; that must equal the samplers'
+    one-level DDIM step (float sigmas) sample by sample."""
     torch.manual_seed(0)
     x, d, x_next = (
         torch.randn(3, 3, 4, 8, 8),
@@ -70,13 +70,13 @@ def test_batched_ddim_matches_the_sampler_functions():
     sigma = torch.tensor([80.0, 3.0, 0.5], dtype=torch.float64)
     sigma_next = torch.tensor([10.0, 0.0, 0.1], dtype=torch.float64)
     stepped = ddim_to(x, d, sigma, sigma_next)
-    targets = ddim_x0_targets(x, sigma, x_next, sigma_next)
+    targets = ddim_x0_target(x, sigma, x_next, sigma_next)
     for i in range(3):
         ref, _ = ddim_step(
-            lambda *a, di=d[i : i + 1], **k: di, x[i : i + 1], sigma[i], sigma_next[i]
+            lambda *a, di=d[i : i + 1], **k: di, x[i : i + 1], float(sigma[i]), float(sigma_next[i])
         )
         torch.testing.assert_close(stepped[i : i + 1], ref, rtol=1e-5, atol=1e-5)
-        ref = ddim_x0_target(x[i : i + 1], sigma[i], x_next[i : i + 1], sigma_next[i])
+        ref = ddim_x0_target(x[i : i + 1], float(sigma[i]), x_next[i : i + 1], float(sigma_next[i]))
         torch.testing.assert_close(targets[i : i + 1], ref, rtol=1e-5, atol=1e-4)
     # one DDIM step with the target as x0 lands on x_next
     torch.testing.assert_close(ddim_to(x, targets, sigma, sigma_next), x_next, rtol=1e-4, atol=1e-4)

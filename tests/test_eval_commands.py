@@ -7,9 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from vidiff.commands import eval as commands
 from vidiff.data.shapes import MovingShapes
 from vidiff.data.video_io import write_video
-from vidiff.eval import commands
+from vidiff.eval.evaluate import quick_eval
 from vidiff.eval.runner import EVAL_DATA_SEED
 
 
@@ -118,7 +119,7 @@ def test_a_frame_noise_correlation_reaches_the_sampler_and_the_record(tmp_path, 
 
 
 def test_eval_compare(tmp_path, monkeypatch, capsys):
-    from vidiff.eval.compare import compare
+    from vidiff.commands.compare import compare
 
     monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
     a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
@@ -188,12 +189,12 @@ def test_eval_videos_folder(tmp_path):
 
 def test_quick_eval(monkeypatch):
     pipe = OraclePipeline()
-    q = commands.quick_eval(pipe, num_videos=4)
+    q = quick_eval(pipe, num_videos=4)
     assert q["adherence"] == 1.0 and q["adherence_heldout"] == 1.0 and "sec_per_video" in q
     assert all(isinstance(v, float) for v in q.values())
-    assert commands.quick_eval(pipe, num_videos=4, steps=2)["adherence"] == 0.0
+    assert quick_eval(pipe, num_videos=4, steps=2)["adherence"] == 0.0
     with pytest.warns(UserWarning, match="folder"):
-        assert commands.quick_eval(pipe, dataset="folder") == {}
+        assert quick_eval(pipe, dataset="folder") == {}
 
 
 def test_eval_errors(tmp_path):
@@ -268,7 +269,18 @@ class ContinuationOracle(torch.nn.Module):
 
 
 def test_quick_eval_balls_continuation():
-    good = commands.quick_eval(ContinuationOracle(False), num_videos=3, dataset="balls")
-    bad = commands.quick_eval(ContinuationOracle(True), num_videos=3, dataset="balls")
+    good = quick_eval(ContinuationOracle(False), num_videos=3, dataset="balls")
+    bad = quick_eval(ContinuationOracle(True), num_videos=3, dataset="balls")
     assert good["ade"] < 1.0 and good["count_ok"] > 0.9
     assert bad["ade"] > good["ade"] + 2
+
+
+def test_eval_progress_bar_counts_batches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
+    capsys.readouterr()
+    commands.evaluate(
+        model="oracle", num_videos=3, steps=[8], batch_size=2, out=str(tmp_path / "a")
+    )
+    assert "6/6" in capsys.readouterr().err  # 3 videos per split, two splits, batches of 2
+    commands.evaluate(model="oracle", num_videos=3, progress=False, out=str(tmp_path / "b"))
+    assert capsys.readouterr().err == ""

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from vidiff.data.shapes import MovingShapes
-from vidiff.eval import judges
+from vidiff.eval import judge_training, judges
 from vidiff.eval.frechet import fd, kid
 
 
 def test_shape_judge_heldout_accuracy():
     judge = judges.load_shape_judge()
     # Fresh renders from a seed the training never used (training: 0 and 10000).
-    x, y, labels = judges.render_shape_crops(400, seed=987_654)
+    x, y, labels = judge_training.render_shape_crops(400, seed=987_654)
     assert judge.labels == labels
     acc = float((judge.logits(x).argmax(1).numpy() == y).mean())
     assert acc >= 0.99, acc
@@ -24,7 +24,7 @@ def test_digit_judge_heldout_accuracy():
 
     d = load_digits()
     held = np.arange(len(d.images)) % 5 == 0  # MovingDigits' held-out images, never trained on
-    x, y = judges.render_digit_crops(d.images[held], d.target[held], 300, seed=4242)
+    x, y = judge_training.render_digit_crops(d.images[held], d.target[held], 300, seed=4242)
     judge = judges.load_digit_judge()
     acc = float((judge.logits(x).argmax(1).numpy() == y).mean())
     assert acc >= 0.93, acc
@@ -33,7 +33,7 @@ def test_digit_judge_heldout_accuracy():
 def test_judge_rejects_bad_crops():
     with pytest.raises(ValueError, match="16, 16"):
         judges.load_shape_judge()(np.zeros((2, 8, 8)))
-    with pytest.raises(FileNotFoundError, match="vidiff.eval.judges"):
+    with pytest.raises(FileNotFoundError, match="vidiff eval-judges"):
         judges.load_shape_judge("/nonexistent/judge.safetensors")
 
 
@@ -42,7 +42,7 @@ def test_train_shape_judge_reproduces(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny CNN: threads only add overhead on a busy machine
     try:
-        acc = judges.train_shape_judge(out, num_train=300, steps=60, seed=1, num_val=100)
+        acc = judge_training.train_shape_judge(out, num_train=300, steps=60, seed=1, num_val=100)
     finally:
         torch.set_num_threads(threads)
     assert acc > 0.9
@@ -60,7 +60,7 @@ def test_feature_net_moves_with_corruption(shape_clips):
     net = judges.load_feature_net()
     real_a, real_b = shape_clips[:48], shape_clips[48:]
     g = torch.Generator().manual_seed(0)
-    shuffled = torch.stack([judges.corrupt_order(v, 1, g) for v in real_a])
+    shuffled = torch.stack([judge_training.corrupt_order(v, 1, g) for v in real_a])
     frozen = real_a[:, :, :1].expand_as(real_a)
     # Every object turned red: the colour distribution collapses. (A channel rotation would map
     # the palette onto itself and rightly leave the distribution almost unchanged.)

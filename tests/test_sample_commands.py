@@ -8,8 +8,8 @@ from PIL import Image
 
 from tests.test_pipeline import micro_pipeline
 from vidiff import cli
+from vidiff.commands import sample as commands
 from vidiff.data.video_io import read_video
-from vidiff.sampling import commands
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_sample_prompts_file_writes_manifest(model_dir, tmp_path):
 def test_first_frame_is_used(model_dir, tmp_path):
     image = tmp_path / "first.png"
     Image.new("RGB", (16, 16), (255, 0, 0)).save(image)
-    paths = commands.sample(
+    paths = commands.generate(
         prompt="a red circle moving right",
         model=str(model_dir),
         first_frame=str(image),
@@ -106,9 +106,7 @@ def test_clear_errors(model_dir, tmp_path, capsys):
     )
     assert "purple" in capsys.readouterr().err
     with pytest.raises(ValueError, match="exactly one"):
-        commands.sample(model=str(model_dir))
-    with pytest.raises(ValueError, match="--model"):
-        commands.sample(prompt="a red circle moving right")
+        commands.generate(model=str(model_dir))
 
 
 def test_generate_with_a_model_and_without_one(model_dir, tmp_path, monkeypatch):
@@ -130,5 +128,5 @@ def test_generate_with_a_model_and_without_one(model_dir, tmp_path, monkeypatch)
     )
     assert read_video(out)[0].shape == (3, 4, 8, 8)
     monkeypatch.setattr(commands, "DEFAULT_MODEL", tmp_path / "absent")
-    with pytest.raises(FileNotFoundError, match="--model"):
+    with pytest.raises(ValueError, match="--model"):
         commands.generate("a green square moving up")

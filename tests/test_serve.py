@@ -24,8 +24,8 @@ from tests.test_pipeline import micro_pipeline
 from vidiff import cli
 from vidiff.app.catalog import find_models, model_card, read_model
 from vidiff.app.studio import Studio
+from vidiff.commands import sample as commands
 from vidiff.data.video_io import read_video
-from vidiff.sampling import commands
 
 PROMPT = "a red circle moving right"
 

@@ -239,9 +239,9 @@ def test_resume_with_no_readable_checkpoint_is_refused(tmp_path):
 
 def test_export_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
     from tests.test_pipeline import MICRO_NET, vocabulary
+    from vidiff.commands.train import export
     from vidiff.config import load_config, to_dict
     from vidiff.pipeline import VideoPipeline
-    from vidiff.train.commands import export
 
     cfg = load_config(
         None,

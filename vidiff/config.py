@@ -12,11 +12,14 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from vidiff.files import read_json, read_yaml
 
 
 @dataclass
@@ -188,18 +191,39 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def check_fields(
+    given: Iterable[str],
+    valid: Iterable[str] | type,
+    where: str,
+    noun: str = "key",
+    prefix: str = "",
+) -> None:
+    """Raise a ``ValueError`` naming every name in ``given`` that is not in ``valid`` (names, or a
+    dataclass whose fields are the names) and listing the valid ones.
+
+    The one strict check for config keys, overrides and keyword options: a typo must fail loudly
+    where it is made, never be dropped or fall back to a default. ``where`` says whose names they
+    are (``"config section 'train'"``, ``"UNet3DConfig"``, ``"sampler 'ddim'"``), ``noun`` what
+    they are called there, ``prefix`` is put before each culprit (``'train.stepz'``).
+    """
+    if isinstance(valid, type) and dataclasses.is_dataclass(valid):
+        valid = [f.name for f in dataclasses.fields(valid)]
+    valid = sorted(valid)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        names = ", ".join(f"'{prefix}{k}'" for k in unknown)
+        raise ValueError(f"{where}: unknown {noun}(s) {names}; valid: {', '.join(valid) or 'none'}")
+
+
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict; unknown keys raise ValueError naming them."""
     if not isinstance(data, dict):
         raise ValueError(
             f"config section '{prefix or cls.__name__}' must be a mapping, got {data!r}"
         )
+    where = f"config section '{prefix[:-1]}'" if prefix else "config"
+    check_fields(data, cls, where, prefix=prefix)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = ", ".join(f"'{prefix}{k}'" for k in unknown)
-        raise ValueError(f"unknown config key {where}; valid keys here: {', '.join(sorted(names))}")
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
@@ -244,11 +268,11 @@ def load_config(
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = read_yaml(path) or {}
     apply_overrides(data, list(overrides))
     return from_dict(Config, data)
 
 
 def load_pipeline_config(path: str | Path) -> PipelineConfig:
     """Read the ``config.json`` of an exported model or checkpoint."""
-    return from_dict(PipelineConfig, json.loads(Path(path).read_text()))
+    return from_dict(PipelineConfig, read_json(path))

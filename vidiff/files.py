@@ -1,4 +1,8 @@
-"""Weight files: written atomically and readable like any other file; refused when not finite.
+"""Reading and writing vidiff's files: weights, JSON and YAML configs.
+
+Readers turn a damaged or malformed file into a :class:`~vidiff.errors.UserError` that names the file
+(not a parser's ``<unicode string>`` or a bare ``Expecting value``); weights that hold NaN or
+infinity are refused (:func:`check_finite`).
 
 ``safetensors`` creates its files with mode 0600. A model folder is meant to be shared (copied into
 the package as the default model, installed for other users), so :func:`save_safetensors` gives the
@@ -8,10 +12,14 @@ temporary name and a rename, so an interrupted save never leaves a truncated fil
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from vidiff.errors import UserError
 
 
 def _umask() -> int:
@@ -46,7 +54,7 @@ def first_nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
     return None if bool(flags.all()) else names[int(flags.int().argmin())]
 
 
-class NonFiniteWeightsError(ValueError):
+class NonFiniteWeightsError(UserError):
     """A weight file holds NaN or infinite values (a diverged run): using it would make black videos."""
 
 
@@ -58,3 +66,42 @@ def check_finite(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
             f"{source} holds non-finite weights (NaN or inf), first in tensor {name!r}: it was "
             "written by a diverged run; export an earlier checkpoint instead"
         )
+
+
+def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (on the CPU); a damaged file is a UserError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:  # random bytes, a truncated copy, a bad header
+        raise UserError(
+            f"{path} is not a readable safetensors file (damaged or truncated?): {e}"
+        ) from e
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``; an empty or malformed file is a UserError naming it."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise UserError(f"{path} is empty (expected JSON)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from e
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML value in ``path`` (``None`` for an empty file); malformed YAML is a UserError naming it."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path} is not valid YAML: {problem}{at}") from e

@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
@@ -30,7 +29,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import check_finite, save_safetensors
+from vidiff.files import check_finite, load_safetensors, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.nn.conditioning import (
@@ -46,6 +45,7 @@ from vidiff.sampling import SeededNoise, sample
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
 
 
 class VideoPipeline(nn.Module):
@@ -410,7 +410,7 @@ class VideoPipeline(nn.Module):
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
-from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME
+from vidiff.pipeline import CONFIG_NAME, EVAL_FILE, WEIGHTS_NAME
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-EVAL_FILE = "eval.json"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import importlib
 import torch
 from torch.utils.data import Dataset
 
+from vidiff.config import check_fields
+
 from .sheet import make_sheet
 from .video_io import read_video, write_video
 
@@ -43,10 +45,7 @@ def build_dataset(name: str, **kwargs) -> Dataset:
 
     cls = dataset_class(name)
     params = inspect.signature(cls.__init__).parameters
-    unknown = [k for k in kwargs if k not in params]
-    if unknown:
-        accepted = [p for p in params if p != "self"]
-        raise ValueError(f"dataset {name!r} does not take {unknown}; it accepts {accepted}")
+    check_fields(kwargs, [p for p in params if p != "self"], f"dataset {name!r}", "option")
     return cls(**kwargs)
 
 

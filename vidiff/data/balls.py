@@ -13,23 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .render import composite, coverage
 from .shapes import COLOURS
+from .synthetic import SyntheticClips
 
 RADIUS_RANGE = (3.0, 4.5)
 SPEED_RANGE = (0.5, 1.5)
-REFERENCE_SIZE = 32
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven")
 
 
 def vocabulary() -> list[str]:
     """Every word that can appear in a BouncingBalls caption."""
     return [*NUMBER_WORDS[1:], "ball", "balls", "bouncing"]
-
-
-SPLITS = ("train", "heldout")
 
 
 def simulate_balls(
@@ -105,7 +101,7 @@ def simulate_balls(
     return cents, vels, bounces
 
 
-class BouncingBalls(Dataset):
+class BouncingBalls(SyntheticClips):
     """Procedural bouncing-ball clips with exact trajectories (see the module docstring).
 
     Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": "two balls bouncing", "gt": dict}``
@@ -127,23 +123,13 @@ class BouncingBalls(Dataset):
         split: str = "train",
         supersample: int = 4,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        super().__init__(num_items, split, num_frames, size, seed)
         if not 1 <= min_balls <= max_balls <= len(COLOURS):
             raise ValueError(
                 f"need 1 <= min_balls <= max_balls <= {len(COLOURS)}, got {min_balls}, {max_balls}"
             )
-        if num_items < 1 or num_frames < 1 or size < 8:
-            raise ValueError(
-                f"need num_items >= 1, num_frames >= 1, size >= 8; got {num_items}, {num_frames}, {size}"
-            )
-        self.num_items, self.num_frames, self.size, self.seed = num_items, num_frames, size, seed
         self.min_balls, self.max_balls, self.collisions = min_balls, max_balls, collisions
-        self.split, self.supersample = split, supersample
-        self.scale = size / REFERENCE_SIZE
-
-    def __len__(self) -> int:
-        return self.num_items
+        self.supersample = supersample
 
     def _initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         k = int(rng.integers(self.min_balls, self.max_balls + 1))
@@ -163,11 +149,7 @@ class BouncingBalls(Dataset):
         return colours, radii, pos, vel
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.num_items:
-            raise IndexError(
-                f"index {index} out of range for BouncingBalls of length {self.num_items}"
-            )
-        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+        rng = self.rng(index)
         colours, radii, pos, vel = self._initial_state(rng)
         t, s = self.num_frames, self.size
         cents, vels, bounces = simulate_balls(pos, vel, radii, s, t, self.collisions)

@@ -20,14 +20,12 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from .balls import simulate_balls
 from .render import mask_boxes
+from .synthetic import SyntheticClips
 
-SPLITS = ("train", "heldout")
 SPEED_RANGE = (1.0, 2.0)  # px/frame at S = 32
-REFERENCE_SIZE = 32
 DIGIT_WORDS = [str(d) for d in range(10)]
 
 
@@ -59,11 +57,13 @@ def caption_for(labels: list[int]) -> str:
     return "the digits " + " and ".join(str(x) for x in labels) + " bouncing"
 
 
-class MovingDigits(Dataset):
+class MovingDigits(SyntheticClips):
     """Procedural Moving-digits clips (see the module docstring).
 
     Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": str, "gt": dict}``.
     """
+
+    min_size = 16  # px: room for a 4 px digit to move
 
     def __init__(
         self,
@@ -75,17 +75,10 @@ class MovingDigits(Dataset):
         num_digits: int = 1,
         digit_size: int | None = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        super().__init__(num_items, split, num_frames, size, seed)
         if num_digits not in (1, 2):
             raise ValueError(f"num_digits must be 1 or 2, got {num_digits}")
-        if num_items < 1 or num_frames < 1 or size < 16:
-            raise ValueError(
-                f"need num_items >= 1, num_frames >= 1, size >= 16; got {num_items}, {num_frames}, {size}"
-            )
-        self.num_items, self.split, self.num_frames, self.size = num_items, split, num_frames, size
-        self.seed, self.num_digits = seed, num_digits
-        self.scale = size / REFERENCE_SIZE
+        self.num_digits = num_digits
         self.digit_size = digit_size or round(12 * self.scale)
         if not 4 <= self.digit_size < size:
             raise ValueError(f"digit_size must be in [4, {size}), got {self.digit_size}")
@@ -93,15 +86,8 @@ class MovingDigits(Dataset):
         every = np.arange(len(self.labels))
         self.pool = every[every % 5 == 0] if split == "heldout" else every[every % 5 != 0]
 
-    def __len__(self) -> int:
-        return self.num_items
-
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.num_items:
-            raise IndexError(
-                f"index {index} out of range for MovingDigits of length {self.num_items}"
-            )
-        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+        rng = self.rng(index)
         k, d, s, t = self.num_digits, self.digit_size, self.size, self.num_frames
         samples = self.pool[rng.integers(len(self.pool), size=k)]
         half = d / 2

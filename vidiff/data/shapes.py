@@ -28,9 +28,9 @@ import re
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .render import composite, coverage
+from .synthetic import SyntheticClips
 
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (1.0, 0.0, 0.0),
@@ -59,12 +59,10 @@ HELDOUT_PAIRS: tuple[tuple[str, str], ...] = (
 TRAIN_PAIRS: tuple[tuple[str, str], ...] = tuple(
     (c, s) for c in COLOURS for s in SHAPES if (c, s) not in HELDOUT_PAIRS
 )
-SPLITS = ("train", "heldout")
 
 # Ranges at S = 32; multiplied by S / 32.
 RADIUS_RANGE = (4.0, 6.0)
 SPEED_RANGE = (0.6, 1.0)
-REFERENCE_SIZE = 32
 
 
 def vocabulary() -> list[str]:
@@ -129,7 +127,7 @@ def render_shape(
     return image, torch.from_numpy(cov[0] > 0.5)
 
 
-class MovingShapes(Dataset):
+class MovingShapes(SyntheticClips):
     """Procedural text-to-video clips of moving coloured shapes (see the module docstring).
 
     Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": str, "gt": dict}``.
@@ -145,17 +143,10 @@ class MovingShapes(Dataset):
         num_objects: int = 1,
         supersample: int = 4,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        super().__init__(num_items, split, num_frames, size, seed)
         if num_objects not in (1, 2):
             raise ValueError(f"num_objects must be 1 or 2, got {num_objects}")
-        if num_items < 1 or num_frames < 1 or size < 8:
-            raise ValueError(
-                f"need num_items >= 1, num_frames >= 1, size >= 8; got {num_items}, {num_frames}, {size}"
-            )
-        self.num_items, self.split, self.num_frames, self.size = num_items, split, num_frames, size
-        self.seed, self.num_objects, self.supersample = seed, num_objects, supersample
-        self.scale = size / REFERENCE_SIZE
+        self.num_objects, self.supersample = num_objects, supersample
         # The largest object must be able to travel the slowest speed for T-1 frames inside the frame.
         r_max, v_min = RADIUS_RANGE[1] * self.scale, SPEED_RANGE[0] * self.scale
         if (num_frames - 1) * v_min > size - 2 * r_max:
@@ -165,9 +156,6 @@ class MovingShapes(Dataset):
                 f"{v_min:.2f} px/frame; use num_frames <= {longest} or a larger size"
             )
         self.pairs = TRAIN_PAIRS if split == "train" else HELDOUT_PAIRS
-
-    def __len__(self) -> int:
-        return self.num_items
 
     def _sample_object(self, rng: np.random.Generator, used_colours: set[str]) -> dict:
         pairs = [p for p in self.pairs if p[0] not in used_colours]
@@ -198,11 +186,7 @@ class MovingShapes(Dataset):
         }
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.num_items:
-            raise IndexError(
-                f"index {index} out of range for MovingShapes of length {self.num_items}"
-            )
-        rng = np.random.default_rng([self.seed, SPLITS.index(self.split), index])
+        rng = self.rng(index)
         objects: list[dict] = []
         for _ in range(self.num_objects):
             objects.append(self._sample_object(rng, {o["colour"] for o in objects}))

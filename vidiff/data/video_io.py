@@ -20,6 +20,7 @@ A video is a float32 tensor ``(C, T, H, W)`` with ``C = 3`` (RGB) and values in 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -213,8 +214,14 @@ def _stream_fps(stream) -> float:
     return float(rate) if rate else 0.0
 
 
-def _decode(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, float]:
-    """Decode all frames (or only ``indices``, sorted, in decode order) to ``(T, H, W, 3)`` uint8."""
+def _decode(
+    path: Path, indices: list[int] | None = None, transform: Callable | None = None
+) -> tuple[np.ndarray | list, float]:
+    """Decode all frames (or only ``indices``, sorted, in decode order) to ``(T, H, W, 3)`` uint8.
+
+    With ``transform``, each wanted ``(H, W, 3)`` frame goes through it as soon as it is decoded and
+    the list of results is returned: a caller that shrinks frames never holds a clip of huge frames.
+    """
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -224,44 +231,51 @@ def _decode(path: Path, indices: list[int] | None = None) -> tuple[np.ndarray, f
             fps = _stream_fps(stream)
             wanted = None if indices is None else set(indices)
             last = None if indices is None else max(indices)
-            frames = []
+            frames, count = [], 0
             for i, frame in enumerate(container.decode(stream)):
+                count = i + 1
                 if wanted is None or i in wanted:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    array = frame.to_ndarray(format="rgb24")
+                    frames.append(array if transform is None else transform(array))
                 if last is not None and i >= last:
                     break
     except ValueError as e:
         raise ValueError(f"cannot decode video {path}: {e}") from e
     except (av.FFmpegError, OSError, RuntimeError, IndexError) as e:
         raise ValueError(f"cannot decode video {path}: {e}") from e
-    if not frames:
+    if count == 0:
         raise ValueError(f"cannot decode video {path}: it holds no frames")
     if indices is not None and len(frames) < len(set(indices)):
-        raise ValueError(f"video {path} ended after {i + 1} frames, needed frame {last}")
-    return np.stack(frames), fps
+        raise ValueError(
+            f"video {path} ended after {count} frames, needed frame {last} (truncated or corrupt?)"
+        )
+    return (np.stack(frames) if transform is None else frames), fps
 
 
 def probe_video(path: str | os.PathLike) -> tuple[int, float, tuple[int, int]]:
     """Cheap metadata probe -> ``(num_frames, fps, (H, W))`` from the container headers.
 
     When the container does not record a frame count (GIF, some WebM/MKV), the frames are counted by
-    demuxing packets, which does not decode pixels. Raises ``ValueError`` naming the file on failure.
+    demuxing packets, which does not decode pixels. Raises ``ValueError`` naming the file on failure,
+    and for a still image in disguise (a PNG or JPEG named ``.mp4``).
     """
     path = Path(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise ValueError("no video stream")
+            kind = container.format.name
+            if kind.endswith("_pipe") or kind == "image2":  # FFmpeg reads single images too
+                raise ValueError(f"it is an image ({kind.split('_')[0]}), not a video")
             stream = container.streams.video[0]
             n = int(stream.frames or 0)
             fps = _stream_fps(stream)
             size = (int(stream.codec_context.height), int(stream.codec_context.width))
             if n <= 0:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
-    except ValueError as e:
-        raise ValueError(f"cannot read video {path}: {e}") from e
-    except (av.FFmpegError, OSError, RuntimeError) as e:
-        raise ValueError(f"cannot read video {path}: {e}") from e
+    except (av.FFmpegError, OSError, RuntimeError, ValueError) as e:
+        # FFmpeg's own words ("Invalid data found when processing input"), without the path again.
+        raise ValueError(f"cannot read video {path}: {getattr(e, 'strerror', None) or e}") from e
     if n <= 0 or size[0] <= 0 or size[1] <= 0:
         raise ValueError(f"cannot read video {path}: it holds no frames")
     return n, fps, size

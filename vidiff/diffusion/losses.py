@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.diffusion.precond import PARAMETERIZATIONS, Denoiser, check_options
+from vidiff.diffusion.precond import Denoiser, check_parameterization, pop_vp_schedule
 from vidiff.diffusion.schedules import FLOW_T_MAX, VPSchedule, shift_t
 from vidiff.nn.conditioning import conditions_of, loss_mask
 
@@ -194,18 +194,9 @@ def build_loss(parameterization: str, **kw) -> DiffusionLoss:
     """``eps``/``v`` -> :class:`VPLoss` (``schedule``, ``num_train_timesteps``, ``min_snr_gamma``);
     ``edm`` -> :class:`EDMLoss` (``P_mean``, ``P_std``, ``sigma_data``); ``flow`` -> :class:`FlowLoss`
     (``logit_mean``, ``logit_std``, ``shift``). Unknown options are a ValueError."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
-        )
-    check_options(kw, _OPTIONS[parameterization], f"{parameterization!r} loss")
+    check_parameterization(parameterization, kw, _OPTIONS, "loss")
     if parameterization in ("eps", "v"):
-        schedule = kw.pop("schedule", "cosine")
-        if isinstance(schedule, str):
-            schedule = VPSchedule(schedule, kw.pop("num_train_timesteps", 1000))
-        elif "num_train_timesteps" in kw:
-            raise ValueError("num_train_timesteps only applies when schedule is given by name")
-        return VPLoss(schedule, prediction=parameterization, **kw)
+        return VPLoss(pop_vp_schedule(kw), prediction=parameterization, **kw)
     if parameterization == "edm":
         return EDMLoss(**kw)
     return FlowLoss(**kw)

@@ -31,6 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from vidiff.config import check_fields
 from vidiff.diffusion.schedules import VPSchedule, get_sigmas_flow, get_sigmas_karras, get_sigmas_vp
 
 Denoiser = Callable[..., torch.Tensor]
@@ -172,14 +173,29 @@ class FlowPrecond(Precond):
         return get_sigmas_flow(n, self.shift if shift is None else shift)
 
 
-def check_options(kw: dict, valid: list[str], what: str) -> None:
-    """Raise a ValueError naming unknown keyword options (config typos must not pass silently)."""
-    unknown = sorted(set(kw) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for {what}; valid: {valid}")
-
-
 PARAMETERIZATIONS = ("eps", "v", "edm", "flow")
+
+
+def check_parameterization(parameterization: str, kw: dict, options: dict, what: str) -> None:
+    """A ValueError unless ``parameterization`` is known and ``kw`` holds only its ``options``."""
+    if parameterization not in PARAMETERIZATIONS:
+        raise ValueError(
+            f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
+        )
+    check_fields(kw, options[parameterization], f"{parameterization!r} {what}", "option")
+
+
+def pop_vp_schedule(kw: dict) -> VPSchedule:
+    """Take ``schedule`` (a :class:`VPSchedule`, or a kind name, default ``"cosine"``, with
+    ``num_train_timesteps``) out of the options ``kw``."""
+    schedule = kw.pop("schedule", "cosine")
+    if isinstance(schedule, str):
+        return VPSchedule(schedule, kw.pop("num_train_timesteps", 1000))
+    if "num_train_timesteps" in kw:
+        raise ValueError("num_train_timesteps only applies when schedule is given by name")
+    return schedule
+
+
 _OPTIONS = {
     "eps": ["schedule", "num_train_timesteps"],
     "v": ["schedule", "num_train_timesteps"],
@@ -192,18 +208,9 @@ def build_precond(parameterization: str, net: nn.Module, **kw) -> Precond:
     """``eps`` / ``v``: ``schedule=VPSchedule | "cosine" | "linear" | "scaled_linear"``,
     ``num_train_timesteps``; ``edm``: ``sigma_data, sigma_min, sigma_max``; ``flow``: ``shift``.
     """
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"unknown parameterization {parameterization!r}; valid: {', '.join(PARAMETERIZATIONS)}"
-        )
-    check_options(kw, _OPTIONS[parameterization], f"{parameterization!r} preconditioning")
+    check_parameterization(parameterization, kw, _OPTIONS, "preconditioning")
     if parameterization in ("eps", "v"):
-        schedule = kw.pop("schedule", "cosine")
-        if isinstance(schedule, str):
-            schedule = VPSchedule(schedule, **kw)
-        elif kw:
-            raise ValueError("num_train_timesteps only applies when schedule is given by name")
-        return (EpsPrecond if parameterization == "eps" else VPrecond)(net, schedule)
+        return (EpsPrecond if parameterization == "eps" else VPrecond)(net, pop_vp_schedule(kw))
     if parameterization == "edm":
         return EDMPrecond(net, **kw)
     return FlowPrecond(net, **kw)
@@ -219,7 +226,8 @@ __all__ = [
     "VPrecond",
     "append_dims",
     "build_precond",
-    "check_options",
+    "check_parameterization",
     "expand_sigma",
     "net_dtype",
+    "pop_vp_schedule",
 ]

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import torch
 
+from vidiff.config import check_fields
+
 # Rectified flow has t = sigma / (1 + sigma), so t = 1 (pure noise) is sigma = inf. Flow schedules clamp
 # t to FLOW_T_MAX, i.e. they start at sigma_max = t / (1 - t) = 9999: the initial state x / (1 + sigma)
 # is then 0.9999 * noise + 0.0001 * x0, indistinguishable from pure noise, and all VE arithmetic stays
@@ -283,10 +285,7 @@ def get_sigmas(kind: str, n: int, **kw) -> torch.Tensor:
         raise ValueError(f"unknown sigma schedule {kind!r}; valid: {', '.join(_KINDS)}")
     fn = _KINDS[kind]
     params = inspect.signature(fn).parameters
-    unknown = sorted(set(kw) - set(params) - {"n"})
-    if unknown:
-        valid = [p for p in params if p != "n"]
-        raise ValueError(f"unknown option(s) {unknown} for sigma schedule {kind!r}; valid: {valid}")
+    check_fields(kw, [p for p in params if p != "n"], f"sigma schedule {kind!r}", "option")
     missing = [
         p
         for p, v in params.items()

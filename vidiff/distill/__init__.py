@@ -4,7 +4,8 @@
   teacher's; rounds halve the step count (64 -> 32 -> 16 -> 8 ...).
 * :class:`GuidanceDistillation` (Meng et al. 2023, stage 1): a guidance-embedded student matches the
   classifier-free-guided teacher in one forward pass, for any weight ``w`` in a range.
-* ``vidiff distill`` (:func:`vidiff.distill.commands.distill`) chains them, each round a resumable
+* ``vidiff distill`` (:func:`vidiff.commands.distill.distill`, rounds planned by
+  :mod:`vidiff.distill.rounds`) chains them, each round a resumable
   training run on :func:`vidiff.train.loop.train`, exported as a model folder.
 
 Both objectives work through the denoiser contract only, so they serve every network (U-Net, DiT),
@@ -32,15 +33,13 @@ Metadata of exported students, ``config.json`` ``diffusion``: ``steps`` (the stu
 """
 
 from vidiff.distill.guidance import GuidanceDistillation
-from vidiff.distill.objective import Distillation, ddim_to, ddim_x0_targets, loss_weight
+from vidiff.distill.objective import Distillation, loss_weight
 from vidiff.distill.progressive import ProgressiveDistillation, nested_grids
 
 __all__ = [
     "Distillation",
     "GuidanceDistillation",
     "ProgressiveDistillation",
-    "ddim_to",
-    "ddim_x0_targets",
     "loss_weight",
     "nested_grids",
 ]

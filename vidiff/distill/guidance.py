@@ -24,7 +24,7 @@ class GuidanceDistillation(Distillation):
     """Stage 1: ``student(z, sigma, guidance=w) ~= CFG_teacher(z, sigma, w)``.
 
     ``teacher`` is a text-conditional :class:`VideoPipeline` without a guidance input; ``student`` a
-    guidance-embedded copy of it (see :func:`vidiff.distill.commands.student_from_teacher`).
+    guidance-embedded copy of it (see :func:`vidiff.distill.rounds.student_from_teacher`).
     """
 
     def __init__(

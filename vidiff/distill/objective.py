@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from vidiff.diffusion import frame_conditioned
-from vidiff.diffusion.precond import Denoiser, append_dims
+from vidiff.diffusion.precond import Denoiser
 from vidiff.nn.conditioning import GUIDANCE
 from vidiff.pipeline import VideoPipeline
 
@@ -28,30 +28,6 @@ class _Frozen:
 
     def __deepcopy__(self, memo) -> _Frozen:
         return self
-
-
-def ddim_to(
-    x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
-) -> torch.Tensor:
-    """A deterministic DDIM step (Song et al. 2021, eq. 12, eta = 0) in VE form with per-sample
-    ``(B,)`` noise levels: ``x_next = x0_hat + (sigma_next / sigma)(x - x0_hat)``. Equals
-    :func:`vidiff.sampling.samplers.ddim_step` sample by sample (tests check it)."""
-    r = append_dims((sigma_next.double() / sigma.double()).float().to(x.device), x.ndim)
-    return denoised + r * (x - denoised)
-
-
-def ddim_x0_targets(
-    x: torch.Tensor, sigma: torch.Tensor, x_next: torch.Tensor, sigma_next: torch.Tensor
-) -> torch.Tensor:
-    """Per-sample :func:`vidiff.sampling.samplers.ddim_x0_target`: the x0 for which one DDIM step
-    ``sigma -> sigma_next`` from ``x`` lands on ``x_next`` (Salimans & Ho 2022, Alg. 2),
-    ``(x_next - r x) / (1 - r)`` with ``r = sigma_next / sigma``."""
-    r64 = sigma_next.double() / sigma.double()
-    if ((r64 < 0) | (r64 >= 1)).any():
-        raise ValueError("need sigma > sigma_next >= 0 for every sample")
-    r = append_dims(r64.float().to(x.device), x.ndim)
-    inv = append_dims((1 / (1 - r64)).float().to(x.device), x.ndim)
-    return (x_next - r * x) * inv
 
 
 def loss_weight(sigma: torch.Tensor, weighting: str) -> torch.Tensor:

@@ -27,9 +27,10 @@ from __future__ import annotations
 import torch
 
 from vidiff.diffusion.losses import masked_mse
-from vidiff.distill.objective import Distillation, ddim_to, ddim_x0_targets, randn_like_seeded
+from vidiff.distill.objective import Distillation, randn_like_seeded
 from vidiff.nn.conditioning import loss_mask
 from vidiff.pipeline import VideoPipeline
+from vidiff.sampling.samplers import ddim_to, ddim_x0_target
 
 
 def nested_grids(
@@ -110,7 +111,7 @@ class ProgressiveDistillation(Distillation):
         x_mid = ddim_to(z, d1, s_t, s_mid)
         d2 = denoiser(x_mid, s_mid.float().to(dev), **cond)
         x_s = ddim_to(x_mid, d2, s_mid, s_s)
-        return ddim_x0_targets(z, s_t, x_s, s_s)
+        return ddim_x0_target(z, s_t, x_s, s_s)
 
     def training_loss(
         self, video: torch.Tensor, captions: list[str], seeds: list[int]

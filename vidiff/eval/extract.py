@@ -55,9 +55,17 @@ class Track:
         return ~np.isnan(self.areas)
 
 
+def to_numpy(video: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A tensor as a float32 CPU array; an array (or nested list) as it is."""
+    return (
+        video.detach().cpu().float().numpy()
+        if isinstance(video, torch.Tensor)
+        else np.asarray(video)
+    )
+
+
 def _as_numpy_video(video: torch.Tensor | np.ndarray) -> np.ndarray:
-    v = video.detach().cpu().float().numpy() if isinstance(video, torch.Tensor) else video
-    v = np.asarray(v, dtype=np.float32)
+    v = np.asarray(to_numpy(video), dtype=np.float32)
     if v.ndim != 4:
         raise ValueError(f"expected a video (C, T, H, W), got shape {tuple(v.shape)}")
     if v.shape[0] not in (1, 3):

@@ -252,28 +252,24 @@ class InceptionI3d(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         e = {}
+
+        def pool(kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> nn.Module:
+            return MaxPool3dSamePadding(kernel_size=kernel, stride=stride, padding=0)
+
         e["Conv3d_1a_7x7"] = Unit3D(in_channels, 64, (7, 7, 7), stride=(2, 2, 2))
-        e["MaxPool3d_2a_3x3"] = MaxPool3dSamePadding(
-            kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=0
-        )
+        e["MaxPool3d_2a_3x3"] = pool((1, 3, 3), (1, 2, 2))
         e["Conv3d_2b_1x1"] = Unit3D(64, 64, (1, 1, 1))
         e["Conv3d_2c_3x3"] = Unit3D(64, 192, (3, 3, 3))
-        e["MaxPool3d_3a_3x3"] = MaxPool3dSamePadding(
-            kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=0
-        )
+        e["MaxPool3d_3a_3x3"] = pool((1, 3, 3), (1, 2, 2))
         e["Mixed_3b"] = InceptionModule(192, [64, 96, 128, 16, 32, 32], "Mixed_3b")
         e["Mixed_3c"] = InceptionModule(256, [128, 128, 192, 32, 96, 64], "Mixed_3c")
-        e["MaxPool3d_4a_3x3"] = MaxPool3dSamePadding(
-            kernel_size=(3, 3, 3), stride=(2, 2, 2), padding=0
-        )
+        e["MaxPool3d_4a_3x3"] = pool((3, 3, 3), (2, 2, 2))
         e["Mixed_4b"] = InceptionModule(480, [192, 96, 208, 16, 48, 64], "Mixed_4b")
         e["Mixed_4c"] = InceptionModule(512, [160, 112, 224, 24, 64, 64], "Mixed_4c")
         e["Mixed_4d"] = InceptionModule(512, [128, 128, 256, 24, 64, 64], "Mixed_4d")
         e["Mixed_4e"] = InceptionModule(512, [112, 144, 288, 32, 64, 64], "Mixed_4e")
         e["Mixed_4f"] = InceptionModule(528, [256, 160, 320, 32, 128, 128], "Mixed_4f")
-        e["MaxPool3d_5a_2x2"] = MaxPool3dSamePadding(
-            kernel_size=(2, 2, 2), stride=(2, 2, 2), padding=0
-        )
+        e["MaxPool3d_5a_2x2"] = pool((2, 2, 2), (2, 2, 2))
         e["Mixed_5b"] = InceptionModule(832, [256, 160, 320, 32, 128, 128], "Mixed_5b")
         e["Mixed_5c"] = InceptionModule(832, [384, 192, 384, 48, 128, 128], "Mixed_5c")
         self.end_points = e

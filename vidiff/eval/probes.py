@@ -33,15 +33,11 @@ from vidiff.eval.extract import (
     default_min_area,
     detect_objects,
     match,
+    to_numpy,
     track_objects,
 )
 
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "a": 1, "an": 1}
-
-
-def vocabulary() -> tuple[dict[str, tuple[float, float, float]], tuple[str, ...], tuple[str, ...]]:
-    """(COLOURS, SHAPES, DIRECTIONS) of MovingShapes: the data layer's, the one source of truth."""
-    return dict(shapes_data.COLOURS), tuple(shapes_data.SHAPES), tuple(shapes_data.DIRECTIONS)
 
 
 def parse_shapes_caption(caption: str) -> list[dict]:
@@ -56,8 +52,8 @@ def parse_shapes_caption(caption: str) -> list[dict]:
 
 
 def nearest_colour(rgb: Sequence[float], palette: dict[str, Sequence[float]] | None = None) -> str:
-    """Name of the palette colour nearest (Euclidean, RGB) to ``rgb``."""
-    palette = palette or vocabulary()[0]
+    """Name of the palette colour nearest (Euclidean, RGB) to ``rgb`` (default palette: MovingShapes')."""
+    palette = palette or shapes_data.COLOURS
     names = list(palette)
     ref = np.array([palette[n] for n in names], dtype=np.float32)
     return names[int(np.argmin(np.linalg.norm(ref - np.asarray(rgb, np.float32)[:3], axis=1)))]
@@ -130,11 +126,7 @@ def background_flicker(
     its mean absolute difference. Where the objects cover the whole frame, the pair is measured
     over all pixels (a frame that is all "object" is no evidence of a stable background).
     """
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     if v.shape[1] < 2:
         return 0.0
     if fg is None:
@@ -306,20 +298,15 @@ def score_shapes(
 
         judge = load_shape_judge()
     expected = objects if objects is not None else parse_shapes_caption(caption)
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     size = v.shape[-1]
-    colours, _, _ = vocabulary()
     dets = detect_objects(v)
     alpha = alpha_map(v)
     tracks = track_objects(dets, len(expected))
     feats = _track_features(tracks, alpha, judge)
     thr = static_threshold(size)
     for f in feats:
-        f["colour"] = nearest_colour(f["colour_rgb"], colours) if f["present"] > 0 else None
+        f["colour"] = nearest_colour(f["colour_rgb"]) if f["present"] > 0 else None
         f["direction"] = direction_of(f["velocity"], thr)
     # A track seen in under half the frames is a missing object: it matches nothing.
     cost = np.array(
@@ -390,11 +377,7 @@ def score_digits(
 
         judge = load_digit_judge()
     expected = digits if digits is not None else parse_digits_caption(caption)
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     # Thin strokes of upscaled digits fragment at half coverage: segment at a lower threshold
     # and bridge one-pixel gaps.
     dets = detect_objects(v, threshold=0.25, bridge=1)
@@ -453,11 +436,7 @@ def score_balls(
         if num_balls is not None
         else (len(reference) if reference is not None else parse_balls_caption(caption))
     )
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     dets = detect_objects(v)
     alpha = alpha_map(v)
     tracks = track_objects(dets, n)
@@ -509,11 +488,7 @@ def rollout_from_frames(
     """
     from vidiff.data.balls import simulate_balls
 
-    v = (
-        video.detach().cpu().float().numpy()
-        if isinstance(video, torch.Tensor)
-        else np.asarray(video)
-    )
+    v = to_numpy(video)
     t_len, h, w = v.shape[1:]
     k = num_cond_frames
     if not 2 <= k <= t_len:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -160,10 +160,12 @@ def generate(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     batch_size: int = 16,
+    done: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, float, int]:
     """Sample the set's videos; returns ``(videos (N, C, T, H, W), seconds per video,
     number of conditioning frames)``. BouncingBalls is a continuation task when the model takes
-    known frames (the first :data:`NUM_COND_FRAMES` real frames are given)."""
+    known frames (the first :data:`NUM_COND_FRAMES` real frames are given). ``done(n)`` is called
+    after each batch of ``n`` videos (a progress bar)."""
     known, mask, k = None, None, 0
     frame_cond = bool(getattr(getattr(pipeline.config, "model", None), "frame_conditioning", False))
     if es.dataset == "balls" and frame_cond:
@@ -172,15 +174,23 @@ def generate(
         mask = torch.zeros(len(es.prompts), es.real.shape[2], dtype=torch.bool)
         mask[:, :k] = True
     t0 = time.perf_counter()
-    kwargs = dict(
-        steps=steps,
-        sampler=sampler,
-        cfg=cfg,
-        noise_correlation=noise_correlation,
-        known_frames=known,
-        frame_mask=mask,
-    )
-    videos = pipeline.generate(es.prompts, es.seeds, batch_size=batch_size, **kwargs)
+    kwargs = dict(steps=steps, sampler=sampler, cfg=cfg, noise_correlation=noise_correlation)
+    batches = []
+    for start in range(0, len(es.prompts), batch_size):
+        part = slice(start, start + batch_size)
+        batches.append(
+            pipeline.generate(
+                es.prompts[part],
+                es.seeds[part],
+                known_frames=None if known is None else known[part],
+                frame_mask=None if mask is None else mask[part],
+                batch_size=batch_size,
+                **kwargs,
+            )
+        )
+        if done is not None:
+            done(len(batches[-1]))
+    videos = torch.cat(batches)
     dt = (time.perf_counter() - t0) / max(1, len(es.prompts))
     return videos.float().clamp(0, 1).cpu(), dt, k
 

@@ -53,7 +53,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
         raise FileNotFoundError(
             f"{directory} is not an exported vidiff model: missing {CONFIG_NAME}"
         )
-    arch = json.loads((directory / CONFIG_NAME).read_text()).get("model", {}).get("arch")
+    from vidiff.files import read_json
+
+    meta = read_json(directory / CONFIG_NAME)
+    arch = meta.get("model", {}).get("arch") if isinstance(meta, dict) else None
     if arch in FAMILIES:
         return _family_class(arch).load(directory, device=device)
     from vidiff.pipeline import VideoPipeline
@@ -180,7 +183,6 @@ class FamilyPipeline(nn.Module):
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> FamilyPipeline:
         """Read a folder written by :meth:`save` (weights as float32, checked finite)."""
         from vidiff.files import check_finite
-        from vidiff.train.objectives import load_weights
 
         directory = Path(directory)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
@@ -192,7 +194,14 @@ class FamilyPipeline(nn.Module):
         state = load_file(str(directory / WEIGHTS_NAME))
         check_finite(state, directory / WEIGHTS_NAME)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        load_weights(pipe, state, directory / WEIGHTS_NAME)
+        try:
+            pipe.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
+            raise ValueError(
+                f"the weights in {directory / WEIGHTS_NAME} do not fit the model built from its "
+                f"config: {detail}"
+            ) from e
         return pipe.to(device).eval()
 
 

@@ -13,6 +13,8 @@ import importlib
 
 from torch import nn
 
+from vidiff.config import check_fields
+
 # arch -> (module, config class, model class, presets dict)
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "unet3d": ("vidiff.models.unet3d", "UNet3DConfig", "UNet3D", "UNET_PRESETS"),
@@ -40,12 +42,7 @@ def build_config(arch: str, preset: str, **overrides):
     cfg_cls, _, presets = _arch(arch)
     if preset not in presets:
         raise ValueError(f"unknown {arch} preset {preset!r}; choose from {sorted(presets)}")
-    valid = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(overrides) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown {cfg_cls.__name__} override(s) {unknown}; valid names: {sorted(valid)}"
-        )
+    check_fields(overrides, cfg_cls, f"{arch} preset {preset!r}", "override")
     # replace() re-runs __post_init__, so overridden values are validated too.
     return dataclasses.replace(presets[preset], **overrides)
 
@@ -62,12 +59,7 @@ def build_model(arch: str, preset: str, **overrides) -> nn.Module:
 def config_from_dict(cfg_cls, config: dict):
     """``cfg_cls(**config)`` for a plain dict (config.json / YAML); unknown keys are a ValueError
     naming them and the valid ones."""
-    valid = {f.name for f in dataclasses.fields(cfg_cls)}
-    unknown = sorted(set(config) - valid)
-    if unknown:
-        raise ValueError(
-            f"unknown {cfg_cls.__name__} key(s) {unknown}; valid names: {sorted(valid)}"
-        )
+    check_fields(config, cfg_cls, cfg_cls.__name__)
     return cfg_cls(**config)
 
 

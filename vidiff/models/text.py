@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from vidiff.config import check_fields
 from vidiff.nn.attention import FeedForward, SelfAttention
 from vidiff.nn.norms import LayerNorm32
 
@@ -105,11 +106,7 @@ class WordTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> WordTokenizer:
-        unknown = sorted(set(d) - {"vocab", "max_length"})
-        if unknown:
-            raise ValueError(
-                f"unknown WordTokenizer keys {unknown}; valid: ['max_length', 'vocab']"
-            )
+        check_fields(d, ["vocab", "max_length"], "WordTokenizer")
         return cls(d["vocab"], max_length=d.get("max_length", 32))
 
 
@@ -336,12 +333,7 @@ def build_text_encoder(config: TextEncoderConfig | HFTextEncoderConfig | dict) -
         if kind not in classes:
             raise ValueError(f"text encoder 'type' must be one of {sorted(classes)}, got {kind!r}")
         cls = classes[kind]
-        valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - valid)
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} key(s) {unknown}; valid names: {sorted(valid)}"
-            )
+        check_fields(d, cls, cls.__name__)
         config = cls(**d)
     if isinstance(config, TextEncoderConfig):
         return TextEncoder(config)

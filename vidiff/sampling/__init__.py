@@ -1,12 +1,14 @@
-"""Pure samplers, seeded noise (and, in ``commands.py``, the sample/generate commands)."""
+"""Pure samplers and seeded noise."""
 
 from vidiff.sampling.noise import SeededNoise
 from vidiff.sampling.samplers import (
     SAMPLERS,
     ddim_step,
+    ddim_to,
     ddim_x0_target,
     get_ancestral_step,
     sample,
+    sample_ancestral,
     sample_ddim,
     sample_ddpm,
     sample_dpmpp_2m,
@@ -19,9 +21,11 @@ __all__ = [
     "SAMPLERS",
     "SeededNoise",
     "ddim_step",
+    "ddim_to",
     "ddim_x0_target",
     "get_ancestral_step",
     "sample",
+    "sample_ancestral",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpmpp_2m",

@@ -15,13 +15,15 @@ rectified-flow Euler sampler, and :func:`sample_ddim` is DDIM on a VP model.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Callable
 
 import torch
 
-from vidiff.diffusion.precond import Denoiser
+from vidiff.config import check_fields
+from vidiff.diffusion.precond import Denoiser, append_dims
 
 
 def _prepare(
@@ -62,6 +64,56 @@ def get_ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tup
     return math.sqrt(sigma_next**2 - sigma_up**2), sigma_up
 
 
+def _per_sample(value: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+    """A step coefficient computed in float64: a python float for one noise level shared by the
+    batch, else ``(B,)`` values cast to ``like``'s dtype and broadcastable against it."""
+    if not isinstance(value, torch.Tensor) or value.ndim == 0:
+        return float(value)
+    return append_dims(value.to(like.dtype).to(like.device), like.ndim)
+
+
+def _ratio(sigma_next: float | torch.Tensor, sigma: float | torch.Tensor) -> float | torch.Tensor:
+    """``sigma_next / sigma`` in float64: a python float, or ``(B,)`` if either level is per sample."""
+    if any(isinstance(s, torch.Tensor) and s.ndim > 0 for s in (sigma, sigma_next)):
+        f64 = torch.float64
+        return torch.as_tensor(sigma_next, dtype=f64) / torch.as_tensor(sigma, dtype=f64)
+    return float(sigma_next) / float(sigma)
+
+
+def ddim_to(
+    x: torch.Tensor,
+    denoised: torch.Tensor,
+    sigma: float | torch.Tensor,
+    sigma_next: float | torch.Tensor,
+) -> torch.Tensor:
+    """The deterministic DDIM move (Song et al. 2021, eq. 12, eta = 0) in VE form:
+    ``x_next = x0_hat + (sigma_next / sigma)(x - x0_hat)``, i.e. keep the predicted noise
+    ``(x - x0_hat) / sigma`` and rescale it. The noise levels are floats or per-sample ``(B,)``
+    tensors (progressive distillation steps every sample from its own level); the ratio is taken
+    in float64. Every DDIM-family step in vidiff (the samplers below, distillation targets) is this.
+    """
+    return denoised + _per_sample(_ratio(sigma_next, sigma), x) * (x - denoised)
+
+
+def ddim_x0_target(
+    x: torch.Tensor,
+    sigma: float | torch.Tensor,
+    x_next: torch.Tensor,
+    sigma_next: float | torch.Tensor,
+) -> torch.Tensor:
+    """The x0 for which :func:`ddim_to` ``sigma -> sigma_next`` from ``x`` lands on ``x_next``: the
+    progressive-distillation target (Salimans & Ho 2022, Alg. 2) in VE form.
+
+    Solving ``x_next = x0 + r (x - x0)`` gives ``x0 = (x_next - r x) / (1 - r)``, r = sigma_next/sigma;
+    floats or per-sample ``(B,)`` noise levels, as in :func:`ddim_to`.
+    """
+    r = _ratio(sigma_next, sigma)
+    r_all = torch.as_tensor(r)
+    if ((r_all < 0) | (r_all >= 1)).any():
+        raise ValueError(f"need sigma > sigma_next >= 0, got {sigma} -> {sigma_next}")
+    return (x_next - _per_sample(r, x) * x) * _per_sample(1 / (1 - r), x)
+
+
 def ddim_step(
     denoiser: Denoiser,
     x: torch.Tensor,
@@ -73,32 +125,20 @@ def ddim_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM step (Song et al. 2021, eq. 12) in VE form; returns ``(x_next, denoised)``.
 
-    ``x_next = x0_hat + sigma_down * eps_hat + sigma_up * z`` with ``eps_hat = (x - x0_hat) / sigma``.
-    Deterministic at ``eta = 0`` (the teacher step of progressive distillation, Salimans & Ho 2022).
+    ``x_next = x0_hat + sigma_down * eps_hat + sigma_up * z`` with ``eps_hat = (x - x0_hat) / sigma``
+    and the split of :func:`get_ancestral_step`. Deterministic at ``eta = 0``.
     """
-    denoised = _call(denoiser, x, float(sigma), cond)
-    return _ddim_update(
-        x, denoised, float(sigma), float(sigma_next), eta, noise or torch.randn_like
+    sigma, sigma_next = float(sigma), float(sigma_next)
+    denoised = _call(denoiser, x, sigma, cond)
+    return _ancestral_update(
+        x, denoised, sigma, sigma_next, eta, noise or torch.randn_like
     ), denoised
 
 
-def ddim_x0_target(
-    x: torch.Tensor, sigma: float, x_next: torch.Tensor, sigma_next: float
-) -> torch.Tensor:
-    """The x0 estimate for which one deterministic DDIM step ``sigma -> sigma_next`` from ``x`` lands on
-    ``x_next``: the progressive-distillation target (Salimans & Ho 2022, Alg. 2) in VE form.
-
-    From ``x_next = x0 + (sigma_next / sigma)(x - x0)``: ``x0 = (x_next - r x) / (1 - r)``, r = sigma_next/sigma.
-    """
-    r = float(sigma_next) / float(sigma)
-    if not 0 <= r < 1:
-        raise ValueError(f"need sigma > sigma_next >= 0, got {sigma} -> {sigma_next}")
-    return (x_next - r * x) / (1 - r)
-
-
-def _ddim_update(x, denoised, sigma, sigma_next, eta, noise):
+def _ancestral_update(x, denoised, sigma, sigma_next, eta, noise):
+    """A DDIM move to ``sigma_down``, then fresh noise of std ``sigma_up``."""
     sigma_down, sigma_up = get_ancestral_step(sigma, sigma_next, eta)
-    x = denoised + (sigma_down / sigma) * (x - denoised)
+    x = ddim_to(x, denoised, sigma, sigma_down)
     if sigma_up > 0:
         x = x + sigma_up * noise(x).to(x.dtype)
     return x
@@ -110,23 +150,49 @@ def _cb(callback, i, x, sigma, denoised):
 
 
 @torch.no_grad()
-def sample_euler(
+def sample_ancestral(
     denoiser: Denoiser,
     x: torch.Tensor,
     sigmas: torch.Tensor,
     extra_args: dict | None = None,
     callback: Callable | None = None,
     noise: Callable | None = None,
+    eta: float = 1.0,
 ) -> torch.Tensor:
-    """Euler method on the probability-flow ODE ``dx/dsigma = (x - D(x, sigma)) / sigma``
-    (Karras et al. 2022, Alg. 1 without the Heun correction; equals DDIM at eta = 0 and, on a flow
-    model, the rectified-flow Euler sampler ``x_t += (t_next - t) u``)."""
-    x, sig, extra, _ = _prepare(x, sigmas, extra_args, noise)
+    """Ancestral sampling, the one loop behind ``euler``, ``ddim``, ``ddpm`` and ``euler_ancestral``:
+    each step moves deterministically to ``sigma_down`` (:func:`ddim_to`, DDIM's eq. 12 = an Euler
+    step on the probability-flow ODE ``dx/dsigma = (x - D) / sigma``) and adds fresh noise
+    ``sigma_up`` (:func:`get_ancestral_step`).
+
+    - ``eta = 0``: DDIM (Song et al. 2021), deterministic; this is also the Euler method (Karras et
+      al. 2022, Alg. 1 without Heun's correction) and, on a flow model, the rectified-flow Euler
+      sampler ``x_t += (t_next - t) u``. On VP schedules (:func:`~vidiff.diffusion.schedules.get_sigmas_vp`)
+      it matches diffusers' ``DDIMScheduler`` (``set_alpha_to_one=True``, ``clip_sample=False``).
+    - ``eta = 1``: DDPM ancestral sampling (Ho et al. 2020, Alg. 2) with the posterior
+      ``q(x_next | x, x0_hat)``: in VE form ``mean = x0_hat + (s'^2 / s^2)(x - x0_hat)``,
+      ``var = s'^2 (s^2 - s'^2) / s^2`` (diffusers' ``DDPMScheduler``, ``variance_type="fixed_small"``).
+      k-diffusion's ``sample_euler_ancestral`` is the same loop at any ``eta``.
+    """
+    x, sig, extra, noise = _prepare(x, sigmas, extra_args, noise)
     for i in range(len(sig) - 1):
         denoised = _call(denoiser, x, sig[i], extra)
         _cb(callback, i, x, sig[i], denoised)
-        x = denoised + (sig[i + 1] / sig[i]) * (x - denoised)  # = x + (s' - s) d, exact at s' = 0
+        x = _ancestral_update(x, denoised, sig[i], sig[i + 1], eta, noise)
     return x
+
+
+def _setting(name: str, eta: float, doc: str) -> Callable[..., torch.Tensor]:
+    """A named sampler that is :func:`sample_ancestral` with ``eta`` preset (still an option)."""
+    fn = functools.partial(sample_ancestral, eta=eta)
+    fn.__name__ = fn.__qualname__ = f"sample_{name}"
+    fn.__doc__ = f"{doc} :func:`sample_ancestral` at ``eta = {eta:g}``."
+    return fn
+
+
+sample_euler = _setting("euler", 0.0, "Euler method on the probability-flow ODE:")
+sample_ddim = _setting("ddim", 0.0, "DDIM (Song et al. 2021):")
+sample_ddpm = _setting("ddpm", 1.0, "DDPM ancestral sampling (Ho et al. 2020):")
+sample_euler_ancestral = _setting("euler_ancestral", 1.0, "Ancestral Euler (k-diffusion):")
 
 
 @torch.no_grad()
@@ -154,76 +220,6 @@ def sample_heun(
         else:
             d_next = (x_euler - _call(denoiser, x_euler, s_next, extra)) / s_next
             x = x + (s_next - s) * 0.5 * (d + d_next)
-    return x
-
-
-@torch.no_grad()
-def sample_ddim(
-    denoiser: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: dict | None = None,
-    callback: Callable | None = None,
-    noise: Callable | None = None,
-    eta: float = 0.0,
-) -> torch.Tensor:
-    """DDIM (Song et al. 2021, "Denoising Diffusion Implicit Models", eq. 12) in VE sigma.
-
-    ``eta = 0`` is deterministic (and equals :func:`sample_euler`); ``eta = 1`` is DDPM ancestral
-    sampling. On VP schedules from :func:`~vidiff.diffusion.schedules.get_sigmas_vp` it matches
-    diffusers' ``DDIMScheduler`` with ``set_alpha_to_one=True``, ``clip_sample=False``.
-    """
-    x, sig, extra, noise = _prepare(x, sigmas, extra_args, noise)
-    for i in range(len(sig) - 1):
-        denoised = _call(denoiser, x, sig[i], extra)
-        _cb(callback, i, x, sig[i], denoised)
-        x = _ddim_update(x, denoised, sig[i], sig[i + 1], eta, noise)
-    return x
-
-
-@torch.no_grad()
-def sample_ddpm(
-    denoiser: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: dict | None = None,
-    callback: Callable | None = None,
-    noise: Callable | None = None,
-) -> torch.Tensor:
-    """DDPM ancestral sampling (Ho et al. 2020, Alg. 2) with the posterior ``q(x_next | x, x0_hat)``:
-
-    in VE form ``mean = x0_hat + (s'^2 / s^2)(x - x0_hat)``, ``var = s'^2 (s^2 - s'^2) / s^2`` (the
-    ``beta_tilde`` variance; matches diffusers' ``DDPMScheduler`` with ``variance_type="fixed_small"``).
-    """
-    x, sig, extra, noise = _prepare(x, sigmas, extra_args, noise)
-    for i in range(len(sig) - 1):
-        s, s_next = sig[i], sig[i + 1]
-        denoised = _call(denoiser, x, s, extra)
-        _cb(callback, i, x, s, denoised)
-        # The posterior step is the ancestral step with eta = 1: sigma_down = s'^2 / s and
-        # sigma_up^2 = s'^2 (s^2 - s'^2) / s^2.
-        x = _ddim_update(x, denoised, s, s_next, 1.0, noise)
-    return x
-
-
-@torch.no_grad()
-def sample_euler_ancestral(
-    denoiser: Denoiser,
-    x: torch.Tensor,
-    sigmas: torch.Tensor,
-    extra_args: dict | None = None,
-    callback: Callable | None = None,
-    noise: Callable | None = None,
-    eta: float = 1.0,
-) -> torch.Tensor:
-    """Ancestral Euler (k-diffusion): an Euler step to ``sigma_down`` then fresh noise ``sigma_up``
-    (see :func:`get_ancestral_step`). Same numbers as DDIM with the same ``eta``."""
-    x, sig, extra, noise = _prepare(x, sigmas, extra_args, noise)
-    for i in range(len(sig) - 1):
-        s = sig[i]
-        denoised = _call(denoiser, x, s, extra)
-        _cb(callback, i, x, s, denoised)
-        x = _ddim_update(x, denoised, s, sig[i + 1], eta, noise)  # Euler to sigma_down, then noise
     return x
 
 
@@ -278,8 +274,5 @@ def sample(
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
     fn = SAMPLERS[sampler]
-    params = list(inspect.signature(fn).parameters)[3:]
-    unknown = sorted(set(kw) - set(params))
-    if unknown:
-        raise ValueError(f"sampler {sampler!r} has no option(s) {unknown}; valid: {params}")
+    check_fields(kw, list(inspect.signature(fn).parameters)[3:], f"sampler {sampler!r}", "option")
     return fn(denoiser, noise_x, sigmas, **kw)

@@ -22,7 +22,7 @@ else the first frame of clips -- so that one model learns from images and videos
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -310,4 +310,21 @@ def ensure_vocabulary(config: Config, videos: Dataset, images: Dataset | None = 
     words = dataset_vocabulary(videos)
     if images is not None:
         words = sorted(set(words) | set(dataset_vocabulary(images)))
+    if not words:
+        from vidiff.data.captions import WHERE_CAPTIONS_GO
+
+        where = (
+            config.data.root if config.data.root is not None else f"data.name={config.data.name}"
+        )
+        raise ValueError(
+            f"no captions found in {where}, and the built-in text encoder learns its words from "
+            f"them: {WHERE_CAPTIONS_GO}; or train without text: model.text_encoder=none"
+        )
     mc.text = {**mc.text, "vocab": list(words)}
+
+
+def report_data(log: Callable[[str], object], *datasets: Dataset | None) -> None:
+    """Tell ``log`` what each folder dataset found (files used, skipped by reason, uncaptioned)."""
+    for dataset in datasets:
+        if callable(getattr(dataset, "report", None)):
+            log(f"vidiff: data: {dataset.report()}")

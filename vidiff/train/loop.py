@@ -52,6 +52,7 @@ from vidiff.train.data import (
     Layout,
     build_train_datasets,
     ensure_vocabulary,
+    report_data,
     train_batches,
 )
 from vidiff.train.ema import EMA
@@ -93,7 +94,7 @@ class Hooks:
 
     ``log(step, scalars)``, ``checkpoint(step, path)``, ``sample(step, ema_model, sheet_path)`` and
     ``evaluate(step, ema_model) -> scalars``. ``sample``/``evaluate`` default to a sample-sheet writer
-    and :func:`vidiff.eval.commands.quick_eval` (when ``train.sample_every`` / ``train.eval_every`` ask for them).
+    and :func:`vidiff.eval.evaluate.quick_eval` (when ``train.sample_every`` / ``train.eval_every`` ask for them).
     ``after_step(step, ema_model) -> stop`` runs after every optimiser step; ``True`` ends training
     there (a wall-clock budget, say; the result is then not ``finished``).
     """
@@ -340,6 +341,7 @@ def train(
     if datasets is None:
         datasets = build_train_datasets(config.data, tc.seed)
     videos, images = datasets
+    report_data(log, videos, images)
     if model is None:
         ensure_vocabulary(config, videos, images)
         if tc.gradient_checkpointing:
@@ -548,9 +550,9 @@ def _default_sample(config: Config, videos: Dataset) -> Callable[[int, nn.Module
 
 
 def _default_eval(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
-    """``train.eval_every`` logs :func:`vidiff.eval.commands.quick_eval` (probe scores of a few EMA
+    """``train.eval_every`` logs :func:`vidiff.eval.evaluate.quick_eval` (probe scores of a few EMA
     samples on the synthetic dataset being trained on) under ``eval/...`` in ``metrics.jsonl``."""
-    from vidiff.eval.commands import quick_eval
+    from vidiff.eval.evaluate import quick_eval
 
     tc = config.train
     return lambda step, model: quick_eval(

@@ -24,7 +24,7 @@ from torch import nn
 
 from vidiff.eval.reconstruction import ssim_map
 from vidiff.models.vae import CausalVideoVAE, DiagonalGaussian, VAEConfig
-from vidiff.train.objectives import ExtraStep
+from vidiff.train.objectives.base import ExtraStep
 
 
 class PatchDiscriminator(nn.Module):

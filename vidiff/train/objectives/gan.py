@@ -25,7 +25,7 @@ from torch import nn
 from vidiff.families import seed_generators
 from vidiff.families.gan import GANPipeline
 from vidiff.models.gan import GANConfig, ImageDiscriminator, VideoDiscriminator
-from vidiff.train.objectives import ExtraStep
+from vidiff.train.objectives.base import ExtraStep
 
 
 class GANObjective(nn.Module):

@@ -9,30 +9,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidiff.commands import checks
+from vidiff.errors import UserError
+
 SYNTHETIC = ("shapes", "balls", "digits")
 FOLDERS = ("folder", "images")
 EXPORT_FORMATS = ("mp4", "gif", "png", "webm")
 
 
 def _build(name: str, n: int, seed: int, split: str, root: str | None, num_frames: int, size: int):
-    from . import DATASETS, build_dataset
+    from vidiff.data import DATASETS, build_dataset
 
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
+        raise UserError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise UserError(f"n must be >= 1, got {n}")
     if name in SYNTHETIC:
         if root is not None:
-            raise ValueError(
+            raise UserError(
                 f"--root is only for folder datasets ({', '.join(FOLDERS)}), not {name!r}"
             )
         return build_dataset(
             name, num_items=n, split=split, seed=seed, num_frames=num_frames, size=size
         )
     if root is None:
-        raise ValueError(f"dataset {name!r} needs --root FOLDER")
+        raise UserError(f"dataset {name!r} needs --root FOLDER")
     if split != "train":
-        raise ValueError(
+        raise UserError(
             f"--split applies to synthetic datasets ({', '.join(SYNTHETIC)}), not {name!r}"
         )
     if name == "images":
@@ -55,11 +58,20 @@ def preview(
 ) -> None:
     """Write a captioned grid of the first N clips of a dataset (.mp4, .gif, .webm or .png filmstrip).
 
-    NAME is shapes, balls, digits, folder or images (the last two need --root).
+    Args:
+        name: the dataset: shapes, balls, digits, folder or images (the last two need --root).
+        n: clips in the grid.
+        seed: the dataset's seed.
+        split: train or heldout (synthetic datasets; heldout has the compositions no run trains on).
+        out: the sheet to write (.mp4, .gif, .webm or .png filmstrip).
+        root: the folder of a folder or images dataset.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
     """
-    from .sheet import make_sheet
-    from .video_io import write_video
+    from vidiff.data.sheet import make_sheet
+    from vidiff.data.video_io import write_video
 
+    checks.video_file("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
     items = [data[i] for i in range(min(n, len(data)))]
     sheet = make_sheet([it["video"] for it in items], [it["caption"] for it in items])
@@ -107,11 +119,23 @@ def export(
 
     Every manifest line holds ``path`` (relative to OUT), ``caption``, ``index``, ``dataset``, ``split``,
     ``seed`` and ``gt`` (per-object attributes, centroids, boxes, velocities; masks are left out).
+
+    Args:
+        name: the dataset: shapes, balls, digits, folder or images (the last two need --root).
+        n: clips to write (at most the dataset's size).
+        split: train or heldout (synthetic datasets).
+        seed: the dataset's seed.
+        out: the folder to write the clips and manifest.jsonl into.
+        root: the folder of a folder or images dataset.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
+        fmt: the clips' format: mp4, gif, png (filmstrip) or webm.
     """
-    from .video_io import write_video
+    from vidiff.data.video_io import write_video
 
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")
+        raise UserError(f"unknown --fmt {fmt!r}; expected one of {EXPORT_FORMATS}")
+    checks.folder("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)

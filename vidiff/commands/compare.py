@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidiff.commands import checks
+from vidiff.errors import UserError
 from vidiff.eval import report
 
 # Columns of the markdown table: the report's columns for these keys (headers and formats shared).
@@ -31,7 +33,7 @@ def _read(source: str) -> dict:
         raise FileNotFoundError(f"no metrics.json at {source} (give a `vidiff eval --out` folder)")
     metrics = json.loads(path.read_text(encoding="utf-8"))
     if "runs" not in metrics:
-        raise ValueError(f"{path} is not a `vidiff eval --model` result (it has no per-steps runs)")
+        raise UserError(f"{path} is not a `vidiff eval --model` result (it has no per-steps runs)")
     return metrics
 
 
@@ -48,19 +50,25 @@ def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-
     """Compare several `vidiff eval --model` results (their --out folders or metrics.json files) made
     on the same prompts and seeds: one row per (result, steps) and split, with adherence, flicker,
     jitter, FD and seconds per video. Writes OUT/report.html (tables, adherence-vs-steps plot),
-    OUT/compare.json and OUT/compare.md (printed). --labels names the results in order (default:
-    model folder and sampler)."""
+    OUT/compare.json and OUT/compare.md (printed).
+
+    Args:
+        sources: `vidiff eval --out` folders or their metrics.json files.
+        labels: a name per result, in order (default: model folder and sampler).
+        out: the folder for report.html, compare.json and compare.md.
+    """
+    checks.folder("--out", out)
     if not sources:
-        raise ValueError("give one or more `vidiff eval --out` folders (or metrics.json files)")
+        raise UserError("give one or more `vidiff eval --out` folders (or metrics.json files)")
     if labels is not None and len(labels) != len(sources):
-        raise ValueError(f"--labels has {len(labels)} names for {len(sources)} results")
+        raise UserError(f"--labels has {len(labels)} names for {len(sources)} results")
     results = [_read(s) for s in sources]
     sets = {_prompt_set(m) for m in results}
     if len(sets) > 1:
         shown = ", ".join(
             f"{s}: (dataset, N, seed) = {_prompt_set(m)}" for s, m in zip(sources, results)
         )
-        raise ValueError(
+        raise UserError(
             f"results were made on different prompt sets, so they do not compare: {shown}"
         )
     names = labels or [_default_label(m, s) for m, s in zip(results, sources)]

@@ -1,18 +1,5 @@
-"""``vidiff distill``: guidance distillation and progressive distillation rounds, each a resumable
-training run whose EMA student is exported as a model folder.
-
-Layout under ``--out``::
-
-    OUT/round-guidance/      stage 1 run (with --guidance): checkpoints/, metrics.jsonl, config.yaml
-    OUT/guided-64/           its export: a guidance-embedded model, DDIM at 64 steps
-    OUT/round-64to32/        progressive round run
-    OUT/student-32/          its export (the teacher of the next round)
-    ...
-    OUT/student-8/           the final student
-
-``--resume`` skips rounds whose export exists and continues an unfinished round from its newest
-checkpoint.
-"""
+"""Distillation rounds: the plan (64 -> 32 -> ... steps), each round's student config and guidance, the
+students' exports. ``vidiff distill`` (:mod:`vidiff.commands.distill`) runs them."""
 
 from __future__ import annotations
 
@@ -24,18 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from vidiff.config import (
-    Config,
     DataConfig,
     PipelineConfig,
-    TrainConfig,
     from_dict,
     load_config,
     to_dict,
 )
-from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME, VideoPipeline
-
-# A teacher that is not itself distilled starts from this many DDIM steps (unless --from-steps).
-DEFAULT_FROM_STEPS = 64
+from vidiff.pipeline import CONFIG_NAME, VideoPipeline
 
 
 @dataclass
@@ -197,125 +179,3 @@ def round_guidance(
     if teacher.text_encoder is not None and default != 1.0:
         return "baked", default, default
     return "none", 1.0, 1.0
-
-
-def _exported(path: Path) -> bool:
-    return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
-
-
-def distill(
-    teacher: str,
-    *,
-    to_steps: int = 8,
-    from_steps: int | None = None,
-    guidance: bool = False,
-    config: str | None = None,
-    out: str = "runs/distill",
-    steps_per_round: int = 2000,
-    guidance_steps: int | None = None,
-    batch_size: int = 8,
-    lr: float = 1e-4,
-    warmup_steps: int = 20,
-    ema_decay: float = 0.999,
-    cfg: float | None = None,
-    w_min: float = 1.0,
-    w_max: float = 5.0,
-    weighting: str = "truncated_snr",
-    ckpt_every: int = 250,
-    log_every: int = 10,
-    seed: int = 0,
-    mixed_precision: str = "auto",
-    resume: bool = False,
-    progress: bool = True,
-) -> None:
-    """Distil a model to few DDIM steps: progressive distillation (Salimans & Ho 2022), optionally
-    after guidance distillation (Meng et al. 2023).
-
-    Rounds --from-steps -> /2 -> ... -> --to-steps; each is a training run under --out (checkpoints,
-    metrics.jsonl, --resume) exported as OUT/student-N, which `vidiff sample/generate/eval` load with
-    N DDIM steps as their default. --from-steps defaults to a distilled teacher's own step count, else
-    64. The teacher's classifier-free guidance (--cfg, default its diffusion.cfg) is baked into the
-    student; with --guidance, stage 1 first trains a guidance-embedded student (w ~ U[--w-min,
-    --w-max], --guidance-steps steps) that takes --cfg at sampling in one forward pass, and the
-    rounds keep it. The data come from --config (a run YAML; only its data section is used), else
-    from a distilled teacher's record, else from TEACHER/../config.yaml.
-    """
-    from vidiff.distill.guidance import GuidanceDistillation
-    from vidiff.distill.progressive import ProgressiveDistillation
-    from vidiff.train.loop import train
-
-    teacher_dir, out_dir = Path(teacher), Path(out)
-    pipe = VideoPipeline.load(teacher_dir)
-    data, source = resolve_data_config(teacher_dir, pipe, config)
-    distilled = pipe.config.diffusion.distilled or {}
-    if from_steps is None:
-        from_steps = pipe.config.diffusion.steps if distilled else DEFAULT_FROM_STEPS
-
-    # How the teacher's guidance reaches the student (see round_guidance).
-    guidance_stage = bool(guidance) and not pipe.guidance_embedded
-    if guidance and pipe.guidance_embedded:
-        print(f"vidiff: {teacher_dir} is already guidance-embedded; no guidance stage needed")
-    if guidance_stage and pipe.text_encoder is None:
-        raise ValueError("--guidance needs a text-conditional teacher; this one has none")
-    if pipe.baked_cfg is not None and cfg is not None and cfg != 1.0:
-        raise ValueError(f"{teacher_dir} has guidance w={pipe.baked_cfg:g} baked in; drop --cfg")
-    w_range = tuple(distilled.get("guidance_range", (w_min, w_max)))
-    if not 0 <= w_range[0] <= w_range[1]:
-        raise ValueError(f"need 0 <= --w-min <= --w-max, got {w_range}")
-
-    rounds = plan_rounds(out_dir, from_steps, to_steps, guidance_stage)
-    if not resume:
-        done = [r.export_dir for r in rounds if r.export_dir.exists()]
-        if done:
-            raise ValueError(
-                f"{done[0]} already exists; pass --resume to continue (finished rounds are "
-                "skipped) or choose another --out"
-            )
-    path = [str(rounds[0].teacher_steps)] + [
-        ("guided " if r.kind == "guidance" else "") + str(r.student_steps) for r in rounds
-    ]
-    print(f"vidiff: distilling {teacher_dir} ({' -> '.join(path)} steps); data from {source}")
-
-    current, current_dir = pipe, teacher_dir
-    for rnd in rounds:
-        mode, g, w = round_guidance(current, rnd, cfg, w_range)
-        pc = student_config(current, rnd, mode, w, w_range, data)
-        if resume and _exported(rnd.export_dir):
-            print(f"vidiff: {rnd.export_dir} exists; skipping the {rnd.kind} round")
-            current, current_dir = VideoPipeline.load(rnd.export_dir), rnd.export_dir
-            continue
-        student = student_from_teacher(current, pc)
-        if rnd.kind == "guidance":
-            objective = GuidanceDistillation(current, student, w_range, weighting=weighting)
-            n_steps = guidance_steps if guidance_steps is not None else steps_per_round
-        else:
-            objective = ProgressiveDistillation(
-                current, student, rnd.teacher_steps, guidance=g, weighting=weighting
-            )
-            n_steps = steps_per_round
-        run_config = Config(
-            data=data,
-            model=pc.model,
-            diffusion=pc.diffusion,
-            train=TrainConfig(
-                out_dir=str(rnd.run_dir),
-                steps=n_steps,
-                batch_size=batch_size,
-                lr=lr,
-                warmup_steps=warmup_steps,
-                ema_decay=ema_decay,
-                mixed_precision=mixed_precision,
-                seed=seed,
-                log_every=log_every,
-                ckpt_every=ckpt_every,
-            ),
-        )
-        print(
-            f"vidiff: {rnd.kind} round {rnd.teacher_steps} -> {rnd.student_steps} steps "
-            f"(guidance {mode}, w={w:g}) in {rnd.run_dir}"
-        )
-        train(run_config, resume=resume, model=objective, progress=progress)
-        export_round(rnd.run_dir, pc, rnd.export_dir)
-        print(f"vidiff: exported {rnd.export_dir}")
-        current, current_dir = VideoPipeline.load(rnd.export_dir), rnd.export_dir
-    print(f"vidiff: final student: {current_dir}")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import torch
 
+from vidiff.commands import checks
 from vidiff.config import Config, from_dict, load_config
+from vidiff.errors import UserError
 from vidiff.train.checkpoint import load_state, resolve_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -22,10 +24,22 @@ def train(config: str, *overrides: str, resume: bool = False, allow_changes: boo
     Several processes (GPUs, or CPU with gloo): ``accelerate launch --multi_gpu --num_processes N -m vidiff.cli train CONFIG`` or
     ``torchrun --nproc_per_node N -m vidiff.cli train CONFIG``; ``train.batch_size`` is the global
     batch, so the result does not depend on N.
+
+    Args:
+        config: a run config YAML (configs/*.yaml).
+        overrides: dotted overrides of the config, e.g. train.steps=2000 data.size=32.
+        resume: continue from the newest readable checkpoint in train.out_dir.
+        allow_changes: with --resume, accept another global batch size, gradient accumulation or
+            process count (the run is then not bit-exact).
     """
+    import yaml
+
     from vidiff.train.loop import train as train_loop
 
-    cfg = load_config(config, overrides)
+    try:
+        cfg = load_config(config, overrides)
+    except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
+        raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
     result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState
@@ -56,22 +70,33 @@ def export(
     ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps``,
     ``--sampler``, ``--cfg`` and ``--noise-correlation`` (the share of the starting noise common to
     all frames) set the exported model's sampling defaults (else the training config's).
+
+    Args:
+        checkpoint: a run folder (its newest checkpoint), a checkpoint folder or an exported model.
+        out: the model folder to write.
+        dtype: weight precision: float32, float16 or bfloat16.
+        steps: the model's default sampling steps (default: the training config's).
+        sampler: the model's default sampler (default: the training config's).
+        cfg: the model's default classifier-free guidance weight (default: the training config's).
+        noise_correlation: the model's default share of starting noise common to all frames, in
+            [0, 1) (default: the training config's).
     """
     from vidiff.families import family_of, load_model
 
+    checks.folder("--out", out)
     if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if steps is not None and steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {steps}")
+        raise UserError(f"--steps must be >= 1, got {steps}")
     if sampler is not None:
         from vidiff.sampling import SAMPLERS
 
         if sampler not in SAMPLERS:
-            raise ValueError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
+            raise UserError(f"unknown --sampler {sampler!r}; choose from {sorted(SAMPLERS)}")
     if cfg is not None and cfg < 0:
-        raise ValueError(f"--cfg must be >= 0, got {cfg}")
+        raise UserError(f"--cfg must be >= 0, got {cfg}")
     if noise_correlation is not None and not 0 <= noise_correlation < 1:
-        raise ValueError(f"--noise-correlation must be in [0, 1), got {noise_correlation}")
+        raise UserError(f"--noise-correlation must be in [0, 1), got {noise_correlation}")
 
     def set_defaults(diffusion) -> None:
         diffusion.steps = steps or diffusion.steps

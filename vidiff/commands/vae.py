@@ -12,10 +12,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vidiff.commands import checks
+
 
 def vae_eval(model: str, *, num_clips: int = 32, num_frames: int = 17, size: int = 32) -> dict:
     """Reconstruction PSNR / SSIM of an exported VAE on held-out MovingShapes and BouncingBalls clips
-    (posterior means; the ``heldout`` split with a seed no run trains on)."""
+    (posterior means; the ``heldout`` split with a seed no run trains on).
+
+    Args:
+        model: an exported VAE folder (`vidiff export` of a model.arch: vae run).
+        num_clips: clips per dataset.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
+    """
     from vidiff.eval.reconstruction import heldout_datasets, reconstruction_metrics
     from vidiff.models.vae import CausalVideoVAE
 
@@ -32,7 +41,15 @@ def vae_calibrate(
     model: str, *, data: str = "shapes", num_clips: int = 64, num_frames: int = 17, size: int = 32
 ) -> tuple[float, float]:
     """Measure the latent scale and shift of an exported VAE on training clips of ``--data`` (so that
-    diffusion sees unit-variance latents) and store them in its ``config.json``."""
+    diffusion sees unit-variance latents) and store them in its ``config.json``.
+
+    Args:
+        model: an exported VAE folder; its config.json receives the scale and shift.
+        data: the dataset the latent diffusion model will train on (shapes, balls, digits).
+        num_clips: clips to measure on.
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
+    """
     from vidiff.data import build_dataset
     from vidiff.eval.reconstruction import measure_scaling
     from vidiff.models.vae import CausalVideoVAE
@@ -63,11 +80,24 @@ def vae_cache(
     shard_size: int = 256,
 ) -> Path:
     """Encode a dataset's clips once with an exported VAE into safetensors shards under OUT
-    (``vidiff.data.latents.LatentDataset`` reads them)."""
+    (``vidiff.data.latents.LatentDataset`` reads them).
+
+    Args:
+        model: an exported VAE folder.
+        out: the folder for the latent shards.
+        data: the dataset to encode (shapes, balls, digits, folder, images).
+        root: the folder of a folder or images dataset.
+        num_items: clips to encode (at most the dataset's size).
+        num_frames: frames per clip.
+        size: frame height and width in pixels.
+        seed: the dataset's seed.
+        shard_size: clips per safetensors shard.
+    """
     from vidiff.data import build_dataset
     from vidiff.data.latents import cache_latents
     from vidiff.models.vae import CausalVideoVAE
 
+    checks.folder("OUT", out)
     vae = CausalVideoVAE.load(model)
     kw: dict[str, Any] = {"num_frames": num_frames, "size": size, "seed": seed}
     if root is not None:

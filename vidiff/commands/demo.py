@@ -16,6 +16,9 @@ from pathlib import Path
 
 import torch
 
+from vidiff.commands import checks
+from vidiff.pipeline import EVAL_FILE
+
 DEMO_PROMPTS = [
     "a red circle moving right",
     "a green square moving up",
@@ -31,9 +34,6 @@ HELDOUT_PROMPTS = [
     "a white square moving left",
     "a magenta triangle moving up",
 ]
-
-
-EVAL_FILE = "eval.json"  # the measured figures an exported model may carry (`vidiff eval --record`)
 
 
 def _page(
@@ -177,10 +177,20 @@ def _model_section(model: str, out: Path, seed: int, steps: int | None) -> list:
 def demo(
     *, out: str = "demo-out", model: str | None = None, seed: int = 0, steps: int | None = None
 ) -> Path:
-    """Generate the demo gallery (videos + dataset previews) and write index.html."""
-    from vidiff.data.commands import preview
-    from vidiff.sampling.commands import DEFAULT_MODEL
+    """Generate the demo gallery (videos + dataset previews) and write index.html.
 
+    Args:
+        out: the folder for the gallery (index.html and its videos).
+        model: an exported model folder (default: the model shipped in the package).
+        seed: seed of the generated videos and of the dataset previews.
+        steps: sampling steps (default: the model's).
+    """
+    from vidiff.commands.data import preview
+    from vidiff.runtime import DEFAULT_MODEL
+
+    checks.folder("--out", out)
+    checks.seed_range("--seed", seed)
+    checks.positive("--steps", steps)
     start = time.perf_counter()
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)

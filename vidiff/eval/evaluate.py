@@ -1,6 +1,8 @@
-"""``vidiff eval``: score a model (sampling a fixed prompt set) or a folder of videos, write a report.
+"""Evaluation runs: score a model (sampling a fixed prompt set) or a folder of videos, write a report.
 
-Also :func:`quick_eval`, the small fast evaluation the trainer logs every N steps.
+:func:`evaluate_model` and :func:`evaluate_folder` do the work of ``vidiff eval``
+(:mod:`vidiff.commands.eval`); :func:`quick_eval` is the small fast evaluation the trainer logs every
+N steps; :func:`record_figures` writes a model folder's ``eval.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from vidiff.eval.runner import (
 GALLERY_MAX = 48  # videos shown per split in the report
 
 
-def _check_common(
+def check_eval_args(
     dataset: str, num_videos: int, steps: list[int] | None, splits: list[str] | None = None
 ) -> None:
     if splits is not None:
@@ -44,95 +46,12 @@ def _check_common(
             raise ValueError(f"--steps must be positive, got {s}")
 
 
-def evaluate(
-    *,
-    model: str | None = None,
-    videos: str | None = None,
-    manifest: str | None = None,
-    dataset: str = "shapes",
-    num_videos: int = 64,
-    steps: list[int] | None = None,
-    sampler: str | None = None,
-    cfg: float | None = None,
-    noise_correlation: float | None = None,
-    seed: int = 0,
-    out: str = "eval-out",
-    batch_size: int = 16,
-    splits: list[str] | None = None,
-    record: bool = False,
-    i3d: str | None = None,
-    device: str = "auto",
-) -> dict:
-    """Evaluate generated video exactly: prompt adherence, temporal consistency, physics, FD/KID.
-
-    Either --model DIR (an exported model: samples a fixed, seeded prompt set per split, in-distribution
-    and held-out, once per --steps value) or --videos DIR [--manifest FILE] (score videos made
-    anywhere; manifest rows are JSON with `path` and `caption` or `prompt`, as `vidiff data export`
-    writes; default DIR/manifest.jsonl). --splits train|heldout limits --model to those prompt sets
-    (default both; each set is the same whichever others are asked for). --noise-correlation R
-    overrides the model's share of starting noise common to all frames. --record also writes the
-    figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
-    and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
-    (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
-    and its real-vs-real floor.
-    """
-    _check_common(dataset, num_videos, steps, splits)
-    if model is not None and (videos is not None or manifest is not None):
-        raise ValueError("give either --model DIR or --videos DIR [--manifest FILE], not both")
-    if record and model is None:
-        raise ValueError("--record writes eval.json into a model folder: it needs --model DIR")
-    if model is None and videos is None and manifest is None:
-        raise ValueError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
-    sampling = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
-                "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
-    if model is None and (given := [k for k, v in sampling.items() if v is not None]):
-        raise ValueError(
-            f"{', '.join(given)}: for sampling a --model only; --videos scores the files as they are"
-        )
-    if videos is not None and not Path(videos).is_dir():
-        raise FileNotFoundError(f"videos folder not found: {videos}")
-    if manifest is not None and not Path(manifest).is_file():
-        raise FileNotFoundError(f"manifest not found: {manifest}")
-    pipe = load_pipeline(model, device) if model is not None else None
-    i3d_model = _load_i3d(i3d) if i3d else None
-    out_dir = Path(out)  # created only once the inputs are known to be good
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    if pipe is not None:
-        metrics = _evaluate_model(
-            pipe,
-            model,
-            dataset,
-            num_videos,
-            steps,
-            sampler,
-            cfg,
-            noise_correlation,
-            seed,
-            out_dir,
-            batch_size,
-            i3d_model,
-            tuple(splits) if splits else SPLITS,
-        )
-    else:
-        metrics = _evaluate_folder(videos, manifest, dataset, seed, out_dir, i3d_model)
-    metrics["eval_seconds"] = time.time() - t0
-    report.write_json(metrics, out_dir / "metrics.json")
-    head = {k: metrics[k] for k in ("adherence", "adherence_heldout", "flicker_median", "jitter_median", "fd")
-            if k in metrics}  # fmt: skip
-    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in head.items()}))
-    print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
-    if record:
-        print(f"recorded the figures in {record_figures(metrics, Path(model))}")
-    return metrics
-
-
 def guidance_label(metrics: dict) -> str:
     """How the videos were guided: ``cfg W``, or ``cfg W baked`` for a distilled student whose
-    guidance is in its weights (it samples at cfg 1, which would read as unguided), or ``no
-    guidance`` (a GAN, VideoGPT); then the frame noise correlation when there was one."""
+    guidance is in its weights (it samples at cfg 1, which would read as unguided); then the frame
+    noise correlation when there was one."""
     if metrics.get("cfg") is None and metrics.get("cfg_baked") is None:
-        label = "no guidance"
+        label = "no guidance"  # a GAN, VideoGPT
     elif metrics.get("cfg_baked") is not None:
         label = f"cfg {metrics['cfg_baked']:g} baked"
     else:
@@ -143,14 +62,15 @@ def guidance_label(metrics: dict) -> str:
 
 def record_figures(metrics: dict, model: Path) -> Path:
     """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
-    from vidiff.demo import EVAL_FILE
+    from vidiff.pipeline import EVAL_FILE
 
     keys = ("adherence", "flicker_median", "jitter_median", "fd", "sec_per_video")
     rows = []
+    sampling = metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
     for run in metrics["runs"]:
         row = {
             "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}"
-            if metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
+            if sampling
             else f"{metrics['sampler']}, no guidance",
             "num_videos": metrics["num_videos"],
         }
@@ -158,14 +78,13 @@ def record_figures(metrics: dict, model: Path) -> Path:
             suffix = "" if split == "train" else f"_{split}"
             row.update({f"{k}{suffix}": summ[k] for k in keys if k in summ})
         rows.append(row)
-    sampling = metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
     figures = {
         "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
         + (
-            ""
-            if not sampling
-            else f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
+            f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
             + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+            if sampling
+            else ""
         )
         + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
         + f"--seed {metrics['seed']}",
@@ -184,23 +103,24 @@ def load_pipeline(model: str, device: str = "auto"):
     """The model of an exported folder, any family (:func:`vidiff.families.load_model`), on
     ``device`` (``auto``: the GPU when there is one)."""
     from vidiff.families import load_model
-    from vidiff.sampling.commands import resolve_device
+    from vidiff.runtime import resolve_device
 
     if not Path(model).exists():
         raise FileNotFoundError(f"model folder not found: {model}")
     return load_model(model, device=resolve_device(device))
 
 
-def _load_i3d(path: str):
+def i3d_on_device(path: str):
+    """The I3D network of ``path`` (see :func:`vidiff.eval.frechet.load_i3d`), on the GPU when there is one."""
     from vidiff.eval.frechet import load_i3d
 
     model = load_i3d(path)
     return model.cuda() if torch.cuda.is_available() else model
 
 
-def _evaluate_model(
+def evaluate_model(
     pipe, model, dataset, num_videos, steps, sampler, cfg, noise_correlation, seed, out_dir: Path,
-    batch_size, i3d=None, splits=SPLITS,
+    batch_size, i3d=None, splits=SPLITS, done=None,
 ):  # fmt: skip
     pipe.eval()
     sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
@@ -208,7 +128,7 @@ def _evaluate_model(
     runs, gen_by_run = [], []
     diffusion = getattr(pipe, "family", "diffusion") == "diffusion"
     for s in steps or [None]:
-        # a GAN or VideoGPT samples in one pass / one code at a time: no diffusion steps to report
+        # a GAN or VideoGPT has no diffusion steps: one run, reported as 1
         default_steps = pipe.config.diffusion.steps if diffusion else 1
         run = {"steps": s if s is not None else default_steps, "splits": {}}
         per_split = {}
@@ -221,6 +141,7 @@ def _evaluate_model(
                 cfg=cfg,
                 noise_correlation=noise_correlation,
                 batch_size=batch_size,
+                done=done,
             )
             verdicts = score_videos(dataset, vids, es.prompts, es.gts, num_cond_frames=k)
             summ = probes.summarize(verdicts)
@@ -392,7 +313,7 @@ def _split_of(dataset: str, row: dict) -> str:
     return "all"
 
 
-def _evaluate_folder(videos, manifest, dataset, seed, out_dir: Path, i3d=None) -> dict:
+def evaluate_folder(videos, manifest, dataset, seed, out_dir: Path, i3d=None) -> dict:
     from vidiff.data.video_io import read_video
 
     vdir = Path(videos) if videos is not None else None
@@ -495,7 +416,7 @@ def quick_eval(
     if dataset not in DATASETS:
         warnings.warn(f"quick_eval: no exact probes for dataset {dataset!r}; skipped", stacklevel=2)
         return {}
-    _check_common(dataset, num_videos, [steps] if steps else None)
+    check_eval_args(dataset, num_videos, [steps] if steps else None)
     was_training = pipeline.training
     pipeline.eval()
     try:

@@ -1,0 +1,235 @@
+"""``vidiff generate`` (alias ``vidiff sample``): videos from an exported model.
+
+Without ``--model`` it uses the model shipped inside the package, so it works right after setup with no
+download and no GPU. Video ``i`` of a prompt uses seed ``seed + i``; a video depends only on (model,
+prompt, seed, sampler settings), never on the batch it was made in. Every option and the output path
+are checked before the model is loaded; videos are sampled a batch at a time and each batch is written
+as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from vidiff.commands import checks
+from vidiff.errors import UserError
+from vidiff.runtime import DEFAULT_MODEL, resolve_device
+
+
+def _read_prompts(prompt: str | None, prompts: str | None) -> list[str]:
+    if (prompt is None) == (prompts is None):
+        raise UserError("give exactly one of a prompt or --prompts FILE")
+    if prompt is not None:
+        if not prompt.strip():
+            raise UserError(
+                "the prompt is empty; say what the video shows, e.g. 'a red circle moving right'"
+            )
+        return [prompt]
+    path = Path(prompts)
+    if not path.is_file():
+        raise UserError(f"--prompts: file not found: {path}")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise UserError(f"no prompts in {path} (one per line; '#' starts a comment)")
+    return lines
+
+
+def _check_vocabulary(pipe, texts: list[str]) -> None:
+    """Every word of every prompt is one the model knows (its built-in word tokenizer), all unknown
+    words named at once; a Hugging Face tokenizer takes any text."""
+    from vidiff.models.text import WordTokenizer
+
+    tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe.text_encoder, "tokenizer", None)
+    if not isinstance(tokenizer, WordTokenizer):
+        return
+    words = [w for text in texts for w in tokenizer.split(text)]
+    unknown = list(dict.fromkeys(w for w in words if w not in tokenizer.stoi))
+    if unknown:
+        shown = ", ".join(map(repr, unknown))
+        raise UserError(
+            f"unknown word{'s' if len(unknown) > 1 else ''} {shown} in the prompt"
+            f"{'s' if len(texts) > 1 else ''}; the model's vocabulary is: {' '.join(tokenizer.vocab)}"
+        )
+    for text in texts:
+        tokenizer.encode_one(text)  # too long for the model: its own error names the prompt
+
+
+def _check_family_options(pipe, model: str, family: dict, **diffusion) -> None:
+    """Options of another model family are refused, naming them: the diffusion sampling options
+    for a GAN or VideoGPT model, VideoGPT's temperature / top-k for the others."""
+    own = getattr(pipe, "sampling_options", None)  # None: a diffusion model
+    kind = getattr(pipe, "family", "diffusion")
+    if own is not None and (given := [k for k, v in diffusion.items() if v is not None]):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise UserError(f"{flags}: diffusion sampling options; {model} is a {kind} model")
+    if wrong := [k for k in family if k not in (own or ())]:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise UserError(f"{flags}: VideoGPT sampling options; {model} is a {kind} model")
+
+
+def generate(
+    prompt: str | None = None,
+    *,
+    model: str | None = None,
+    prompts: str | None = None,
+    seed: int = 0,
+    num_videos: int = 1,
+    steps: int | None = None,
+    sampler: str | None = None,
+    cfg: float | None = None,
+    noise_correlation: float | None = None,
+    first_frame: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    out: str = "video.mp4",
+    out_dir: str | None = None,
+    batch_size: int = 16,
+    device: str = "auto",
+    progress: bool = True,
+) -> list[Path]:
+    """Generate videos from a prompt with the model shipped in the package (or --model DIR).
+
+    Example: vidiff generate "a red circle moving right" --seed 3 --out circle.gif
+
+    Args:
+        prompt: what the video shows, e.g. "a red circle moving right" (or give --prompts FILE).
+        model: an exported model folder (`vidiff export`); default: the model shipped in the package.
+        prompts: a text file with one prompt per line ('#' starts a comment); writes one file per
+            prompt and seed into --out-dir plus manifest.jsonl.
+        seed: seed of the first video of each prompt; video i uses seed + i.
+        num_videos: videos per prompt (with one prompt and --out, a captioned sheet of them).
+        steps: sampling steps (default: the model's).
+        sampler: euler, heun, euler_ancestral, dpmpp_2m, ddim or ddpm (default: the model's).
+        cfg: classifier-free guidance weight; 1 is unguided (default: the model's).
+        noise_correlation: share of the starting noise common to all frames, in [0, 1); more is less
+            flicker (default: the model's).
+        first_frame: an image to start the video from (image to video; models with frame
+            conditioning).
+        temperature: VideoGPT models: divides the code logits, > 0; lower is more conservative
+            (default: the model's).
+        top_k: VideoGPT models: sample each code among the k likeliest, 0 = all (default: the
+            model's).
+        out: the video file (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip); with --prompts
+            its suffix is the format and, without --out-dir, its name without the suffix the folder.
+        out_dir: write one file per prompt and seed here, plus manifest.jsonl (path, prompt, seed).
+        batch_size: videos sampled at once; each batch is written as soon as it is done.
+        device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
+        progress: show a progress bar on stderr when there are several videos.
+    """
+    from vidiff.data.sheet import make_sheet
+    from vidiff.data.video_io import write_video
+    from vidiff.families import load_model
+
+    # Everything the user typed is checked before the model is loaded.
+    texts = _read_prompts(prompt, prompts)
+    checks.positive("--num-videos", num_videos)
+    checks.positive("--batch-size", batch_size)
+    checks.positive("--steps", steps)
+    checks.seed_range("--seed", seed, num_videos)
+    checks.sampler_name(sampler)
+    checks.non_negative("--cfg", cfg)
+    checks.fraction("--noise-correlation", noise_correlation, 0, 1)
+    checks.input_file("--first-frame", first_frame)
+    checks.positive("--temperature", temperature)
+    checks.non_negative("--top-k", top_k)
+    to_folder = prompts is not None or out_dir is not None
+    suffix = Path(out).suffix or ".mp4"
+    if to_folder:
+        checks.video_suffix("--out", f"video{suffix}")
+        directory = checks.folder("--out-dir", out_dir or Path(out).with_suffix(""))
+    else:
+        checks.video_file("--out", out)
+    torch_device = resolve_device(device)
+    if model is None:
+        if not (DEFAULT_MODEL / "config.json").is_file():
+            raise UserError(
+                f"no default model is shipped at {DEFAULT_MODEL}; pass --model DIR (see `vidiff export`)"
+            )
+        model = str(DEFAULT_MODEL)
+    elif not Path(model).is_dir():
+        raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
+
+    pipe = load_model(model, device=torch_device)
+    family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
+    _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
+                          noise_correlation=noise_correlation, first_frame=first_frame)  # fmt: skip
+    _check_vocabulary(pipe, texts)
+    jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
+    frame = None
+    if first_frame is not None:
+        from vidiff.data.folder import load_image
+
+        if not pipe.config.model.frame_conditioning:
+            raise UserError(
+                f"--first-frame: the model {model} was trained without frame conditioning"
+            )
+        frame = load_image(first_frame, pipe.size)  # (3, 1, size, size), resized and centre-cropped
+
+    def batches():
+        """Videos ``(B, C, T, H, W)`` on the CPU, one batch of jobs at a time."""
+        for start in range(0, len(jobs), batch_size):
+            part = jobs[start : start + batch_size]
+            known = mask = None
+            if frame is not None:
+                c, t, s = pipe.config.video.channels, pipe.num_frames, pipe.size
+                known = torch.zeros(len(part), c, t, s, s)
+                known[:, :, :1] = frame
+                mask = torch.zeros(len(part), t, dtype=torch.bool)
+                mask[:, 0] = True
+            yield (
+                part,
+                pipe.generate(
+                    [p for p, _ in part],
+                    [s for _, s in part],
+                    steps=steps,
+                    sampler=sampler,
+                    cfg=cfg,
+                    noise_correlation=noise_correlation,
+                    known_frames=known,
+                    frame_mask=mask,
+                    batch_size=batch_size,
+                    **family,
+                ).cpu(),
+            )
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(jobs), unit="video", file=sys.stderr, disable=not progress or len(jobs) < 2
+    )
+    fps = pipe.config.video.fps
+    written: list[Path] = []
+    if to_folder:
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = directory / "manifest.jsonl"
+        tmp = manifest.with_suffix(".jsonl.tmp")
+        with open(tmp, "w", encoding="utf-8") as rows:
+            for part, videos in batches():
+                for (p, s), video in zip(part, videos):
+                    path = directory / f"{len(written):04d}_seed{s}{suffix}"
+                    write_video(video, path, fps=fps)
+                    rows.write(json.dumps({"path": path.name, "prompt": p, "seed": s}) + "\n")
+                    written.append(path)
+                bar.update(len(part))
+        tmp.replace(manifest)  # the manifest appears once every video is written
+        bar.close()
+        print(f"wrote {len(written)} videos and {manifest}")
+        return written
+    path = Path(out)
+    videos = []  # one file: a sheet of every video needs them all
+    for _, batch in batches():
+        videos.extend(batch)
+        bar.update(len(batch))
+    bar.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(videos) == 1:
+        write_video(videos[0], path, fps=fps)
+    else:
+        write_video(make_sheet(videos, [f"{p} (seed {s})" for p, s in jobs]), path, fps=fps)
+    print(f"wrote {path}")
+    return [path]
