@@ -27,6 +27,7 @@ def test_ema_codebook_moves_to_its_vectors_and_dead_codes_restart():
     grid = torch.stack([torch.arange(8.0), -torch.arange(8.0)], dim=1)  # well separated codes
     q.embedding.copy_(grid)
     q.embed_sum.copy_(grid)
+    q.cluster_size.fill_(1.0)  # as if every code had been in use
     target = q.embedding[3].clone() + 0.05
     z = target.view(1, 2, 1, 1, 1).expand(2, 2, 1, 2, 2).contiguous()  # every vector near code 3
     zq, codes, commit = q(z)
@@ -45,6 +46,17 @@ def test_ema_codebook_moves_to_its_vectors_and_dead_codes_restart():
     q.eval()
     q(z)
     assert q.pending_count.sum() == 0 and q.update(step=2) == 0
+
+
+def test_a_fresh_codebook_starts_on_encoder_outputs():
+    torch.manual_seed(0)
+    q = VectorQuantizer(num_codes=6, dim=3, decay=0.99, dead_threshold=1.0).train()
+    z = torch.randn(2, 3, 1, 4, 4)  # 32 vectors
+    q(z)
+    assert q.update(step=0) == 6  # nothing has a cluster size yet: all restarted on this batch
+    vectors = z.permute(0, 2, 3, 4, 1).reshape(-1, 3)
+    for code in q.embedding:
+        assert (vectors - code).norm(dim=1).min() < 1e-6
 
 
 def test_codebook_usage_is_reported():

@@ -55,7 +55,10 @@ class VQVAEConfig:
     num_res_blocks: int = 1
     norm: str = "group"
     ema_decay: float = 0.99  # codebook EMA
-    dead_threshold: float = 0.03  # EMA cluster size below which a code is restarted (0: never)
+    # EMA cluster size (vectors per step) below which a code is restarted (0: never). Jukebox's 1.0:
+    # a code must win about one vector per step to stay; a fresh codebook (sizes 0) is entirely
+    # restarted on encoder outputs at the first step (a data-dependent initialisation).
+    dead_threshold: float = 1.0
     # Training loss (read by vidiff.train.objectives.videogpt.VQVAEObjective).
     commitment: float = 0.25
     l1_weight: float = 1.0
@@ -116,7 +119,7 @@ class VectorQuantizer(nn.Module):
         self.decay, self.dead_threshold = decay, dead_threshold
         embedding = torch.randn(num_codes, dim) * 0.1
         self.register_buffer("embedding", embedding)
-        self.register_buffer("cluster_size", torch.ones(num_codes))
+        self.register_buffer("cluster_size", torch.zeros(num_codes))  # dead until assigned
         self.register_buffer("embed_sum", embedding.clone())
         self.register_buffer("restarts", torch.zeros((), dtype=torch.long))
         self.register_buffer("pending_count", torch.zeros(num_codes))
