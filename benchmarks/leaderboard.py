@@ -36,12 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # name, exported model, training run, the commands that reproduce it
 ENTRIES = [
     ("GAN (MoCoGAN-style)", "runs/shapes-gan/model", ["runs/shapes-gan"],
-     "vidiff train configs/shapes-gan.yaml; vidiff export runs/shapes-gan -o runs/shapes-gan/model"),
+     "vidiff train configs/shapes-gan.yaml train.steps=400; "
+     "vidiff export runs/shapes-gan -o runs/shapes-gan/model"),
     ("VideoGPT (VQ-VAE + prior)", "runs/shapes-videogpt/model",
      ["runs/shapes-vqvae", "runs/shapes-videogpt"],
      "vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
-     "runs/shapes-vqvae/model; vidiff train configs/shapes-videogpt.yaml; vidiff export "
-     "runs/shapes-videogpt -o runs/shapes-videogpt/model"),
+     "runs/shapes-vqvae/model; vidiff train configs/shapes-videogpt.yaml train.steps=300; "
+     "vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model"),
 ]  # fmt: skip
 SHIPPED = "vidiff/assets/default-model"  # its eval.json (recorded at N = 256) makes its row
 
@@ -61,9 +62,9 @@ def parameters(model) -> int:
     return sum(v.numel() for v in model.state_dict().values() if v.is_floating_point())
 
 
-def wall_clock(runs: list[str]) -> tuple[float, int] | None:
-    """Seconds of training summed over ``runs`` (extrapolated to step 0) and the last step."""
-    total, steps = 0.0, 0
+def wall_clock(runs: list[str]) -> tuple[float, str] | None:
+    """Seconds of training summed over ``runs`` (extrapolated to step 0) and their steps."""
+    total, steps = 0.0, []
     if not runs:
         return None
     for run in runs:
@@ -77,8 +78,8 @@ def wall_clock(runs: list[str]) -> tuple[float, int] | None:
         first, last = rows[0], rows[-1]
         rate = (last["time"] - first["time"]) / max(1, last["step"] - first["step"])
         total += rate * last["step"]
-        steps = last["step"]
-    return total, steps
+        steps.append(str(last["step"]))
+    return total, " + ".join(steps)
 
 
 @torch.no_grad()
@@ -223,8 +224,14 @@ def write_doc(path: Path, rows, extras, real_div, args, shipped) -> None:
         extras="\n".join(extras) or "(no VideoGPT model measured)",
         real_div=fmt(real_div, 3), n=args.num_videos, when=time.strftime("%Y-%m-%d"),
     )  # fmt: skip
-    path.write_text(text)
+    # Hand-written notes below the marker survive a rerun.
+    old = path.read_text() if path.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else NOTES + "\n"
+    path.write_text(text + "\n" + notes)
     print(f"wrote {path}")
+
+
+NOTES = "<!-- notes: written by hand, kept by benchmarks/leaderboard.py -->"
 
 
 TEMPLATE = """\
@@ -261,8 +268,7 @@ Commands (training with `OMP_NUM_THREADS=1`):
 
 These are short CPU runs: the GAN and VideoGPT rows trained for well under an hour each, beside other
 jobs, against the shipped diffusion model's ~3 hours plus distillation. They show where each family
-stands after the same kind of small budget, not what each can reach; see the notes below the table
-for what the samples look like.
+stands after a small budget, not what each can reach.
 """
 
 
