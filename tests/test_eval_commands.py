@@ -284,3 +284,53 @@ def test_eval_progress_bar_counts_batches(tmp_path, monkeypatch, capsys):
     assert "6/6" in capsys.readouterr().err  # 3 videos per split, two splits, batches of 2
     commands.evaluate(model="oracle", num_videos=3, progress=False, out=str(tmp_path / "b"))
     assert capsys.readouterr().err == ""
+
+
+class RenderPipeline(OraclePipeline):
+    """Draws each prompt exactly (one shape, r = 5, from the frame centre at 0.8 px/frame)."""
+
+    def generate(self, prompts, seeds, **kwargs):
+        import numpy as np
+
+        from vidiff.data.render import composite, coverage
+        from vidiff.data.shapes import COLOURS, DIRECTION_VECTORS, parse_caption
+
+        self.seen = getattr(self, "seen", []) + list(zip(prompts, seeds))  # over all batches
+        out = []
+        for p in prompts:
+            (o,) = parse_caption(p)
+            ux, uy = DIRECTION_VECTORS[o["direction"]]
+            t = np.arange(self.num_frames) - self.num_frames / 2
+            cov = coverage(o["shape"], 16.2 + 0.8 * ux * t, 15.7 + 0.8 * uy * t, 5.0, self.size)
+            frames = np.zeros((3, self.num_frames, self.size, self.size), np.float32)
+            out.append(torch.from_numpy(composite(frames, cov, COLOURS[o["colour"]])))
+        return torch.stack(out)
+
+
+def test_eval_every_prompt_twice_with_the_geometric_probe(tmp_path, monkeypatch):
+    from vidiff.eval.runner import all_shapes_prompts
+
+    pipe = RenderPipeline()
+    monkeypatch.setattr(commands, "load_pipeline", lambda model, device: pipe)
+    (tmp_path / "m").mkdir()
+    m = commands.evaluate(
+        model=str(tmp_path / "m"), all_prompts=True, seeds_per_prompt=2, splits=["heldout"],
+        out=str(tmp_path / "out"), record=True,
+    )  # fmt: skip
+    prompts = all_shapes_prompts("heldout")
+    assert len(prompts) == 16 and len(all_shapes_prompts("train")) == 68
+    assert [p for p, _ in pipe.seen] == [p for p in prompts for _ in range(2)]
+    assert len({s for _, s in pipe.seen}) == 32  # every video its own seed
+    assert m["num_videos"] == 32 and m["seeds_per_prompt"] == 2
+    summ = m["runs"][0]["splits"]["heldout"]
+    assert summ["n"] == 32 and summ["adherence_geo"] == 1.0 and summ["geo_shape_ok"] == 1.0
+    assert m["real"]["heldout"]["adherence_geo"] == 1.0  # the real clips scored on their captions
+    figures = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert "--all-prompts --seeds-per-prompt 2" in figures["command"]
+    assert figures["rows"][0]["adherence_geo_heldout"] == 1.0
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "adherence (geometric shape)" in html and "geometry reads" in html
+    with pytest.raises(ValueError, match="--all-prompts"):
+        commands.evaluate(model=str(tmp_path / "m"), seeds_per_prompt=2, out=str(tmp_path / "x"))
+    with pytest.raises(ValueError, match="MovingShapes"):
+        commands.evaluate(model=str(tmp_path / "m"), dataset="digits", all_prompts=True)

@@ -41,9 +41,12 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("generate",): "vidiff.commands.sample:generate",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
+    ("eval-long",): "vidiff.commands.eval_long:eval_long",
     ("eval-judges",): "vidiff.commands.judges:eval_judges",
     ("demo",): "vidiff.commands.demo:demo",
     ("serve",): "vidiff.commands.serve:serve",
+    ("inflate",): "vidiff.commands.inflate:inflate",
+    ("export-motion",): "vidiff.commands.inflate:export_motion",
 }
 
 # Short aliases that read naturally on the command line.

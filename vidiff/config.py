@@ -54,6 +54,10 @@ class ModelConfig:
     # then works on its latents. Exports replace it by ``vae_config`` and carry the VAE's weights.
     vae: str | None = None
     vae_config: dict[str, Any] | None = None
+    # Fine-tuning: an exported model folder (e.g. from `vidiff inflate`) whose model config, diffusion
+    # settings and weights start the run (vidiff/train/finetune.py); keys of `diffusion` set in the
+    # run's config override the model's.
+    init: str | None = None
 
 
 @dataclass
@@ -125,6 +129,10 @@ class TrainConfig:
     sample_every: int = 0  # 0 = never
     eval_every: int = 0  # 0 = never
     eval_videos: int = 16
+    # What the optimiser trains: "all", "temporal" (the temporal layers an inflation added; the rest,
+    # text encoder included, stays bit-identical) or a list of parameter-name patterns (fnmatch,
+    # e.g. "denoiser.net.*motion_modules*").
+    trainable: str | list[str] = "all"
 
 
 @dataclass

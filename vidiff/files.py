@@ -105,3 +105,18 @@ def read_yaml(path: str | Path) -> Any:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"{path} is not valid YAML: {problem}{at}") from e
+
+
+def load_strict(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: str | Path
+) -> None:
+    """Load a full state dict into ``module`` (strict), or raise one UserError naming ``source`` and
+    the first mismatch instead of PyTorch's key dump."""
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
+        raise UserError(
+            f"the weights in {source} do not fit the model built from its config (was it written "
+            f"by another vidiff version, or did the model code change?): {detail}"
+        ) from e

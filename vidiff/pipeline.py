@@ -29,7 +29,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import check_finite, load_safetensors, save_safetensors
+from vidiff.files import check_finite, load_safetensors, load_strict, save_safetensors
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.nn.conditioning import (
@@ -389,16 +389,8 @@ class VideoPipeline(nn.Module):
         return directory
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
-        """Load a full state dict (strict), or raise one ValueError naming ``source`` and the first
-        mismatch instead of PyTorch's key dump."""
-        try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
-            raise ValueError(
-                f"the weights in {source} do not fit the model built from its config "
-                f"(was it written by another vidiff version?): {detail}"
-            ) from e
+        """Load a full state dict (strict); a mismatch is one error naming ``source``."""
+        load_strict(self, state, source)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:
@@ -409,7 +401,8 @@ class VideoPipeline(nn.Module):
                 raise FileNotFoundError(
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
-        pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
+        config = read_model_config(directory)
+        pipe = cls(config)
         state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
         reference = pipe.state_dict()
@@ -418,11 +411,31 @@ class VideoPipeline(nn.Module):
         return pipe.to(device).eval()
 
 
+def read_model_config(directory: str | Path) -> PipelineConfig:
+    """The :class:`PipelineConfig` of an exported model folder, with a Hugging Face text encoder
+    shipped inside the folder (`vidiff inflate` copies it there: a relative ``name_or_path``) made
+    absolute, so the model builds from any working directory."""
+    directory = Path(directory)
+    config = load_pipeline_config(directory / CONFIG_NAME)
+    text = config.model.text
+    relative = str(text.get("name_or_path", "/"))
+    if config.model.text_encoder == "hf" and not Path(relative).is_absolute():
+        inside = directory / relative
+        text = {**text, "name_or_path": str(inside)} if inside.is_dir() else text
+        config.model = dataclasses.replace(config.model, text=text)
+    return config
+
+
 def _build_vae(mc) -> nn.Module | None:
     """The frozen VAE of a latent pipeline: from ``vae_config`` (an export, weights follow in its
-    state dict) or from an exported VAE folder ``vae``; None for pixel-space models."""
+    state dict; a ``diffusers`` key marks Stable Diffusion's per-frame AutoencoderKL,
+    :mod:`vidiff.models.sd_vae`) or from an exported VAE folder ``vae``; None for pixel-space models."""
     if mc.vae is None and mc.vae_config is None:
         return None
+    if mc.vae_config is not None and "diffusers" in mc.vae_config:  # Stable Diffusion's image VAE
+        from vidiff.models.sd_vae import SDVAE, SDVAEConfig
+
+        return SDVAE(SDVAEConfig(**mc.vae_config)).requires_grad_(False).eval()
     from vidiff.models.vae import CausalVideoVAE, VAEConfig
 
     if mc.vae_config is not None:

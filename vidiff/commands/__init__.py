@@ -10,5 +10,6 @@ what it wrote; the library modules never import from here.
 * :mod:`~vidiff.commands.vae` -- ``vidiff vae eval|calibrate|cache``
 * :mod:`~vidiff.commands.data` -- ``vidiff data preview|export``
 * :mod:`~vidiff.commands.demo` -- ``vidiff demo``; :mod:`~vidiff.commands.judges` -- ``vidiff eval-judges``
+* :mod:`~vidiff.commands.inflate` -- ``vidiff inflate``, ``vidiff export-motion``
 * :mod:`~vidiff.commands.checks` -- the option checks they share
 """

@@ -20,8 +20,8 @@ from vidiff.errors import UserError
 from vidiff.eval import report
 
 # Columns of the markdown table: the report's columns for these keys (headers and formats shared).
-MD_KEYS = ("adherence", "colour_ok", "shape_ok", "direction_ok", "flicker_median", "jitter_median", "fd",
-           "sec_per_video")  # fmt: skip
+MD_KEYS = ("adherence", "adherence_geo", "colour_ok", "shape_ok", "geo_shape_ok", "direction_ok",
+           "flicker_median", "jitter_median", "fd", "sec_per_video")  # fmt: skip
 MD_COLUMNS = [c for c in report.COLUMNS if c[0] in MD_KEYS]
 
 
@@ -43,7 +43,8 @@ def _default_label(metrics: dict, source: str) -> str:
 
 
 def _prompt_set(metrics: dict) -> tuple:
-    return (metrics.get("dataset"), metrics.get("num_videos"), metrics.get("seed"))
+    return (metrics.get("dataset"), metrics.get("num_videos"), metrics.get("seed"),
+            metrics.get("seeds_per_prompt"))  # fmt: skip
 
 
 def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-out") -> dict:
@@ -66,7 +67,8 @@ def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-
     sets = {_prompt_set(m) for m in results}
     if len(sets) > 1:
         shown = ", ".join(
-            f"{s}: (dataset, N, seed) = {_prompt_set(m)}" for s, m in zip(sources, results)
+            f"{s}: (dataset, N, seed, seeds per prompt) = {_prompt_set(m)}"
+            for s, m in zip(sources, results)
         )
         raise UserError(
             f"results were made on different prompt sets, so they do not compare: {shown}"
@@ -93,7 +95,7 @@ def compare(*sources: str, labels: list[str] | None = None, out: str = "compare-
         for split in splits
     ]
     plot = plot_adherence_vs_steps(rows, out_dir / "adherence_vs_steps.png")
-    dataset, n, seed = next(iter(sets))
+    dataset, n, seed, _ = next(iter(sets))
     report.write_report(
         out_dir,
         "vidiff eval-compare",

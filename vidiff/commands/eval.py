@@ -41,6 +41,8 @@ def evaluate(
     i3d: str | None = None,
     device: str = "auto",
     progress: bool = True,
+    all_prompts: bool = False,
+    seeds_per_prompt: int = 1,
 ) -> dict:
     """Evaluate generated video exactly: prompt adherence, temporal consistency, physics, FD/KID.
 
@@ -53,7 +55,8 @@ def evaluate(
     figures into the model folder as eval.json, which `vidiff demo` shows. Writes OUT/metrics.json
     and OUT/report.html (playing videos with prompts and verdicts, metric tables, plots). --i3d FILE
     (Kinetics-400 InceptionI3d weights, .safetensors or .pt, pytorch-i3d names) adds the standard FVD
-    and its real-vs-real floor.
+    and its real-vs-real floor. --all-prompts (MovingShapes, --model) samples every caption of each
+    split --seeds-per-prompt times instead of --num-videos sampled ones.
 
     Args:
         model: an exported model folder to sample and score.
@@ -74,6 +77,9 @@ def evaluate(
         i3d: Kinetics-400 InceptionI3d weights (.safetensors or .pt): adds the standard FVD.
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
         progress: show a progress bar of the sampling on stderr.
+        all_prompts: sample every MovingShapes caption of each split (with --model) instead of
+            --num-videos drawn ones.
+        seeds_per_prompt: with --all-prompts, videos per caption (seeds seed, seed + 1, ...).
     """
     check_eval_args(dataset, num_videos, steps, splits)
     checks.positive("--batch-size", batch_size)
@@ -91,7 +97,12 @@ def evaluate(
     if model is None and videos is None and manifest is None:
         raise UserError("nothing to evaluate: give --model DIR or --videos DIR [--manifest FILE]")
     sampling = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
-                "--noise-correlation": noise_correlation, "--splits": splits}  # fmt: skip
+                "--noise-correlation": noise_correlation, "--splits": splits,
+                "--all-prompts": all_prompts or None}  # fmt: skip
+    if all_prompts and dataset != "shapes":
+        raise UserError(f"--all-prompts enumerates MovingShapes captions; got --dataset {dataset}")
+    if seeds_per_prompt < 1 or (seeds_per_prompt > 1 and not all_prompts):
+        raise UserError(f"--seeds-per-prompt {seeds_per_prompt}: needs --all-prompts and >= 1")
     if model is None and (given := [k for k, v in sampling.items() if v is not None]):
         raise UserError(
             f"{', '.join(given)}: for sampling a --model only; --videos scores the files as they are"
@@ -108,7 +119,7 @@ def evaluate(
     if pipe is not None:
         from tqdm.auto import tqdm
 
-        total = num_videos * len(splits or SPLITS) * len(steps or [None])
+        total = None if all_prompts else num_videos * len(splits or SPLITS) * len(steps or [None])
         bar = tqdm(total=total, unit="video", file=sys.stderr, disable=not progress)
         metrics = evaluate_model(
             pipe,
@@ -125,6 +136,7 @@ def evaluate(
             i3d_model,
             tuple(splits) if splits else SPLITS,
             bar.update,
+            seeds_per_prompt if all_prompts else 0,
         )
         bar.close()
     else:

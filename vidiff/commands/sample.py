@@ -91,10 +91,18 @@ def generate(
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = True,
+    num_frames: int | None = None,
+    long: str | None = None,
+    context: int = 4,
+    anchor: bool = False,
+    stride: int = 3,
+    keyframe_model: str | None = None,
 ) -> list[Path]:
     """Generate videos from a prompt with the model shipped in the package (or --model DIR).
 
     Example: vidiff generate "a red circle moving right" --seed 3 --out circle.gif
+    Long video: vidiff generate "a red circle moving right" --num-frames 128 --out long.mp4
+    (made window by window and written as it is made; docs/long-video.md)
 
     Args:
         prompt: what the video shows, e.g. "a red circle moving right" (or give --prompts FILE).
@@ -120,10 +128,21 @@ def generate(
         batch_size: videos sampled at once; each batch is written as soon as it is done.
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
         progress: show a progress bar on stderr when there are several videos.
+        num_frames: frames per video, 1 to 4096 (default: the model's own length); more than the
+            model's length are made window by window (--long) and written as they are made.
+        long: how a video longer than the model's clips is made: extend (each window continues the
+            last --context frames of the one before) or keyframes (keyframes --stride frames apart
+            from --keyframe-model, then the frames between them); default extend.
+        context: frames each extension window knows from the one before (1 to the model's length - 1).
+        anchor: cross-frame attention: every later window's frames also attend to the first window.
+        stride: frames between keyframes (--long keyframes).
+        keyframe_model: a model trained with the stride conditioning for --long keyframes (default:
+            --model, which must then have it).
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
     from vidiff.families import load_model
+    from vidiff.pipeline import VideoPipeline
 
     # Everything the user typed is checked before the model is loaded.
     texts = _read_prompts(prompt, prompts)
@@ -137,6 +156,11 @@ def generate(
     checks.input_file("--first-frame", first_frame)
     checks.positive("--temperature", temperature)
     checks.non_negative("--top-k", top_k)
+    if num_frames is not None:
+        from vidiff.sampling.long import check_num_frames
+
+        check_num_frames(num_frames)
+    _check_long(long, num_frames, context, stride, keyframe_model)
     to_folder = prompts is not None or out_dir is not None
     suffix = Path(out).suffix or ".mp4"
     if to_folder:
@@ -157,7 +181,8 @@ def generate(
     pipe = load_model(model, device=torch_device)
     family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
     _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
-                          noise_correlation=noise_correlation, first_frame=first_frame)  # fmt: skip
+                          noise_correlation=noise_correlation, first_frame=first_frame,
+                          num_frames=num_frames)  # fmt: skip
     _check_vocabulary(pipe, texts)
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     frame = None
@@ -169,6 +194,30 @@ def generate(
                 f"--first-frame: the model {model} was trained without frame conditioning"
             )
         frame = load_image(first_frame, pipe.size)  # (3, 1, size, size), resized and centre-cropped
+    if num_frames is not None:
+        return _generate_long(
+            pipe,
+            jobs,
+            num_frames,
+            long or "extend",
+            first_frame=frame,
+            context=context,
+            anchor=anchor,
+            stride=stride,
+            key_pipe=VideoPipeline.load(keyframe_model, device=torch_device)
+            if keyframe_model is not None
+            else pipe,
+            out=Path(out),
+            directory=directory if to_folder else None,
+            suffix=suffix,
+            batch_size=batch_size,
+            options={
+                "steps": steps,
+                "sampler": sampler,
+                "cfg": cfg,
+                "noise_correlation": noise_correlation,
+            },
+        )
 
     def batches():
         """Videos ``(B, C, T, H, W)`` on the CPU, one batch of jobs at a time."""
@@ -233,3 +282,113 @@ def generate(
         write_video(make_sheet(videos, [f"{p} (seed {s})" for p, s in jobs]), path, fps=fps)
     print(f"wrote {path}")
     return [path]
+
+
+def _check_long(long, num_frames, context, stride, keyframe_model) -> None:
+    """The long-video options, before the model is loaded."""
+    from vidiff.sampling.long import LONG_MODES
+
+    if long is not None and long not in LONG_MODES:
+        raise UserError(f"--long must be one of {', '.join(LONG_MODES)}, got {long!r}")
+    if long is not None and num_frames is None:
+        raise UserError("--long needs --num-frames N")
+    checks.positive("--context", context)
+    checks.positive("--stride", stride)
+    if keyframe_model is not None and long != "keyframes":
+        raise UserError("--keyframe-model goes with --long keyframes")
+    if keyframe_model is not None and not Path(keyframe_model).is_dir():
+        raise UserError(f"--keyframe-model {keyframe_model}: no such folder (an exported model)")
+
+
+def _generate_long(
+    pipe,
+    jobs,
+    num_frames,
+    mode,
+    *,
+    first_frame,
+    context,
+    anchor,
+    stride,
+    key_pipe,
+    out,
+    directory,
+    suffix,
+    batch_size,
+    options,
+) -> list[Path]:
+    """``--num-frames``: every video made window by window (:mod:`vidiff.sampling.long`) and written
+    as each window is decoded: one file per job under ``directory`` (``batch_size`` videos at a
+    time), else ``out`` (the video, or a captioned sheet of all of them, made as one batch)."""
+    from vidiff.data.sheet import make_sheet
+    from vidiff.sampling.long import extend, keyframe_cascade
+
+    if mode == "keyframes" and first_frame is not None:
+        raise UserError("--first-frame does not go with --long keyframes")
+
+    def chunks(part):
+        """The windows of the videos of ``part`` (jobs), ``(B, C, n, H, W)`` as they are made."""
+        prompts, seeds = [p for p, _ in part], [s for _, s in part]
+        if mode == "keyframes":
+            return keyframe_cascade(
+                key_pipe,
+                pipe,
+                prompts,
+                seeds,
+                num_frames,
+                stride=stride,
+                context=context,
+                **options,
+            )
+        first = None if first_frame is None else first_frame[None].expand(len(part), -1, -1, -1, -1)
+        return extend(
+            pipe,
+            prompts,
+            seeds,
+            num_frames,
+            context=context,
+            anchor=anchor,
+            first_frame=first,
+            **options,
+        )
+
+    fps = pipe.config.video.fps
+    if directory is not None:  # one file per video: --batch-size videos at a time
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = [directory / f"{k:04d}_seed{s}{suffix}" for k, (_, s) in enumerate(jobs)]
+        for start in range(0, len(jobs), batch_size):
+            part = jobs[start : start + batch_size]
+            _stream(chunks(part), paths[start : start + batch_size], fps, lambda c: list(c))
+    else:  # one file: the video, or a sheet of all of them (one batch)
+        paths = [out]
+        captions = [f"{p} (seed {s})" for p, s in jobs]
+        sheet = (
+            (lambda c: [c[0]]) if len(jobs) == 1 else (lambda c: [make_sheet(list(c), captions)])
+        )
+        _stream(chunks(jobs), paths, fps, sheet)
+    if directory is None:
+        print(f"wrote {out} ({num_frames} frames)")
+        return paths
+    manifest = directory / "manifest.jsonl"
+    rows = [{"path": p.name, "prompt": q, "seed": s} for p, (q, s) in zip(paths, jobs)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"wrote {len(rows)} videos of {num_frames} frames and {manifest}")
+    return paths
+
+
+def _stream(chunks, paths: list[Path], fps: float, videos_of) -> None:
+    """Write each chunk ``(B, C, n, H, W)`` as it comes: ``videos_of(chunk)`` gives one ``(C, n, H,
+    W)`` piece per path; on any error the partial files are removed."""
+    from vidiff.data.video_io import VideoWriter
+
+    writers = [VideoWriter(path, fps=fps) for path in paths]
+    try:
+        for chunk in chunks:
+            for writer, video in zip(writers, videos_of(chunk)):
+                writer.write(video)
+    except BaseException as e:
+        for writer in writers:
+            writer.__exit__(type(e), e, None)
+        raise
+    for writer in writers:
+        writer.close()

@@ -9,6 +9,14 @@ are given at frame size S = 32 and scale with S:
 * colour in :data:`COLOURS`; direction in {left, right, up, down}; speed ~ U[0.6, 1.0] px/frame;
 * the start is drawn so that the object's box stays inside the frame in every frame.
 
+With ``walls=True`` (long video) the frame border is a wall: the object starts anywhere inside, at
+any speed in the range, and its direction reverses when its box reaches the border (the box is
+reflected about the wall, the exact continuous motion sampled at integer frames), so a clip may have
+any length and the object never leaves the frame. The caption names the direction of frame 0.
+``strides`` (with walls) makes keyframe clips: each item draws a temporal stride ``k`` from the list,
+frame ``t`` of the clip is frame ``t k`` of the bouncing video, and the item carries
+``cond = {"stride": k}`` (the ``stride`` conditioning of a keyframe model, docs/long-video.md).
+
 The (colour, shape) pairs in :data:`HELDOUT_PAIRS` never occur in the ``train`` split; the ``heldout``
 split uses only them (with all four directions) — the compositional generalisation test of e.g.
 "Compositional Visual Generation with Composable Diffusion Models" (Liu et al., 2022). With
@@ -16,7 +24,9 @@ split uses only them (with all four directions) — the compositional generalisa
 identifies each object.
 
 An item is a pure function of ``(seed, split, index)``. Ground truth per object: ``shape``, ``colour``,
-``rgb``, ``direction``, ``velocity`` (px/frame, x right, y down), ``speed``, ``radius``, per-frame
+``rgb``, ``direction``, ``velocity`` (px/frame at frame 0, x right, y down), ``speed``, ``radius``,
+``velocities (T, 2)`` (the velocity carrying frame t to t+1), ``bounce_frames`` (the frames t whose
+velocity differs from frame t-1's: a bounce between t-1 and t; empty without walls), per-frame
 ``centroids (T, 2)`` — the area centroid (for a triangle r/3 below its box centre), ``boxes (T, 4)`` —
 the shape's geometric box (x0, y0, x1, y1), and ``masks (T, H, W)`` — coverage > 0.5. Masks are amodal:
 with two objects, the one drawn second (listed second) is on top and may hide part of the first.
@@ -127,6 +137,27 @@ def render_shape(
     return image, torch.from_numpy(cov[0] > 0.5)
 
 
+def bounce_path(
+    start: float, velocity: float, steps: np.ndarray, r: float, size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of motion between walls at ``r`` and ``size - r`` (the box centre's range).
+
+    Returns ``(position (T,), sign (T,))``: the unfolded path ``start + velocity * t`` folded into the
+    range (a triangle wave of period ``2 (size - 2r)``: the exact elastic bounce), and per frame +1
+    where the object moves as ``velocity`` just after frame t, -1 where a wall has reversed it (a
+    bounce exactly at frame t counts as reversed from t on, as :func:`~vidiff.data.balls.simulate_balls`).
+    """
+    span = size - 2 * r
+    u = (start - r) + velocity * np.asarray(
+        steps, dtype=np.float64
+    )  # unfolded offset from the wall
+    m = np.mod(u, 2 * span)
+    pos = r + np.where(m <= span, m, 2 * span - m)
+    # On the rising half of the wave (m in [0, span)) the object moves with the unfolded motion.
+    just_after = np.mod(u + velocity * 1e-6, 2 * span)
+    return pos, np.where(just_after < span, 1.0, -1.0)
+
+
 class MovingShapes(SyntheticClips):
     """Procedural text-to-video clips of moving coloured shapes (see the module docstring).
 
@@ -142,20 +173,31 @@ class MovingShapes(SyntheticClips):
         seed: int = 0,
         num_objects: int = 1,
         supersample: int = 4,
+        walls: bool = False,
+        strides: list[int] | None = None,
     ) -> None:
         super().__init__(num_items, split, num_frames, size, seed)
         if num_objects not in (1, 2):
             raise ValueError(f"num_objects must be 1 or 2, got {num_objects}")
         self.num_objects, self.supersample = num_objects, supersample
+        self.walls = bool(walls)
+        self.strides = None if strides is None else tuple(int(k) for k in strides)
+        if self.strides is not None and (not self.walls or not self.strides):
+            raise ValueError("strides (keyframe clips) need walls=True and at least one stride")
+        if self.strides is not None and min(self.strides) < 1:
+            raise ValueError(f"strides must be >= 1, got {list(self.strides)}")
+        self.pairs = TRAIN_PAIRS if split == "train" else HELDOUT_PAIRS
+        if self.walls:
+            return  # any length: the object bounces off the border
         # The largest object must be able to travel the slowest speed for T-1 frames inside the frame.
         r_max, v_min = RADIUS_RANGE[1] * self.scale, SPEED_RANGE[0] * self.scale
         if (num_frames - 1) * v_min > size - 2 * r_max:
             longest = int((size - 2 * r_max) / v_min) + 1
             raise ValueError(
                 f"MovingShapes: {num_frames} frames do not fit in a {size}px frame at the minimum speed "
-                f"{v_min:.2f} px/frame; use num_frames <= {longest} or a larger size"
+                f"{v_min:.2f} px/frame; use num_frames <= {longest} or a larger size, "
+                "or walls=True (the object bounces off the border)"
             )
-        self.pairs = TRAIN_PAIRS if split == "train" else HELDOUT_PAIRS
 
     def _sample_object(self, rng: np.random.Generator, used_colours: set[str]) -> dict:
         pairs = [p for p in self.pairs if p[0] not in used_colours]
@@ -163,17 +205,22 @@ class MovingShapes(SyntheticClips):
         direction = DIRECTIONS[rng.integers(len(DIRECTIONS))]
         s, t = self.size, self.num_frames
         r = rng.uniform(*RADIUS_RANGE) * self.scale
-        # Speed is capped so that the path fits (only binds for long clips).
-        v_hi = min(SPEED_RANGE[1] * self.scale, (s - 2 * r) / max(t - 1, 1))
-        speed = rng.uniform(SPEED_RANGE[0] * self.scale, v_hi)
         ux, uy = DIRECTION_VECTORS[direction]
-        travel = speed * (t - 1)
-        # Along the motion: start anywhere that keeps the end inside; across it: anywhere inside.
-        along = rng.uniform(r, s - r - travel)
-        across = rng.uniform(r, s - r)
-        sign = ux + uy  # +1 for right/down, -1 for left/up
-        start = along if sign > 0 else s - along
-        x0, y0 = (start, across) if ux != 0 else (across, start)
+        if self.walls:  # any start inside, any speed: the border reflects the object
+            speed = rng.uniform(*SPEED_RANGE) * self.scale
+            x0, y0 = rng.uniform(r, s - r, size=2)
+            start_xy = (float(x0), float(y0))
+        else:
+            # Speed is capped so that the path fits (only binds for long clips).
+            v_hi = min(SPEED_RANGE[1] * self.scale, (s - 2 * r) / max(t - 1, 1))
+            speed = rng.uniform(SPEED_RANGE[0] * self.scale, v_hi)
+            travel = speed * (t - 1)
+            # Along the motion: start anywhere that keeps the end inside; across it: anywhere inside.
+            along = rng.uniform(r, s - r - travel)
+            across = rng.uniform(r, s - r)
+            sign = ux + uy  # +1 for right/down, -1 for left/up
+            start = along if sign > 0 else s - along
+            start_xy = (start, across) if ux != 0 else (across, start)
         return {
             "shape": shape,
             "colour": colour,
@@ -182,7 +229,7 @@ class MovingShapes(SyntheticClips):
             "velocity": (ux * speed, uy * speed),
             "speed": speed,
             "radius": r,
-            "start": (x0, y0),
+            "start": start_xy,
         }
 
     def __getitem__(self, index: int) -> dict:
@@ -192,10 +239,18 @@ class MovingShapes(SyntheticClips):
             objects.append(self._sample_object(rng, {o["colour"] for o in objects}))
         t, s = self.num_frames, self.size
         frames = np.zeros((3, t, s, s), dtype=np.float32)  # (C, T, H, W)
-        steps = np.arange(t, dtype=np.float64)
+        stride = 1 if self.strides is None else self.strides[rng.integers(len(self.strides))]
+        steps = np.arange(t, dtype=np.float64) * stride  # video frame of each clip frame
         for o in objects:
             (x0, y0), (vx, vy), r = o.pop("start"), o["velocity"], o["radius"]
-            cx, cy = x0 + vx * steps, y0 + vy * steps  # box centres, (T,)
+            if self.walls:
+                cx, sx = bounce_path(x0, vx, steps, r, s)  # box centres (T,), signs (T,)
+                cy, sy = bounce_path(y0, vy, steps, r, s)
+            else:
+                cx, cy, sx, sy = x0 + vx * steps, y0 + vy * steps, np.ones(t), np.ones(t)
+            vel = np.stack([vx * sx, vy * sy], -1)  # (T, 2): the velocity leaving frame t
+            o["velocities"] = torch.from_numpy(vel.astype(np.float32))
+            o["bounce_frames"] = [int(i) + 1 for i in np.flatnonzero((vel[1:] != vel[:-1]).any(1))]
             cov = coverage(o["shape"], cx, cy, r, s, self.supersample)
             composite(frames, cov, o["rgb"])
             ox, oy = centroid_offset(o["shape"], r)
@@ -206,4 +261,8 @@ class MovingShapes(SyntheticClips):
             o["masks"] = torch.from_numpy(cov > 0.5)
         video = torch.from_numpy(frames)
         gt = {"objects": objects, "split": self.split, "index": index, "size": s, "num_frames": t}
-        return {"video": video, "caption": caption_for(objects), "gt": gt}
+        item = {"video": video, "caption": caption_for(objects), "gt": gt}
+        if self.strides is not None:
+            gt["stride"] = int(stride)
+            item["cond"] = {"stride": float(stride)}
+        return item

@@ -83,23 +83,105 @@ def _fps_fraction(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+def _open_encoder(path: Path, fps: float, codec: str, crf: int, h: int, w: int):
+    """An open container and its video stream for ``codec`` at an even ``(h, w)``."""
+    options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+    container = av.open(str(path), "w", options=options)
+    stream = container.add_stream(codec, rate=_fps_fraction(fps))
+    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+    if codec == "libx264":
+        # Main-profile-compatible settings every browser decodes; crf trades size for fidelity.
+        stream.options = {"crf": str(crf), "preset": "medium"}
+    else:
+        stream.options = {"crf": str(crf), "b": "0"}
+    return container, stream
+
+
+def _encode(container, stream, frames: np.ndarray | None) -> None:
+    """Encode ``(T, H, W, 3)`` uint8 frames (already even-sized); None flushes the encoder."""
+    for frame in [None] if frames is None else frames:
+        vf = None if frame is None else av.VideoFrame.from_ndarray(frame, format="rgb24")
+        for packet in stream.encode(vf):
+            container.mux(packet)
+
+
 def _write_encoded(frames: np.ndarray, path: Path, fps: float, codec: str, crf: int) -> None:
     frames = _pad_even(frames)
     _, h, w, _ = frames.shape
-    options = {"movflags": "+faststart"} if path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream(codec, rate=_fps_fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        if codec == "libx264":
-            # Main-profile-compatible settings every browser decodes; crf trades size for fidelity.
-            stream.options = {"crf": str(crf), "preset": "medium"}
-        else:
-            stream.options = {"crf": str(crf), "b": "0"}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    container, stream = _open_encoder(path, fps, codec, crf, h, w)
+    with container:
+        _encode(container, stream, frames)
+        _encode(container, stream, None)
+
+
+_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".m4v": "libx264"}
+
+
+class VideoWriter:
+    """Write a video chunk by chunk: ``with VideoWriter(path, fps) as out: out.write(chunk)`` with
+    ``(C, n, H, W)`` chunks (float in [0, 1] or uint8), for videos made window by window (long video).
+
+    ``.mp4``/``.mov``/``.mkv``/``.webm`` are encoded as chunks arrive, so memory does not grow with the
+    length; ``.gif`` (one palette for the whole clip) and ``.png`` (one filmstrip) keep the frames and
+    write them on close. Same formats and settings as :func:`write_video`, which equals writing the
+    whole video as one chunk. If the block raises, the partial file is removed.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float = 8, *, crf: int = 12) -> None:
+        self.path, self.fps, self.crf = Path(path), fps, crf
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in (*_CODECS, ".webm", ".gif", ".png"):
+            raise ValueError(
+                f"cannot write {self.path}: unknown suffix {self.suffix!r} "
+                "(use .mp4, .webm, .gif or .png)"
+            )
+        _fps_fraction(fps)
+        self.frames_written = 0
+        self._kept: list[np.ndarray] = []
+        self._enc = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, chunk: torch.Tensor | np.ndarray) -> None:
+        frames = to_uint8(chunk)
+        if self._size is None:
+            self._size = frames.shape[1:3]
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif frames.shape[1:3] != self._size:
+            raise ValueError(f"chunk of size {frames.shape[1:3]} after chunks of {self._size}")
+        self.frames_written += frames.shape[0]
+        if self.suffix in (".gif", ".png"):
+            self._kept.append(frames)
+            return
+        frames = _pad_even(frames)
+        if self._enc is None:
+            codec = _CODECS.get(self.suffix, "libvpx-vp9")
+            crf = self.crf if codec == "libx264" else max(self.crf, 4)
+            self._enc = _open_encoder(self.path, self.fps, codec, crf, *frames.shape[1:3])
+        _encode(*self._enc, frames)
+
+    def close(self) -> None:
+        if self.frames_written == 0:
+            raise ValueError(f"cannot write an empty video (T=0) to {self.path}")
+        if self._enc is not None:
+            container, stream = self._enc
+            _encode(container, stream, None)
+            container.close()
+            self._enc = None
+        elif self._kept:
+            frames, self._kept = np.concatenate(self._kept), []
+            (_write_gif if self.suffix == ".gif" else _write_png)(frames, self.path, self.fps)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+            return
+        if self._enc is not None:
+            self._enc[0].close()
+            self._enc = None
+        self.path.unlink(missing_ok=True)
 
 
 def _palette_indices(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

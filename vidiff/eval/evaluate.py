@@ -64,7 +64,8 @@ def record_figures(metrics: dict, model: Path) -> Path:
     """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
     from vidiff.pipeline import EVAL_FILE
 
-    keys = ("adherence", "flicker_median", "jitter_median", "fd", "sec_per_video")
+    keys = ("n", "adherence", "adherence_geo", "shape_ok", "geo_shape_ok", "flicker_median",
+            "jitter_median", "fd", "sec_per_video")  # fmt: skip
     rows = []
     sampling = metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
     for run in metrics["runs"]:
@@ -87,7 +88,12 @@ def record_figures(metrics: dict, model: Path) -> Path:
             else ""
         )
         + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
-        + f"--seed {metrics['seed']}",
+        + f"--seed {metrics['seed']}"
+        + (
+            f" --all-prompts --seeds-per-prompt {k}"
+            if (k := metrics.get("seeds_per_prompt"))
+            else ""
+        ),
         "when": time.strftime("%Y-%m-%d"),
         "eval_seconds": round(metrics.get("eval_seconds", 0.0)),
         "rows": rows,
@@ -120,10 +126,16 @@ def i3d_on_device(path: str):
 
 def evaluate_model(
     pipe, model, dataset, num_videos, steps, sampler, cfg, noise_correlation, seed, out_dir: Path,
-    batch_size, i3d=None, splits=SPLITS, done=None,
+    batch_size, i3d=None, splits=SPLITS, done=None, seeds_per_prompt=0,
 ):  # fmt: skip
+    """Sample and score ``pipe`` on each split's prompt set, once per ``steps`` value; ``done(n)`` is
+    called as videos are sampled. ``seeds_per_prompt`` > 0: every prompt of each split that many
+    times (``--all-prompts``)."""
     pipe.eval()
-    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits)
+    sets = eval_sets(dataset, num_videos, pipe.num_frames, pipe.size, seed, splits,
+                     all_prompts=seeds_per_prompt > 0, seeds_per_prompt=max(seeds_per_prompt, 1))  # fmt: skip
+    if seeds_per_prompt:  # the sets' sizes, not --num-videos, say how many videos a row has
+        num_videos = len(sets[0].prompts)
     real = {es.split: _score_real(es) for es in sets}
     runs, gen_by_run = [], []
     diffusion = getattr(pipe, "family", "diffusion") == "diffusion"
@@ -169,6 +181,7 @@ def evaluate_model(
         "model": str(model),
         "num_videos": num_videos,
         "seed": seed,
+        "seeds_per_prompt": seeds_per_prompt or None,  # set: every prompt (--all-prompts)
         "sampler": sampler or (pipe.config.diffusion.sampler if diffusion else pipe.family),
         "cfg": cfg if cfg is not None else (pipe.config.diffusion.cfg if diffusion else None),
         "cfg_baked": pipe.baked_cfg,
@@ -216,7 +229,7 @@ def evaluate_model(
 
 
 def _score_real(es: EvalSet) -> dict:
-    verdicts = score_videos(es.dataset, es.real, es.prompts, es.gts)
+    verdicts = score_videos(es.dataset, es.real, es.real_captions or es.prompts, es.gts)
     return probes.summarize(verdicts)
 
 
@@ -240,7 +253,9 @@ def _notes(dataset: str) -> list[str]:
         notes.append(
             "A video is correct when colour (nearest palette colour), shape (CNN judge trained on "
             "ground-truth renders) and direction (least-squares velocity; static below 0.3 px/frame "
-            "at 32 px) all match the prompt. Green border = correct."
+            "at 32 px) all match the prompt. 'adherence (geometric shape)' also requires the "
+            "geometric shape probe (box fill and corner coverage, nearest ground-truth prototype) "
+            "to read the prompted shape. Green border = correct by both."
         )
     return notes
 
@@ -261,7 +276,7 @@ def _write_gallery(
                 "mp4": mp4,
                 "caption": verdict["caption"],
                 "verdict": report.verdict_text(verdict),
-                "ok": verdict.get("correct", 0) >= 1,
+                "ok": verdict.get("correct_geo", verdict.get("correct", 0)) >= 1,
             }
         )
     return items

@@ -7,7 +7,8 @@ with the object extraction of :mod:`vidiff.eval.extract` and return a flat verdi
 
 - Adherence: colour = nearest palette colour of the object's mean colour; shape = the CNN judge
   (trained only on ground-truth renders); direction = sign of the dominant axis of the
-  least-squares velocity, or ``static`` when its speed is below a threshold.
+  least-squares velocity, or ``static`` when its speed is below a threshold; a second, model-free
+  shape reading (box fill and corner coverage, :mod:`vidiff.eval.geometry`) gives ``adherence_geo``.
 - Consistency: background flicker (mean |I_t - I_{t-1}| outside a dilated foreground), colour
   drift from frame 1, area coefficient of variation, judge-label flip rate, centroid jitter (RMS
   distance from the fitted constant-velocity line) and the share of frames with the right count.
@@ -26,6 +27,7 @@ import torch
 from scipy import ndimage
 
 from vidiff.data import shapes as shapes_data
+from vidiff.eval import geometry
 from vidiff.eval.extract import (
     Track,
     alpha_map,
@@ -289,7 +291,10 @@ def score_shapes(
         judge: maps (N, 16, 16) alpha crops to shape names; default the shipped shape judge.
 
     Returns a flat dict: ``correct`` and per-attribute ``colour_ok/shape_ok/direction_ok`` (the
-    mean over expected objects), the predicted attributes of the first object, and the
+    mean over expected objects), ``geo_shape_ok`` (the geometric probe,
+    :mod:`vidiff.eval.geometry`) and ``correct_geo`` (``correct`` and the geometric shape too, with
+    its reading ``geo_pred`` and the first object's median ``geo_features``), the predicted
+    attributes of the first object, and the
     consistency metrics (``flicker``, ``jitter``, ``colour_drift``, ``area_cv``, ``flip_rate``,
     ``count_ok``).
     """
@@ -304,6 +309,7 @@ def score_shapes(
     alpha = alpha_map(v)
     tracks = track_objects(dets, len(expected))
     feats = _track_features(tracks, alpha, judge)
+    geo = geometry.track_shapes(tracks, alpha)
     thr = static_threshold(size)
     for f in feats:
         f["colour"] = nearest_colour(f["colour_rgb"]) if f["present"] > 0 else None
@@ -322,13 +328,14 @@ def score_shapes(
         ],
         dtype=np.float64,
     )
-    ok = {"colour": [], "shape": [], "direction": []}
+    ok = {"colour": [], "shape": [], "direction": [], "geo_shape": []}
     for ei, fi in match(cost):
         f, e = feats[fi], expected[ei]
         seen = f["present"] >= 0.5
         ok["colour"].append(seen and f["colour"] == e["colour"])
         ok["shape"].append(seen and f["label"] == e["shape"])
         ok["direction"].append(seen and f["direction"] == e["direction"])
+        ok["geo_shape"].append(seen and geo[fi]["label"] == e["shape"])
     first = feats[0]
     verdict = {
         "caption": caption,
@@ -339,6 +346,9 @@ def score_shapes(
         "colour_ok": float(np.mean(ok["colour"])),
         "shape_ok": float(np.mean(ok["shape"])),
         "direction_ok": float(np.mean(ok["direction"])),
+        "geo_shape_ok": float(np.mean(ok["geo_shape"])),
+        "geo_pred": ", ".join(str(g["label"]) for g in geo),
+        "geo_features": [round(float(x), 3) for x in geo[0]["features"]],
         "flicker": background_flicker(v, fg=_tracks_foreground(tracks, alpha.shape)),
         "jitter": _nanmean([f["jitter"] for f in feats]),
         "colour_drift": _nanmean([f["colour_drift"] for f in feats]),
@@ -350,6 +360,7 @@ def score_shapes(
     verdict["correct"] = float(
         all(ok["colour"]) and all(ok["shape"]) and all(ok["direction"]) and len(ok["colour"]) > 0
     )
+    verdict["correct_geo"] = float(verdict["correct"] and all(ok["geo_shape"]))
     return verdict
 
 
@@ -528,18 +539,20 @@ def _nanmean(xs) -> float:
 # aggregation
 
 _MEDIAN_KEYS = ("flicker", "jitter")
+_SUMMARY_NAMES = {"correct": "adherence", "correct_geo": "adherence_geo"}
 
 
 def summarize(verdicts: Sequence[dict]) -> dict[str, float]:
     """Reduce per-video verdicts: means of every numeric field (``correct`` -> ``adherence``,
-    ``*_ok`` -> per-attribute adherence) plus medians of flicker and jitter and ``n``."""
+    ``correct_geo`` -> ``adherence_geo``, ``*_ok`` -> per-attribute adherence) plus medians of
+    flicker and jitter and ``n``."""
     if not verdicts:
         return {"n": 0}
     keys = [k for k, val in verdicts[0].items() if isinstance(val, (int, float))]
     out: dict[str, float] = {"n": len(verdicts)}
     for k in keys:
         vals = np.array([v.get(k, math.nan) for v in verdicts], dtype=np.float64)
-        name = "adherence" if k == "correct" else k
+        name = _SUMMARY_NAMES.get(k, k)
         out[name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan
         if k in _MEDIAN_KEYS:
             out[f"{k}_median"] = float(np.nanmedian(vals)) if np.isfinite(vals).any() else math.nan

@@ -19,8 +19,10 @@ import numpy as np
 COLUMNS = [
     ("n", "N", "{:.0f}"),
     ("adherence", "adherence", "{:.1%}"),
+    ("adherence_geo", "adherence (geometric shape)", "{:.1%}"),
     ("colour_ok", "colour", "{:.1%}"),
-    ("shape_ok", "shape", "{:.1%}"),
+    ("shape_ok", "shape (CNN judge)", "{:.1%}"),
+    ("geo_shape_ok", "shape (geometric)", "{:.1%}"),
     ("direction_ok", "direction", "{:.1%}"),
     ("digit_ok", "digit", "{:.1%}"),
     ("count_ok", "right count", "{:.1%}"),
@@ -39,6 +41,12 @@ COLUMNS = [
     ("fvd", "FVD (I3D)", "{:.2f}"),
     ("fvd_floor", "FVD real-vs-real", "{:.2f}"),
     ("sec_per_video", "s / video", "{:.3f}"),
+    # long-video probes (vidiff eval-long)
+    ("presence", "presence", "{:.1%}"),
+    ("direction", "moves as captioned", "{:.1%}"),
+    ("speed_drift", "speed drift", "{:+.2f}"),
+    ("size_drift", "size drift", "{:+.2f}"),
+    ("flicker", "flicker", "{:.4f}"),
 ]
 
 CSS = """
@@ -95,9 +103,15 @@ def write_clip(video, stem: Path, fps: float = 8) -> dict[str, str]:
 
 def verdict_text(v: dict) -> str:
     parts = [f"saw: {v.get('pred', '?')}"]
-    for key, name in (("colour_ok", "colour"), ("shape_ok", "shape"), ("direction_ok", "dir")):
+    keys = (("colour_ok", "colour"), ("shape_ok", "shape"), ("geo_shape_ok", "geometry"),
+            ("direction_ok", "dir"))  # fmt: skip
+    for key, name in keys:
         if key in v:
             parts.append(f"{name} {'✓' if v[key] >= 1 else '✗'}")
+    if "geo_pred" in v:
+        fill, top, bottom, band, asp = (list(v.get("geo_features") or []) + [math.nan] * 5)[:5]
+        parts.append(f"geometry reads {v['geo_pred']} (fill {fill:.2f}, corners {top:.2f}/"
+                     f"{bottom:.2f}, top {band:.2f}, h/w {math.exp(asp):.2f})")  # fmt: skip
     if "ade" in v and v["ade"] == v["ade"]:
         parts.append(f"ADE {v['ade']:.2f}px")
     if "jitter" in v and v["jitter"] == v["jitter"]:
@@ -200,6 +214,32 @@ def plot_distributions(verdicts: dict[str, list[dict]], path: Path) -> Path | No
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_long_curves(curves: dict[str, dict[str, list]], path: Path) -> Path | None:
+    """Long-video probes against frame index: per label (e.g. a mode), the per-window means of
+    adherence, presence, moving as captioned, speed and size (:mod:`vidiff.eval.long_probes`)."""
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [("adherence", "adherence (colour, shape, axis)"), ("presence", "presence")]
+    keys += [("direction_ok", "moves as captioned"), ("speed", "speed (px/frame)")]
+    keys += [("area", "size (px)")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2))
+    for ax, (key, label) in zip(axes, keys):
+        for name, c in curves.items():
+            ax.plot(c["frame"], c[key], marker="o", ms=3, label=name)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("first frame of the window")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 

@@ -8,7 +8,9 @@ The prompt set is the real clips' captions: for split ``s`` and ``N`` videos the
 ``0..N-1`` of the dataset built with :data:`EVAL_DATA_SEED`, and items ``N..2N-1`` form a second,
 disjoint real set for the real-vs-real floor of FD/KID. Video ``i`` is generated with seed
 ``seed * 1_000_003 + i`` (:func:`video_seed`), so a video depends only on (model, prompt, seed,
-sampler settings).
+sampler settings). With ``all_prompts`` (MovingShapes only) the prompts are instead every caption
+of the split (:func:`all_shapes_prompts`), each ``seeds_per_prompt`` times in a row, and the real
+clips are the first items of the dataset, as many as there are videos.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class EvalSet:
     real: torch.Tensor  # (N, C, T, H, W): the clips the prompts came from
     real_floor: torch.Tensor  # (N, C, T, H, W): a disjoint real set of the same size
     gts: list[dict | None] = field(default_factory=list)
+    real_captions: list[str] = field(default_factory=list)  # the real clips' (default: prompts)
 
 
 def build_real_dataset(dataset: str, split: str, num_items: int, num_frames: int, size: int):
@@ -71,6 +74,19 @@ def check_splits(splits) -> None:
         raise ValueError(f"--splits {list(splits)}: expected one or more of {list(SPLITS)}")
 
 
+def all_shapes_prompts(split: str) -> list[str]:
+    """Every single-object MovingShapes caption of ``split``: its colour-shape pairs x directions."""
+    from vidiff.data import shapes as shapes_data
+
+    check_splits([split])
+    pairs = shapes_data.TRAIN_PAIRS if split == "train" else shapes_data.HELDOUT_PAIRS
+    return [
+        shapes_data.caption_for([{"colour": c, "shape": s, "direction": d}])
+        for c, s in pairs
+        for d in shapes_data.DIRECTIONS
+    ]
+
+
 def eval_sets(
     dataset: str,
     num_videos: int,
@@ -78,27 +94,39 @@ def eval_sets(
     size: int,
     seed: int = 0,
     splits: tuple[str, ...] = SPLITS,
+    all_prompts: bool = False,
+    seeds_per_prompt: int = 1,
 ) -> list[EvalSet]:
     """The fixed evaluation sets: ``train`` (in-distribution) and ``heldout`` for every dataset
     (MovingShapes' held-out split holds the unseen colour-shape pairs; BouncingBalls' and
     MovingDigits' hold independent clips and unseen digit images). A set does not depend on which
-    other splits are asked for."""
+    other splits are asked for. ``all_prompts``: every MovingShapes caption of the split
+    ``seeds_per_prompt`` times instead of ``num_videos`` sampled ones."""
     if num_videos < 2:
         raise ValueError(f"num_videos must be >= 2 (FD needs a covariance), got {num_videos}")
+    if all_prompts and dataset != "shapes":
+        raise ValueError(f"--all-prompts enumerates MovingShapes captions; got --dataset {dataset}")
+    if seeds_per_prompt < 1 or (seeds_per_prompt > 1 and not all_prompts):
+        raise ValueError(f"--seeds-per-prompt {seeds_per_prompt}: needs --all-prompts and >= 1")
     check_splits(splits)
     out = []
     for split in splits:
+        prompts = None
+        if all_prompts:
+            prompts = [p for p in all_shapes_prompts(split) for _ in range(seeds_per_prompt)]
+            num_videos = len(prompts)
         ds = build_real_dataset(dataset, split, 2 * num_videos, num_frames, size)
         items = [ds[i] for i in range(2 * num_videos)]
         out.append(
             EvalSet(
                 dataset=dataset,
                 split=split,
-                prompts=[it["caption"] for it in items[:num_videos]],
+                prompts=prompts or [it["caption"] for it in items[:num_videos]],
                 seeds=[video_seed(seed, i) for i in range(num_videos)],
                 real=torch.stack([it["video"] for it in items[:num_videos]]),
                 real_floor=torch.stack([it["video"] for it in items[num_videos:]]),
-                gts=[it["gt"] for it in items[:num_videos]],
+                gts=[None if all_prompts else it["gt"] for it in items[:num_videos]],
+                real_captions=[it["caption"] for it in items[:num_videos]],
             )
         )
     return out

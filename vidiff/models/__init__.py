@@ -1,7 +1,8 @@
 """Model architectures, one per file, built by name: ``build_model(arch, preset, **overrides)``.
 
-``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`) or ``"dit"``
-(spatio-temporal diffusion transformer, :mod:`vidiff.models.dit`); a new
+``arch`` is ``"unet3d"`` (factorized space-time U-Net, :mod:`vidiff.models.unet3d`), ``"dit"``
+(spatio-temporal diffusion transformer, :mod:`vidiff.models.dit`) or ``"sd_unet"`` (Stable-Diffusion-
+layout U-Net with AnimateDiff motion modules, :mod:`vidiff.models.sd_unet`); a new
 architecture adds one line to :data:`ARCHITECTURES`. Imports are lazy so ``import vidiff.models``
 stays light.
 """
@@ -19,6 +20,7 @@ from vidiff.config import check_fields
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
     "unet3d": ("vidiff.models.unet3d", "UNet3DConfig", "UNet3D", "UNET_PRESETS"),
     "dit": ("vidiff.models.dit", "DiTConfig", "VideoDiT", "DIT_PRESETS"),
+    "sd_unet": ("vidiff.models.sd_unet", "SDUNetConfig", "SDUNet", "SD_UNET_PRESETS"),
 }
 
 

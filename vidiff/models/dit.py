@@ -337,7 +337,10 @@ class DiTBlock(nn.Module):
         plan = plan_windows(grid, self.window, self.shift)
         h = partition(modulate(self.norm1(x), shift_a, scale_a), plan)  # (B*nW, N, D)
         rot = None if rope is None else rope(window_positions(plan.window, x.device))
-        h = self.attn(h, rope=rot, bias=window_bias(plan, b, x.device))
+        # Rows of one sample, for an attention processor (cross-frame attention): one per frame in
+        # whole-frame spatial blocks, one per sample in full blocks; other windows take none.
+        rows = {(1, *grid[1:]): grid[0], grid: 1}.get(plan.window) if not plan.needs_pad else None
+        h = self.attn(h, rope=rot, bias=window_bias(plan, b, x.device), frames=rows)
         if gate_a.ndim == 2:  # (B, D) for the whole sample, else (B, L, D) per token
             gate_a, gate_m = gate_a.unsqueeze(1), gate_m.unsqueeze(1)
         x = x + gate_a * unpartition(h, plan, b)

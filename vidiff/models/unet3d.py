@@ -288,7 +288,7 @@ class SpatialTemporalAttention(nn.Module):
     ) -> torch.Tensor:
         h, w = x.shape[-2:]
         tok = rearrange(x, "bt c h w -> bt (h w) c")
-        tok = tok + self.spatial(self.norm_s(tok))
+        tok = tok + self.spatial(self.norm_s(tok), frames=t)  # rows: (b t)
         x = rearrange(tok, "bt (h w) c -> bt c h w", h=h, w=w)
         if self.temporal is not None:
             x = self.temporal(x, num_frames=t)  # exact identity when t == 1

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import RMSNorm
 from vidiff.nn.rope import apply_rope
 
@@ -53,11 +54,40 @@ def attention(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
-class SelfAttention(nn.Module):
+class _MultiHead(nn.Module):
+    """What self- and cross-attention share: the head layout, the optional q/k RMSNorm, dropout and
+    the output projection. Subclasses create their input projections between :meth:`_init_heads`
+    and :meth:`_init_output` (so parameters register in the order checkpoints hold them)."""
+
+    def _init_heads(
+        self, dim: int, num_heads: int | None, head_dim: int | None, dropout: float
+    ) -> None:
+        self.num_heads = resolve_heads(dim, num_heads, head_dim)
+        self.head_dim = dim // self.num_heads
+        self.dropout = dropout
+
+    def _init_output(self, dim: int, qk_norm: bool, zero_init: bool) -> None:
+        self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(dim, dim)
+        if zero_init:
+            zero_module(self.proj)
+
+    def _attend(self, q, k, v, key_mask=None, bias=None) -> torch.Tensor:
+        """Attention of ``(B, H, L, D)`` heads, merged and projected back to ``(B, L, dim)``."""
+        p = self.dropout if self.training else 0.0
+        out = attention(q, k, v, key_mask=key_mask, bias=bias, dropout_p=p)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+
+
+class SelfAttention(_MultiHead):
     """Multi-head self-attention on tokens (B, L, dim) with optional RoPE, bias and key mask.
 
     ``qk_norm`` applies RMSNorm to queries and keys (stabilises large models; SD3, ViT-22B).
     ``zero_init`` zero-initialises the output projection so a residual block starts as identity.
+    ``processor`` (None, or e.g. :class:`~vidiff.nn.cross_frame.CrossFrameAttention`) may extend the
+    keys and values of calls whose caller says how many rows one sample has (``frames``): spatial
+    attention, where each row is one frame.
     """
 
     def __init__(
@@ -71,16 +101,10 @@ class SelfAttention(nn.Module):
         zero_init: bool = False,
     ) -> None:
         super().__init__()
-        self.num_heads = resolve_heads(dim, num_heads, head_dim)
-        self.head_dim = dim // self.num_heads
-        self.dropout = dropout
+        self._init_heads(dim, num_heads, head_dim, dropout)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
-        self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
-        self.proj = nn.Linear(dim, dim)
-        if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+        self._init_output(dim, qk_norm, zero_init)
+        self.processor = None  # no weights: not part of the state dict
 
     def forward(
         self,
@@ -88,17 +112,20 @@ class SelfAttention(nn.Module):
         key_mask: torch.Tensor | None = None,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         bias: torch.Tensor | None = None,
+        frames: int | None = None,
     ) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b l (n h d) -> n b h l d", n=3, h=self.num_heads)
         q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        p = self.dropout if self.training else 0.0
-        out = attention(q, k, v, key_mask=key_mask, bias=bias, dropout_p=p)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        if self.processor is not None and frames is not None:
+            if key_mask is not None or bias is not None:
+                raise ValueError("an attention processor takes calls without key_mask or bias")
+            k, v = self.processor(self, k, v, frames)
+        return self._attend(q, k, v, key_mask=key_mask, bias=bias)
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_MultiHead):
     """Multi-head cross-attention from tokens (B, L, dim) to a context (B, Lc, context_dim).
 
     ``context_mask`` (B, Lc) bool marks real tokens (True) vs padding; padded tokens get no weight.
@@ -116,17 +143,10 @@ class CrossAttention(nn.Module):
         zero_init: bool = False,
     ) -> None:
         super().__init__()
-        self.num_heads = resolve_heads(dim, num_heads, head_dim)
-        self.head_dim = dim // self.num_heads
-        self.dropout = dropout
+        self._init_heads(dim, num_heads, head_dim, dropout)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(context_dim, 2 * dim, bias=qkv_bias)
-        self.q_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
-        self.k_norm = RMSNorm(self.head_dim) if qk_norm else nn.Identity()
-        self.proj = nn.Linear(dim, dim)
-        if zero_init:
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+        self._init_output(dim, qk_norm, zero_init)
 
     def forward(
         self,
@@ -139,9 +159,7 @@ class CrossAttention(nn.Module):
             self.kv(context.to(x.dtype)), "b l (n h d) -> n b h l d", n=2, h=self.num_heads
         )
         q, k = self.q_norm(q), self.k_norm(k)
-        p = self.dropout if self.training else 0.0
-        out = attention(q, k, v, key_mask=context_mask, dropout_p=p)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)"))
+        return self._attend(q, k, v, key_mask=context_mask)
 
 
 class FeedForward(nn.Module):
@@ -159,8 +177,7 @@ class FeedForward(nn.Module):
             nn.Linear(hidden, dim),
         )
         if zero_init:
-            nn.init.zeros_(self.net[-1].weight)
-            nn.init.zeros_(self.net[-1].bias)
+            zero_module(self.net[-1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

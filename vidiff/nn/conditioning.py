@@ -198,6 +198,28 @@ def register_conditioning(name: str, factory: Callable[[object], tuple[CondSpec,
     CONDITIONINGS[name] = factory
 
 
+# The temporal stride of a keyframe model (long video, Imagen Video's cascade): frame t of a clip
+# is frame ``t * stride`` of the video, so one model learns keyframes at several spacings. A (B,)
+# float, embedded on the noise-level scale (strides 1..16 -> 100..1600), zero-initialised.
+STRIDE = "stride"
+register_conditioning(
+    STRIDE,
+    lambda cfg: (
+        CondSpec(
+            STRIDE,
+            "vector",
+            ("B",),
+            "conditions",
+            required=True,
+            embed=lambda width: TimestepEmbedding(256, width, zero_init=True),
+            features=lambda s: s * 100.0,
+            module="stride_embed",
+            doc="keyframe stride: frames apart in the video per frame of the clip",
+        ),
+    ),
+)
+
+
 def network_conditions(config) -> tuple[CondSpec, ...]:
     """Everything a network built from ``config`` takes: the built-ins, then ``config.conditions``."""
     specs = list(builtin_conditions(config))

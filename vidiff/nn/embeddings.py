@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from vidiff.nn.init import zero_module
+
 
 def timestep_embedding(
     c_noise: torch.Tensor, dim: int, max_period: float = 10000.0
@@ -54,8 +56,7 @@ class TimestepEmbedding(nn.Module):
             nn.Linear(freq_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
         )
         if zero_init:
-            nn.init.zeros_(self.mlp[2].weight)
-            nn.init.zeros_(self.mlp[2].bias)
+            zero_module(self.mlp[2])
 
     def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
         emb = timestep_embedding(c_noise, self.freq_dim, self.max_period)

@@ -25,6 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from vidiff.nn.attention import SelfAttention, resolve_heads
+from vidiff.nn.init import zero_module
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.rope import RoPE
 
@@ -73,8 +74,7 @@ class TemporalConv(nn.Module):
             raise ValueError(f"temporal kernel_size must be odd, got {kernel_size}")
         self.norm = group_norm(channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         t = _frames(x, num_frames)
@@ -177,8 +177,7 @@ class TemporalDownsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         t = _frames(x, num_frames)
@@ -199,8 +198,7 @@ class TemporalUpsample(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        zero_module(self.conv)
 
     def forward(
         self, x: torch.Tensor, frames_out: int, num_frames: int | None = None

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from vidiff.config import Config, from_dict, to_dict
-from vidiff.files import first_nonfinite
+from vidiff.files import first_nonfinite, load_strict
 from vidiff.train.checkpoint import (
     CheckpointWriter,
     latest_checkpoint,
@@ -56,13 +56,13 @@ from vidiff.train.data import (
     train_batches,
 )
 from vidiff.train.ema import EMA
+from vidiff.train.finetune import init_weights, resolve_init, set_trainable
 from vidiff.train.logging import RunLogger, write_sample_sheet
 from vidiff.train.objectives import (
     ExtraStep,
     build_objective,
     call_hook,
     extra_steps,
-    load_weights,
     trainable_parameters,
 )
 from vidiff.train.settings import (
@@ -214,7 +214,7 @@ def setup(config: Config, objective: nn.Module) -> Run:
 
 def restore(run: Run, state: dict, ckpt: Path) -> None:
     """Load a checkpoint's state into ``run`` (model, EMA, optimisers, schedule, step, data, RNG)."""
-    load_weights(run.objective, state["model"], f"checkpoint {ckpt}")
+    load_strict(run.objective, state["model"], f"checkpoint {ckpt}")
     run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -313,6 +313,7 @@ def train(
     exact (global batch size, gradient accumulation, number of processes). A NaN or infinity stops the
     run with :class:`TrainingDiverged`.
     """
+    config = resolve_init(config)  # model.init: the model and its diffusion settings
     tc = config.train
     validate(tc)
     hooks = hooks or Hooks()
@@ -334,7 +335,7 @@ def train(
             )
             stored = with_stored_net(from_dict(Config, state["config"]), state)
             m = model if model is not None else build_objective(stored)
-            load_weights(m, state["model"], f"checkpoint {ckpt}")
+            load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
     # ---- data, objective, optimisers -----------------------------------------------------------
@@ -351,6 +352,9 @@ def train(
     torch.manual_seed(tc.seed)  # identical initial weights on every process
     if model is None:
         model = build_objective(with_stored_net(config, state))
+        if state is None and config.model.init is not None:
+            init_weights(model, config.model.init)
+    set_trainable(model, tc.trainable, config.model.arch)
     run = setup(config, model)
     acc = run.accelerator
     if state is not None:

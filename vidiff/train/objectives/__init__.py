@@ -27,7 +27,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from vidiff.train.objectives.base import (  # noqa: F401 (re-exported)
@@ -64,27 +63,14 @@ def build_objective(config: Any) -> nn.Module:
     return VideoPipeline(config.pipeline_config())
 
 
-def load_weights(objective: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
-    """Load a full state dict (strict), or raise one ValueError naming ``source`` and the first
-    mismatch instead of PyTorch's key dump."""
-    try:
-        objective.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
-        raise ValueError(
-            f"{source} does not fit the model built from its config (did the model code change "
-            f"since it was written?): {detail}"
-        ) from e
-
-
 def ema_objective(config: Any, state: dict[str, Any], source: str | Path) -> nn.Module:
     """The objective of a training checkpoint (``state``, read from ``source``) holding its EMA
     weights, for export; a :class:`~vidiff.files.NonFiniteWeightsError` if they are not finite."""
-    from vidiff.files import check_finite
+    from vidiff.files import check_finite, load_strict
     from vidiff.train.settings import with_stored_net
 
     weights = state["ema"]["module"]
     check_finite(weights, f"checkpoint {source}")
     objective = build_objective(with_stored_net(config, state))
-    load_weights(objective, weights, f"checkpoint {source}")
+    load_strict(objective, weights, f"checkpoint {source}")
     return objective
