@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch.nn.utils import parametrize
@@ -110,6 +112,12 @@ def test_cli_train_resume_export_generate(tmp_path, capsys):
         main(["generate", "a red circle moving left", "--model", str(out), "--out", str(clip)]) == 0
     )
     assert read_video(clip)[0].shape[1] == 4
+    # vidiff eval scores it unchanged, with no sampler or guidance to report
+    ev = tmp_path / "eval"
+    argv = ["eval", "--model", str(out), "--num-videos", "2", "--splits", "train", "--out", str(ev)]
+    assert main([*argv, "--no-progress"]) == 0
+    metrics = json.loads((ev / "metrics.json").read_text())
+    assert metrics["sampler"] == "gan" and metrics["cfg"] is None and "adherence" in metrics
     capsys.readouterr()
     assert main(["generate", "a red circle", "--model", str(out), "--steps", "4"]) != 0
     assert "--steps" in capsys.readouterr().err
