@@ -43,6 +43,13 @@ ENTRIES = [
      "vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
      "runs/shapes-vqvae/model; vidiff train configs/shapes-videogpt.yaml train.steps=300; "
      "vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model"),
+    ("VideoGPT, restart-fixed VQ-VAE", "runs/shapes-videogpt-v2/model",
+     ["runs/shapes-vqvae-v2", "runs/shapes-videogpt-v2"],
+     "vidiff train configs/shapes-vqvae.yaml train.steps=150 train.out_dir=runs/shapes-vqvae-v2; "
+     "vidiff export runs/shapes-vqvae-v2 -o runs/shapes-vqvae-v2/model; vidiff train "
+     "configs/shapes-videogpt.yaml model.vae=runs/shapes-vqvae-v2/model train.steps=600 "
+     "train.out_dir=runs/shapes-videogpt-v2; vidiff export runs/shapes-videogpt-v2 -o "
+     "runs/shapes-videogpt-v2/model"),
 ]  # fmt: skip
 SHIPPED = "vidiff/assets/default-model"  # its eval.json (recorded at N = 256) makes its row
 
