@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models lineage leaderboard
 
 setup: $(STAMP)
 
@@ -110,6 +110,20 @@ gallery: setup
 	$(VENV)/bin/vidiff data export shapes --n 1 --num-frames 1 --fmt png --out $(GALLERY)/first-frame
 	$(VENV)/bin/vidiff generate "a magenta square moving up" --seed 0 \
 	  --first-frame $(GALLERY)/first-frame/00000.png --out $(GALLERY)/magenta-square-from-image.gif
+
+# The field's lineage beside diffusion (docs/leaderboard.md): train and export the video GAN and
+# VideoGPT's two stages (each resumable), then `make leaderboard` scores them beside the shipped
+# diffusion model with `vidiff eval` (N = 64 per split) and writes docs/leaderboard.md.
+lineage: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-gan.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-gan -o runs/shapes-gan/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-vqvae.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-vqvae -o runs/shapes-vqvae/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-videogpt.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model
+
+leaderboard: setup
+	$(PY) benchmarks/leaderboard.py --num-videos 64
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -45,7 +45,7 @@ def _check_vocabulary(pipe, texts: list[str]) -> None:
     words named at once; a Hugging Face tokenizer takes any text."""
     from vidiff.models.text import WordTokenizer
 
-    tokenizer = getattr(pipe.text_encoder, "tokenizer", None)
+    tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe.text_encoder, "tokenizer", None)
     if not isinstance(tokenizer, WordTokenizer):
         return
     words = [w for text in texts for w in tokenizer.split(text)]
@@ -60,6 +60,19 @@ def _check_vocabulary(pipe, texts: list[str]) -> None:
         tokenizer.encode_one(text)  # too long for the model: its own error names the prompt
 
 
+def _check_family_options(pipe, model: str, family: dict, **diffusion) -> None:
+    """Options of another model family are refused, naming them: the diffusion sampling options
+    for a GAN or VideoGPT model, VideoGPT's temperature / top-k for the others."""
+    own = getattr(pipe, "sampling_options", None)  # None: a diffusion model
+    kind = getattr(pipe, "family", "diffusion")
+    if own is not None and (given := [k for k, v in diffusion.items() if v is not None]):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise UserError(f"{flags}: diffusion sampling options; {model} is a {kind} model")
+    if wrong := [k for k in family if k not in (own or ())]:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise UserError(f"{flags}: VideoGPT sampling options; {model} is a {kind} model")
+
+
 def generate(
     prompt: str | None = None,
     *,
@@ -72,6 +85,8 @@ def generate(
     cfg: float | None = None,
     noise_correlation: float | None = None,
     first_frame: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
@@ -106,6 +121,10 @@ def generate(
             flicker (default: the model's).
         first_frame: an image to start the video from (image to video; models with frame
             conditioning).
+        temperature: VideoGPT models: divides the code logits, > 0; lower is more conservative
+            (default: the model's).
+        top_k: VideoGPT models: sample each code among the k likeliest, 0 = all (default: the
+            model's).
         out: the video file (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip); with --prompts
             its suffix is the format and, without --out-dir, its name without the suffix the folder.
         out_dir: write one file per prompt and seed here, plus manifest.jsonl (path, prompt, seed).
@@ -128,6 +147,7 @@ def generate(
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
+    from vidiff.families import load_model
     from vidiff.pipeline import VideoPipeline
 
     # Everything the user typed is checked before the model is loaded.
@@ -143,6 +163,8 @@ def generate(
     hw = checks.video_size("--size", size)
     if hw is not None and long is not None:
         raise UserError("--size goes with a DiT's clips made in one pass, not with --long windows")
+    checks.positive("--temperature", temperature)
+    checks.non_negative("--top-k", top_k)
     if num_frames is not None:
         from vidiff.sampling.long import check_num_frames
 
@@ -165,15 +187,26 @@ def generate(
     else:
         model = str(resolve_model(model))
 
-    pipe = VideoPipeline.load(model, device=torch_device)
+    pipe = load_model(model, device=torch_device)
+    family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
+    _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
+                          noise_correlation=noise_correlation, first_frame=first_frame,
+                          num_frames=num_frames)  # fmt: skip
     _check_vocabulary(pipe, texts)
     # A DiT samples any length and size in one pass (spacetime patches and 3D RoPE take any grid);
     # other networks make longer videos window by window (--long), at their own size.
     native = pipe.config.model.arch == "dit" and long is None
-    try:
-        t, h, w = pipe.video_shape(num_frames if native else None, hw)
-    except ValueError as e:
-        raise UserError(f"--size/--num-frames: {e}") from None
+    shape: dict = {}  # the clip shape a diffusion pipeline is asked for; other families make their own
+    if getattr(pipe, "sampling_options", None) is None:
+        try:
+            t, h, w = pipe.video_shape(num_frames if native else None, hw)
+        except ValueError as e:
+            raise UserError(f"--size/--num-frames: {e}") from None
+        shape = {"num_frames": t, "size": (h, w)}
+    elif hw is not None:
+        raise UserError(f"--size: {model} is a {pipe.family} model, which makes clips of one size")
+    else:
+        t, h, w = pipe.num_frames, pipe.size, pipe.size
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     frame = None
     if first_frame is not None:
@@ -231,8 +264,8 @@ def generate(
                     known_frames=known,
                     frame_mask=mask,
                     batch_size=batch_size,
-                    num_frames=t,
-                    size=(h, w),
+                    **shape,
+                    **family,
                 ).cpu(),
             )
 

@@ -65,7 +65,8 @@ def export(
     noise_correlation: float | None = None,
 ) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
-    (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
+    (for ``model.arch: vae`` / ``vqvae``, a folder that ``CausalVideoVAE.load`` / ``VQVAE.load``
+    reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
@@ -84,7 +85,7 @@ def export(
         noise_correlation: the model's default share of starting noise common to all frames, in
             [0, 1) (default: the training config's).
     """
-    from vidiff.pipeline import VideoPipeline
+    from vidiff.families import family_of, load_model
 
     checks.folder("--out", out)
     if dtype not in DTYPES:
@@ -108,10 +109,21 @@ def export(
         if noise_correlation is not None:
             diffusion.noise_correlation = noise_correlation
 
+    def check_family(arch: str) -> None:
+        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
+                 "--noise-correlation": noise_correlation}  # fmt: skip
+        if family_of(arch) != "diffusion" and (
+            flags := [k for k, v in given.items() if v is not None]
+        ):
+            raise ValueError(
+                f"{', '.join(flags)}: diffusion sampling defaults; a {arch} model has none"
+            )
+
     if not Path(checkpoint).exists():  # not a run, checkpoint or model folder: a shipped name?
         checkpoint = str(resolve_model(checkpoint, "CHECKPOINT"))
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
-        pipe = VideoPipeline.load(checkpoint)
+        pipe = load_model(checkpoint)
+        check_family(pipe.config.model.arch)
         set_defaults(pipe.config.diffusion)
         pipe.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: re-exported model {checkpoint} to {out} ({dtype})")
@@ -121,6 +133,7 @@ def export(
     config: Config = from_dict(Config, state["config"])
     from vidiff.train.objectives import ema_objective
 
+    check_family(config.model.arch)
     set_defaults(config.diffusion)
     ema_objective(config, state, path).save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")
