@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models lineage leaderboard
 
 setup: $(STAMP)
 
@@ -73,6 +73,32 @@ default-model: setup
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
 
+# The causal video VAE the latent recipes name (`model.vae: vae-tiny` in configs/shapes-dit-tiny.yaml):
+# train (resumable), export, measure its latent scale, install it as the shipped model `vae-tiny`
+# (vidiff/assets/vae-tiny; `vidiff models` then lists it). Figures: docs/latent-dit.md.
+VAE_RUN ?= runs/vae-tiny
+vae: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/vae-tiny.yaml train.out_dir=$(VAE_RUN) --resume
+	$(VENV)/bin/vidiff export $(VAE_RUN) -o $(VAE_RUN)/model
+	$(VENV)/bin/vidiff vae calibrate $(VAE_RUN)/model
+	rm -rf vidiff/assets/vae-tiny
+	cp -r $(VAE_RUN)/model vidiff/assets/vae-tiny
+
+# The inflated image model that configs/shapes-unet-tiny-inflated.yaml starts from (`model.init:
+# shapes-image-video`): a unet-tiny trained on single frames (resumable), exported, inflated to 16
+# frames with identity temporal layers, installed as the shipped model `shapes-image-video`.
+IMAGE_RUN ?= runs/shapes-image
+image-model: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 \
+	  model.net.layout_prior=false train.out_dir=$(IMAGE_RUN) --resume
+	$(VENV)/bin/vidiff export $(IMAGE_RUN) -o $(IMAGE_RUN)/model
+	rm -rf vidiff/assets/shapes-image-video
+	$(VENV)/bin/vidiff inflate $(IMAGE_RUN)/model -o vidiff/assets/shapes-image-video --num-frames 16
+
+# The shipped models: name, kind, frames x H x W, steps, size, recorded figures.
+models: setup
+	$(VENV)/bin/vidiff models
+
 # The README's gallery: small GIFs (16 frames of 32x32) from the shipped model, two of them from
 # held-out colour-shape pairs, and one image-to-video from a MovingShapes frame.
 GALLERY ?= docs/gallery
@@ -84,6 +110,20 @@ gallery: setup
 	$(VENV)/bin/vidiff data export shapes --n 1 --num-frames 1 --fmt png --out $(GALLERY)/first-frame
 	$(VENV)/bin/vidiff generate "a magenta square moving up" --seed 0 \
 	  --first-frame $(GALLERY)/first-frame/00000.png --out $(GALLERY)/magenta-square-from-image.gif
+
+# The field's lineage beside diffusion (docs/leaderboard.md): train and export the video GAN and
+# VideoGPT's two stages (each resumable), then `make leaderboard` scores them beside the shipped
+# diffusion model with `vidiff eval` (N = 64 per split) and writes docs/leaderboard.md.
+lineage: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-gan.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-gan -o runs/shapes-gan/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-vqvae.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-vqvae -o runs/shapes-vqvae/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-videogpt.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model
+
+leaderboard: setup
+	$(PY) benchmarks/leaderboard.py --num-videos 64
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -123,15 +123,15 @@ def test_eval_compare(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
     a, b, other = tmp_path / "a", tmp_path / "b", tmp_path / "other"
-    commands.evaluate(model="oracle", num_videos=3, steps=[2, 8], out=str(a))
-    commands.evaluate(model="oracle", num_videos=3, steps=[4], sampler="ddim", out=str(b))
+    commands.evaluate(model=str(tmp_path), num_videos=3, steps=[2, 8], out=str(a))
+    commands.evaluate(model=str(tmp_path), num_videos=3, steps=[4], sampler="ddim", out=str(b))
     only = commands.evaluate(
-        model="oracle", num_videos=3, splits=["heldout"], out=str(tmp_path / "h")
+        model=str(tmp_path), num_videos=3, splits=["heldout"], out=str(tmp_path / "h")
     )
     assert list(only["runs"][0]["splits"]) == ["heldout"]
     assert only["videos"] == [v for v in json.loads((b / "metrics.json").read_text())["videos"]
                               if v["split"] == "heldout"]  # fmt: skip
-    commands.evaluate(model="oracle", num_videos=3, steps=[4], seed=1, out=str(other))
+    commands.evaluate(model=str(tmp_path), num_videos=3, steps=[4], seed=1, out=str(other))
     capsys.readouterr()
     res = compare(
         str(a), str(b / "metrics.json"), labels=["teacher", "student"], out=str(tmp_path / "c")
@@ -214,7 +214,7 @@ def test_eval_errors(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="x.gif"):
         commands.evaluate(videos=str(tmp_path), out=str(tmp_path / "o"))
-    with pytest.raises(FileNotFoundError, match="model folder"):
+    with pytest.raises(ValueError, match="missing: no such model folder, and no shipped model"):
         commands.evaluate(model=str(tmp_path / "missing"), out=str(tmp_path / "o"))
     with pytest.raises(ValueError, match="--record"):
         commands.evaluate(videos=str(tmp_path), record=True)
@@ -279,10 +279,10 @@ def test_eval_progress_bar_counts_batches(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(commands, "load_pipeline", lambda model, device: OraclePipeline())
     capsys.readouterr()
     commands.evaluate(
-        model="oracle", num_videos=3, steps=[8], batch_size=2, out=str(tmp_path / "a")
+        model=str(tmp_path), num_videos=3, steps=[8], batch_size=2, out=str(tmp_path / "a")
     )
     assert "6/6" in capsys.readouterr().err  # 3 videos per split, two splits, batches of 2
-    commands.evaluate(model="oracle", num_videos=3, progress=False, out=str(tmp_path / "b"))
+    commands.evaluate(model=str(tmp_path), num_videos=3, progress=False, out=str(tmp_path / "b"))
     assert capsys.readouterr().err == ""
 
 

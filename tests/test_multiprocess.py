@@ -108,3 +108,40 @@ def test_two_processes_match_one(tmp_path):
     ga, gb = [r["grad_norm"] for r in a], [r["grad_norm"] for r in b]
     for x, y in zip(ga, gb):
         assert abs(x - y) <= 1e-3 * abs(x), (ga, gb)
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="needs accelerate's launcher")
+def test_fsdp_launch_is_refused_with_one_line(tmp_path):
+    """`accelerate launch --use_fsdp` is refused, not run as something else: on CPU accelerate would
+    silently fall back to DDP, and on GPU checkpoints and the EMA would see only shards."""
+    config = ROOT / "configs" / "shapes-unet-tiny.yaml"
+    cmd = [
+        str(ACCELERATE),
+        "launch",
+        "--use_fsdp",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        *["-m", "vidiff.cli", "train", str(config)],
+        *OVERRIDES,
+        f"train.out_dir={tmp_path / 'run'}",
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("vidiff: error:")]
+    assert errors and "FSDP is not supported" in errors[0], proc.stderr[-3000:]
+    assert "vidiff/train/loop.py" not in proc.stderr  # a user error, not a traceback of vidiff
+    assert latest_checkpoint(tmp_path / "run") is None

@@ -166,7 +166,7 @@ def test_serve_command_checks_its_options(capsys):
     assert cli.main(["serve", "--port", "70000"]) == 2
     assert "--port must be in 1..65535" in capsys.readouterr().err
     assert cli.main(["serve", "--model", "/no/such/model"]) == 2
-    assert "/no/such/model is not an exported vidiff model" in capsys.readouterr().err
+    assert "--model /no/such/model: no such model folder" in capsys.readouterr().err
 
 
 def test_missing_gradio_is_one_line_saying_how_to_install(monkeypatch):

@@ -39,6 +39,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("vae", "cache"): "vidiff.commands.vae:vae_cache",
     ("sample",): "vidiff.commands.sample:generate",  # an alias of generate
     ("generate",): "vidiff.commands.sample:generate",
+    ("edit",): "vidiff.commands.edit:edit",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
     ("eval-long",): "vidiff.commands.eval_long:eval_long",
@@ -47,6 +48,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("serve",): "vidiff.commands.serve:serve",
     ("inflate",): "vidiff.commands.inflate:inflate",
     ("export-motion",): "vidiff.commands.inflate:export_motion",
+    ("models",): "vidiff.commands.models:models",
 }
 
 # Short aliases that read naturally on the command line.

@@ -28,6 +28,7 @@ from vidiff.diffusion import (
     frame_conditioned,
     random_frame_mask,
 )
+from vidiff.diffusion.editing import masked_denoiser, sdedit_start
 from vidiff.diffusion.precond import Denoiser
 from vidiff.files import check_finite, load_safetensors, load_strict, save_safetensors
 from vidiff.models import build_model, build_model_from_config
@@ -42,6 +43,7 @@ from vidiff.nn.conditioning import (
     null_conditioning,
 )
 from vidiff.sampling import SeededNoise, sample
+from vidiff.sampling.resample import sample_resampled
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -206,20 +208,52 @@ class VideoPipeline(nn.Module):
         with torch.no_grad():
             return self.vae.encode_latents(self.vae.pad_frames(x.to(self.device)))
 
-    def from_model_space(self, x0: torch.Tensor) -> torch.Tensor:
+    def from_model_space(self, x0: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """The inverse of :meth:`to_model_space` for generated samples: ``[0, 1]`` clips of
-        ``video.num_frames`` frames."""
+        ``num_frames`` (default ``video.num_frames``) frames."""
         if self.vae is not None:
-            x0 = self.vae.decode_latents(x0, num_frames=self.num_frames)
+            x0 = self.vae.decode_latents(x0, num_frames=num_frames or self.num_frames)
         return ((x0 + 1) / 2).clamp(0, 1).float()
 
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
         """``(C, T, H, W)`` of what the denoiser works on: the video, or its latents."""
+        return self.model_shape(*self.video_shape())
+
+    def video_shape(
+        self, num_frames: int | None = None, size: tuple[int, int] | None = None
+    ) -> tuple[int, int, int]:
+        """``(T, H, W)`` of the clips :meth:`generate` makes: the trained ones (``video.num_frames``,
+        ``video.size`` square) unless given. Only a DiT samples other lengths and sizes (its patches
+        and 3D RoPE or sincos positions take any grid); H and W must be whole patches (of latents,
+        with a VAE). A ``ValueError`` names what does not fit."""
         v = self.config.video
+        t = v.num_frames if num_frames is None else num_frames
+        h, w = (v.size, v.size) if size is None else size
+        if (t, h, w) == (v.num_frames, v.size, v.size):
+            return t, h, w
+        if min(t, h, w) < 1:
+            raise ValueError(f"frames and size must be >= 1, got {t} frames of {h}x{w}")
+        arch = self.config.model.arch
+        if arch != "dit":
+            raise ValueError(
+                f"this {arch} model samples {v.num_frames} frames of {v.size}x{v.size} only "
+                f"(other lengths and sizes need a DiT); got {t} frames of {h}x{w}"
+            )
+        s = self.vae.spatial_compression if self.vae is not None else 1
+        _, ph, pw = self.net.config.patch_size
+        if h % (s * ph) or w % (s * pw):
+            raise ValueError(
+                f"size {h}x{w}: height must be a multiple of {s * ph} and width of {s * pw} "
+                f"(patch {ph}x{pw}" + (f" of latents {s}x smaller)" if s > 1 else ")")
+            )
+        return t, h, w
+
+    def model_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """``(C, T, H, W)`` the denoiser works on for clips of ``(num_frames, height, width)``."""
         if self.vae is None:
-            return (v.channels, v.num_frames, v.size, v.size)
-        return self.vae.latent_shape(self.vae.padded_frames(v.num_frames), v.size, v.size)
+            return (self.config.video.channels, num_frames, height, width)
+        return self.vae.latent_shape(self.vae.padded_frames(num_frames), height, width)
 
     def _known_in_model_space(
         self, frames: torch.Tensor, mask: torch.Tensor
@@ -293,8 +327,13 @@ class VideoPipeline(nn.Module):
         cond: dict[str, torch.Tensor] | None = None,
         batch_size: int = 16,
         callback=None,
+        num_frames: int | None = None,
+        size: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """Sample one video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``.
+
+        ``num_frames`` and ``size`` ``(H, W)`` default to the trained clip; a DiT takes others
+        (:meth:`video_shape`).
 
         ``known_frames`` ``(B, C, T, H, W)`` in ``[0, 1]`` with ``frame_mask`` ``(B, T)`` bool condition on
         given frames (image-to-video: only frame 0 known; continuation: a prefix; interpolation:
@@ -306,6 +345,11 @@ class VideoPipeline(nn.Module):
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        shape = self.video_shape(num_frames, size)
+        if known_frames is not None and tuple(known_frames.shape[2:]) != shape:
+            raise ValueError(
+                f"known_frames are {tuple(known_frames.shape[2:])} (T, H, W); the clips are {shape}"
+            )
         if (known_frames is None) != (frame_mask is None):
             raise ValueError("known_frames and frame_mask go together")
         if known_frames is not None and not self.config.model.frame_conditioning:
@@ -329,18 +373,19 @@ class VideoPipeline(nn.Module):
             extra = {k: v[sl].to(self.device) for k, v in (cond or {}).items()}
             out.append(
                 self._generate_batch(
-                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback
+                    prompts[sl], seeds[sl], steps, sampler, cfg, rho, kf, fm, extra, callback, shape
                 )
             )
         return torch.cat(out)
 
     def _generate_batch(
-        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback
-    ):
+        self, prompts, seeds, steps, sampler, cfg, rho, known_frames, frame_mask, extra, callback,
+        shape,
+    ):  # fmt: skip
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
-        x = noise.video(self.sample_shape, rho) * sigmas[0]
+        x = noise.video(self.model_shape(*shape), rho) * sigmas[0]
         cond = {**self.encode_prompts(prompts), **extra}
         denoiser, cond = self.guided(cond, cfg, len(prompts))
         if known_frames is not None:
@@ -351,7 +396,107 @@ class VideoPipeline(nn.Module):
         x0 = sample(
             denoiser, x, sigmas, sampler=sampler, extra_args=cond, callback=callback, noise=noise
         )
-        return self.from_model_space(x0)
+        return self.from_model_space(x0, num_frames=shape[0])
+
+    @torch.no_grad()
+    def edit(
+        self,
+        videos: torch.Tensor,
+        prompts: list[str],
+        seeds: list[int],
+        *,
+        mask: torch.Tensor | None = None,
+        strength: float | None = None,
+        resample: int = 0,
+        steps: int | None = None,
+        sampler: str | None = None,
+        cfg: float | None = None,
+        noise_correlation: float | None = None,
+        frame_channels: bool = True,
+        batch_size: int = 16,
+        callback=None,
+    ) -> torch.Tensor:
+        """Edit videos ``(B, C, T, H, W)`` in ``[0, 1]`` (the model's shape) by prompt and seed.
+
+        ``mask`` ``(B, T, H, W)`` bool, True = regenerate: the rest keeps the input (RePaint,
+        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step); the
+        result is pasted onto the input outside the mask, so it equals the input there bit for bit.
+        ``strength`` in (0, 1] (SDEdit): the share of the ``steps`` sampling steps run from the input
+        noised to that level; default 1 (from noise) with a mask, required without one. Strength 1
+        without a mask is :meth:`generate` with the same seed. A mask of whole frames (each frame all
+        regenerated or all kept) goes, on a model with frame conditioning and ``frame_channels``,
+        through the model's frame-mask channels instead of RePaint (what it was trained on for
+        continuation; measured better in docs/editing.md). A video depends only on its input, mask,
+        prompt and seed, not on its batch.
+        """
+        shape = (self.config.video.channels, self.num_frames, self.size, self.size)
+        if videos.ndim != 5 or tuple(videos.shape[1:]) != shape:
+            raise ValueError(
+                f"videos must be (B, {', '.join(map(str, shape))}), got {tuple(videos.shape)}"
+            )
+        if not len(prompts) == len(seeds) == len(videos):
+            raise ValueError(f"{len(videos)} videos, {len(prompts)} prompts, {len(seeds)} seeds")
+        if mask is not None and (mask.dtype != torch.bool or mask.shape != videos[:, 0].shape):
+            raise ValueError(
+                f"mask must be bool {tuple(videos[:, 0].shape)}, got {mask.dtype} {tuple(mask.shape)}"
+            )
+        if strength is None and mask is None:
+            raise ValueError(
+                "give a mask (regenerate inside it) and/or a strength (video-to-video)"
+            )
+        strength = 1.0 if strength is None else float(strength)
+        if self.baked_cfg is not None and cfg is not None and cfg != 1.0:
+            raise ValueError(
+                f"this distilled model has guidance w={self.baked_cfg:g} baked in; it takes no cfg"
+            )
+        dc = self.config.diffusion
+        cfg, sampler = (dc.cfg if cfg is None else cfg), (sampler or dc.sampler)
+        rho = dc.noise_correlation if noise_correlation is None else noise_correlation
+        per_frame = mask is not None and bool((mask.all((2, 3)) | ~mask.any((2, 3))).all())
+        frames = per_frame and frame_channels and self.config.model.frame_conditioning
+        settings = (strength, resample, steps, sampler, cfg, rho, callback, frames)
+        out = []
+        for a in range(0, len(videos), batch_size):
+            sl = slice(a, a + batch_size)
+            m = None if mask is None else mask[sl].to(self.device)
+            out.append(
+                self._edit_batch(videos[sl].to(self.device), prompts[sl], seeds[sl], m, *settings)
+            )
+        return torch.cat(out)
+
+    def _edit_batch(
+        self, video, prompts, seeds, mask, strength, resample, steps, sampler, cfg, rho, callback,
+        frames,
+    ):  # fmt: skip
+        noise = SeededNoise(seeds, device=self.device)
+        eps = noise.video(self.sample_shape, rho)  # generate()'s draw: strength 1 equals generate
+        x0 = self.to_model_space(video)
+        x, sigmas = sdedit_start(x0, eps, self.sigmas(steps).to(self.device), strength)
+        cond = self.encode_prompts(prompts)
+        denoiser, cond = self.guided(cond, cfg, len(prompts))
+        if frames:  # known frames on the frame-mask channels (MCVD), as generate() does
+            denoiser = frame_conditioned(
+                denoiser, *self._known_in_model_space(video, ~mask[:, :, 0, 0])
+            )
+        elif mask is not None:
+            denoiser = masked_denoiser(denoiser, x0, self._mask_in_model_space(mask), eps)
+        x0 = sample_resampled(denoiser, x, sigmas, sampler, resample, cond, callback, noise)
+        result = self.from_model_space(x0)
+        if mask is not None:  # the input's own values outside (a VAE round trip is not exact)
+            result = torch.where(mask[:, None], result, video)
+        return result
+
+    def _mask_in_model_space(self, mask: torch.Tensor) -> torch.Tensor:
+        """A pixel mask ``(B, T, H, W)`` as a ``(B, 1, T', h, w)`` mask of the model's space: a latent
+        cell is regenerated when any pixel of any frame it holds is (see :meth:`_known_in_model_space`)."""
+        m = mask[:, None]
+        if self.vae is None:
+            return m
+        tc, s = self.vae.temporal_compression, self.vae.spatial_compression
+        m = self.vae.pad_frames(m.float()) > 0.5  # (B, 1, 1 + tc k, H, W)
+        b, _, t, h, w = m.shape
+        m = torch.cat([m[:, :, :1], m[:, :, 1:].reshape(b, 1, -1, tc, h, w).any(3)], dim=2)
+        return m.reshape(b, 1, m.shape[2], h // s, s, w // s, s).any(6).any(4)
 
     # ---------------------------------------------------------------------------------------------
     # files

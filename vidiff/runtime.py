@@ -7,10 +7,11 @@ from pathlib import Path
 import torch
 
 from vidiff.errors import UserError
+from vidiff.registry import ASSETS
 
 # The model shipped inside the package (``make default-model``): ``vidiff generate`` and ``vidiff demo``
-# use it when no ``--model`` is given.
-DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "default-model"
+# use it when no ``--model`` is given. Other shipped models: vidiff.registry.
+DEFAULT_MODEL: Path = ASSETS / "default-model"
 
 
 def resolve_device(device: str) -> torch.device:

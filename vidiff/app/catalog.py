@@ -8,14 +8,12 @@ that hold a ``config.json``; ``--model DIR`` adds more. A folder may carry ``eva
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
-from vidiff.pipeline import CONFIG_NAME, EVAL_FILE, WEIGHTS_NAME
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME
+from vidiff.registry import ASSETS, model_kind, read_figures, resolve_model, shipped_models
 
 
 @dataclass(frozen=True)
@@ -52,23 +50,31 @@ def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
     for file in (CONFIG_NAME, WEIGHTS_NAME):
         if not (path / file).is_file():
             raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
-    figures = json.loads((path / EVAL_FILE).read_text()) if (path / EVAL_FILE).is_file() else None
     return ModelInfo(
         name=name or path.name,
         path=path.resolve(),
         config=load_pipeline_config(path / CONFIG_NAME),
-        figures=figures,
+        figures=read_figures(path),
     )
 
 
 def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[str, ModelInfo]:
-    """Name -> model: the shipped models (sorted by folder name), then each folder in ``extra``.
+    """Name -> model: the shipped video models (:func:`vidiff.registry.shipped_models`, sorted by
+    folder name; a shipped VAE generates nothing and is left out), then each folder or shipped name
+    in ``extra``.
 
     A name is the folder's name; a later folder of the same name is named by its path instead.
     """
-    folders = [p for p in sorted(assets.iterdir()) if (p / CONFIG_NAME).is_file()]
+    from vidiff.files import read_json
+
+    folders = [
+        p
+        for p in shipped_models(assets).values()
+        if model_kind(read_json(p / CONFIG_NAME)) != "video VAE"
+    ]
+    extra_folders = [resolve_model(m, "--model", assets) for m in extra or []]
     models: dict[str, ModelInfo] = {}
-    for folder in [*folders, *map(Path, extra or [])]:
+    for folder in [*folders, *extra_folders]:
         name = folder.name if folder.name not in models else str(folder)
         if name in models:
             raise ValueError(f"--model {folder} is given twice")

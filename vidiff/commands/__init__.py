@@ -4,6 +4,7 @@ A command parses and validates its options and output paths up front, calls the 
 what it wrote; the library modules never import from here.
 
 * :mod:`~vidiff.commands.sample` -- ``vidiff generate`` / ``vidiff sample``
+* :mod:`~vidiff.commands.edit` -- ``vidiff edit``
 * :mod:`~vidiff.commands.train` -- ``vidiff train``, ``vidiff export``
 * :mod:`~vidiff.commands.distill` -- ``vidiff distill``
 * :mod:`~vidiff.commands.eval` -- ``vidiff eval``; :mod:`~vidiff.commands.compare` -- ``vidiff eval-compare``

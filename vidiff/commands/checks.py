@@ -82,3 +82,16 @@ def folder(option: str, path: str | Path) -> Path:
                 raise UserError(f"{option} {path}: {p} is a file, not a folder")
             break
     return path
+
+
+def video_size(option: str, text: str | None) -> tuple[int, int] | None:
+    """``HxW`` (or ``N`` for N x N) as ``(H, W)``, both >= 1; None when not given."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+        raise UserError(f"{option} must be HxW (e.g. 32x48) or N, got {text!r}")
+    h, w = (int(parts[0]), int(parts[-1]))
+    if min(h, w) < 1:
+        raise UserError(f"{option} must be at least 1x1, got {text!r}")
+    return h, w

@@ -31,7 +31,13 @@ def control_conditions(
     from vidiff.nn.control import CAMERA, TRAJECTORY
     from vidiff.pipeline import CONFIG_NAME
 
-    config = load_pipeline_config(Path(model) / CONFIG_NAME)
+    try:
+        config = load_pipeline_config(Path(model) / CONFIG_NAME)
+    except (ValueError, TypeError, KeyError):
+        option = "--trajectory" if trajectory is not None else "--camera"
+        raise UserError(
+            f"{option}: the model {model} is not a diffusion model with that conditioning"
+        ) from None
     takes = tuple(config.model.net.get("conditions", ()))
     size, frames = config.video.size, config.video.num_frames
     out = {}

@@ -181,11 +181,13 @@ def demo(
 
     Args:
         out: the folder for the gallery (index.html and its videos).
-        model: an exported model folder (default: the model shipped in the package).
+        model: an exported model folder or a shipped model's name (default: the model shipped in
+            the package).
         seed: seed of the generated videos and of the dataset previews.
         steps: sampling steps (default: the model's).
     """
     from vidiff.commands.data import preview
+    from vidiff.registry import resolve_model
     from vidiff.runtime import DEFAULT_MODEL
 
     checks.folder("--out", out)
@@ -197,6 +199,8 @@ def demo(
     sections, tables = [], ""
     if model is None and (DEFAULT_MODEL / "config.json").is_file():
         model = str(DEFAULT_MODEL)
+    elif model is not None:
+        model = str(resolve_model(model))
     if model is not None:
         sections += _model_section(model, directory, seed, steps)
         tables = _eval_table(model)

@@ -30,6 +30,7 @@ from vidiff.distill.rounds import (
 )
 from vidiff.errors import UserError
 from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME, VideoPipeline
+from vidiff.registry import resolve_model
 
 # A teacher that is not itself distilled starts from this many DDIM steps (unless --from-steps).
 DEFAULT_FROM_STEPS = 64
@@ -77,7 +78,7 @@ def distill(
     from a distilled teacher's record, else from TEACHER/../config.yaml.
 
     Args:
-        teacher: the exported model folder to distil.
+        teacher: the exported model folder (or a shipped model's name) to distil.
         to_steps: the final student's DDIM steps.
         from_steps: the teacher's DDIM steps (default: a distilled teacher's own, else 64); must be
             --to-steps times a power of two.
@@ -116,7 +117,7 @@ def distill(
     checks.non_negative("--cfg", cfg)
     checks.input_file("--config", config)
     checks.folder("--out", out)
-    teacher_dir, out_dir = Path(teacher), Path(out)
+    teacher_dir, out_dir = resolve_model(teacher, "TEACHER"), Path(out)
     pipe = VideoPipeline.load(teacher_dir)
     data, source = resolve_data_config(teacher_dir, pipe, config)
     distilled = pipe.config.diffusion.distilled or {}

@@ -19,6 +19,7 @@ from vidiff.eval.evaluate import (
     record_figures,
 )
 from vidiff.eval.runner import SPLITS
+from vidiff.registry import resolve_model
 from vidiff.runtime import resolve_device
 
 
@@ -59,7 +60,8 @@ def evaluate(
     split --seeds-per-prompt times instead of --num-videos sampled ones.
 
     Args:
-        model: an exported model folder to sample and score.
+        model: an exported model folder, or a shipped model's name (`vidiff models`), to sample and
+            score.
         videos: a folder of videos to score (made anywhere) instead of a model.
         manifest: the JSONL list of the --videos (default: DIR/manifest.jsonl).
         dataset: the benchmark whose prompts and probes to use: shapes, balls or digits.
@@ -111,6 +113,8 @@ def evaluate(
         raise FileNotFoundError(f"videos folder not found: {videos}")
     if manifest is not None and not Path(manifest).is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
+    if model is not None:
+        model = str(resolve_model(model))  # a folder or a shipped model's name
     pipe = load_pipeline(model, device) if model is not None else None
     i3d_model = i3d_on_device(i3d) if i3d else None
     out_dir = Path(out)  # created only once the inputs are known to be good

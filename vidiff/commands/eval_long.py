@@ -10,6 +10,7 @@ import numpy as np
 
 from vidiff.commands import checks
 from vidiff.errors import UserError
+from vidiff.registry import resolve_model
 from vidiff.runtime import resolve_device
 
 CURVE_KEYS = ("adherence", "presence", "direction_ok", "speed", "area", "flicker")
@@ -35,7 +36,8 @@ def eval_long(
     (the curves against frame index, a table, the videos with their verdicts).
 
     Args:
-        model: an exported model folder (default: the model shipped in the package).
+        model: an exported model folder or a shipped model's name (default: the model shipped in
+            the package).
         num_frames: frames per video, 1 to 4096.
         num_videos: videos (prompts of the evaluation set, seeds as `vidiff eval`'s).
         split: the prompt set: train (in-distribution) or heldout.
@@ -59,9 +61,7 @@ def eval_long(
     checks.folder("--out", out)
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
-    model = model or str(DEFAULT_MODEL)
-    if not Path(model).is_dir():
-        raise UserError(f"--model {model}: no such folder (an exported model)")
+    model = str(resolve_model(model)) if model is not None else str(DEFAULT_MODEL)
     pipe = VideoPipeline.load(model, device=resolve_device(device))
     es = eval_sets("shapes", max(num_videos, 2), pipe.num_frames, pipe.size, seed, (split,))[0]
     prompts, seeds = es.prompts[:num_videos], es.seeds[:num_videos]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from vidiff.commands import checks
 from vidiff.errors import UserError
+from vidiff.registry import resolve_model
 
 
 def inflate(
@@ -40,6 +41,7 @@ def inflate(
     from vidiff.models.inflate import inflate as run
 
     checks.positive("--num-frames", num_frames)
+    src = str(resolve_model(src, "SRC"))  # a folder or a shipped model's name
     if (checks.folder("--out", out) / "config.json").exists():
         raise UserError(f"--out {out} already holds a model; choose another folder")
     path = run(
@@ -66,7 +68,7 @@ def export_motion(model: str, *, out: str = "motion-adapter") -> None:
 
     if (checks.folder("--out", out) / WEIGHTS).exists():
         raise UserError(f"--out {out} already holds a diffusers model; choose another folder")
-    pipe = VideoPipeline.load(model)
+    pipe = VideoPipeline.load(resolve_model(model, "MODEL"))
     state = motion_state(pipe)
     save_motion_adapter(dataclasses.asdict(pipe.net.config), state, Path(out))
     print(f"vidiff: wrote the motion modules of {model} to {out}")

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from vidiff.commands import checks
-from vidiff.commands.control import ASSETS, TRAJECTORY_MODEL, control_conditions
+from vidiff.commands.control import TRAJECTORY_MODEL, control_conditions
 from vidiff.errors import UserError
+from vidiff.registry import resolve_model
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
@@ -47,7 +48,7 @@ def _check_vocabulary(pipe, texts: list[str]) -> None:
     words named at once; a Hugging Face tokenizer takes any text."""
     from vidiff.models.text import WordTokenizer
 
-    tokenizer = getattr(pipe.text_encoder, "tokenizer", None)
+    tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe.text_encoder, "tokenizer", None)
     if not isinstance(tokenizer, WordTokenizer):
         return
     words = [w for text in texts for w in tokenizer.split(text)]
@@ -60,6 +61,19 @@ def _check_vocabulary(pipe, texts: list[str]) -> None:
         )
     for text in texts:
         tokenizer.encode_one(text)  # too long for the model: its own error names the prompt
+
+
+def _check_family_options(pipe, model: str, family: dict, **diffusion) -> None:
+    """Options of another model family are refused, naming them: the diffusion sampling options
+    for a GAN or VideoGPT model, VideoGPT's temperature / top-k for the others."""
+    own = getattr(pipe, "sampling_options", None)  # None: a diffusion model
+    kind = getattr(pipe, "family", "diffusion")
+    if own is not None and (given := [k for k, v in diffusion.items() if v is not None]):
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise UserError(f"{flags}: diffusion sampling options; {model} is a {kind} model")
+    if wrong := [k for k in family if k not in (own or ())]:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise UserError(f"{flags}: VideoGPT sampling options; {model} is a {kind} model")
 
 
 def generate(
@@ -76,12 +90,15 @@ def generate(
     first_frame: str | None = None,
     trajectory: str | None = None,
     camera: str | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
     out: str = "video.mp4",
     out_dir: str | None = None,
     batch_size: int = 16,
     device: str = "auto",
     progress: bool = True,
     num_frames: int | None = None,
+    size: str | None = None,
     long: str | None = None,
     context: int = 4,
     anchor: bool = False,
@@ -96,7 +113,8 @@ def generate(
 
     Args:
         prompt: what the video shows, e.g. "a red circle moving right" (or give --prompts FILE).
-        model: an exported model folder (`vidiff export`); default: the model shipped in the package.
+        model: an exported model folder (`vidiff export`) or a shipped model's name (`vidiff
+            models`); default: the model shipped in the package.
         prompts: a text file with one prompt per line ('#' starts a comment); writes one file per
             prompt and seed into --out-dir plus manifest.jsonl.
         seed: seed of the first video of each prompt; video i uses seed + i.
@@ -114,14 +132,21 @@ def generate(
         camera: a camera move NAME[:SPEED], NAME one of pan-left, pan-right, pan-up, pan-down,
             zoom-in, zoom-out, static; SPEED in px/frame for pans, percent per frame for zooms;
             models trained with the camera conditioning (the prompt is then optional).
+        temperature: VideoGPT models: divides the code logits, > 0; lower is more conservative
+            (default: the model's).
+        top_k: VideoGPT models: sample each code among the k likeliest, 0 = all (default: the
+            model's).
         out: the video file (.mp4, .webm, .mov, .mkv, .m4v, .gif or .png filmstrip); with --prompts
             its suffix is the format and, without --out-dir, its name without the suffix the folder.
         out_dir: write one file per prompt and seed here, plus manifest.jsonl (path, prompt, seed).
         batch_size: videos sampled at once; each batch is written as soon as it is done.
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
         progress: show a progress bar on stderr when there are several videos.
-        num_frames: frames per video, 1 to 4096 (default: the model's own length); more than the
-            model's length are made window by window (--long) and written as they are made.
+        num_frames: frames per video, 1 to 4096 (default: the model's own length); a DiT makes any
+            length in one pass (unless --long), other models make more than their length window by
+            window (--long) and write them as they are made.
+        size: frame height x width, e.g. 32x48 (default: the model's); a DiT samples sizes other
+            than its training size, in whole patches.
         long: how a video longer than the model's clips is made: extend (each window continues the
             last --context frames of the one before) or keyframes (keyframes --stride frames apart
             from --keyframe-model, then the frames between them); default extend.
@@ -133,6 +158,7 @@ def generate(
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
+    from vidiff.families import load_model
     from vidiff.pipeline import VideoPipeline
 
     # Everything the user typed is checked before the model is loaded.
@@ -145,6 +171,11 @@ def generate(
     checks.non_negative("--cfg", cfg)
     checks.fraction("--noise-correlation", noise_correlation, 0, 1)
     checks.input_file("--first-frame", first_frame)
+    hw = checks.video_size("--size", size)
+    if hw is not None and long is not None:
+        raise UserError("--size goes with a DiT's clips made in one pass, not with --long windows")
+    checks.positive("--temperature", temperature)
+    checks.non_negative("--top-k", top_k)
     if num_frames is not None:
         from vidiff.sampling.long import check_num_frames
 
@@ -163,24 +194,36 @@ def generate(
     torch_device = resolve_device(device)
     if model is None and trajectory is not None and (TRAJECTORY_MODEL / "config.json").is_file():
         model = str(TRAJECTORY_MODEL)  # the shipped control model, when there is one
-    if (
-        model is not None
-        and not Path(model).is_dir()
-        and (ASSETS / model / "config.json").is_file()
-    ):
-        model = str(ASSETS / model)  # a shipped model by name, e.g. textures-camera
     if model is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
             raise UserError(
                 f"no default model is shipped at {DEFAULT_MODEL}; pass --model DIR (see `vidiff export`)"
             )
         model = str(DEFAULT_MODEL)
-    elif not Path(model).is_dir():
-        raise UserError(f"--model {model}: no such folder (an exported model; see `vidiff export`)")
+    else:
+        model = str(resolve_model(model))
     extra = control_conditions(model, trajectory, camera)  # {key: (1, ...)}, checked before loading
 
-    pipe = VideoPipeline.load(model, device=torch_device)
+    pipe = load_model(model, device=torch_device)
+    family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
+    _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
+                          noise_correlation=noise_correlation, first_frame=first_frame,
+                          num_frames=num_frames)  # fmt: skip
     _check_vocabulary(pipe, texts)
+    # A DiT samples any length and size in one pass (spacetime patches and 3D RoPE take any grid);
+    # other networks make longer videos window by window (--long), at their own size.
+    native = pipe.config.model.arch == "dit" and long is None
+    shape: dict = {}  # the clip shape a diffusion pipeline is asked for; other families make their own
+    if getattr(pipe, "sampling_options", None) is None:
+        try:
+            t, h, w = pipe.video_shape(num_frames if native else None, hw)
+        except ValueError as e:
+            raise UserError(f"--size/--num-frames: {e}") from None
+        shape = {"num_frames": t, "size": (h, w)}
+    elif hw is not None:
+        raise UserError(f"--size: {model} is a {pipe.family} model, which makes clips of one size")
+    else:
+        t, h, w = pipe.num_frames, pipe.size, pipe.size
     jobs = [(p, seed + i) for p in texts for i in range(num_videos)]
     frame = None
     if first_frame is not None:
@@ -190,8 +233,8 @@ def generate(
             raise UserError(
                 f"--first-frame: the model {model} was trained without frame conditioning"
             )
-        frame = load_image(first_frame, pipe.size)  # (3, 1, size, size), resized and centre-cropped
-    if num_frames is not None:
+        frame = load_image(first_frame, (h, w))  # (3, 1, h, w), resized and centre-cropped
+    if num_frames is not None and not native:
         return _generate_long(
             pipe,
             jobs,
@@ -201,7 +244,7 @@ def generate(
             context=context,
             anchor=anchor,
             stride=stride,
-            key_pipe=VideoPipeline.load(keyframe_model, device=torch_device)
+            key_pipe=VideoPipeline.load(resolve_model(keyframe_model), device=torch_device)
             if keyframe_model is not None
             else pipe,
             out=Path(out),
@@ -222,8 +265,7 @@ def generate(
             part = jobs[start : start + batch_size]
             known = mask = None
             if frame is not None:
-                c, t, s = pipe.config.video.channels, pipe.num_frames, pipe.size
-                known = torch.zeros(len(part), c, t, s, s)
+                known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
                 known[:, :, :1] = frame
                 mask = torch.zeros(len(part), t, dtype=torch.bool)
                 mask[:, 0] = True
@@ -240,6 +282,8 @@ def generate(
                     frame_mask=mask,
                     cond={k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()},
                     batch_size=batch_size,
+                    **shape,
+                    **family,
                 ).cpu(),
             )
 
@@ -293,8 +337,8 @@ def _check_long(long, num_frames, context, stride, keyframe_model) -> None:
     checks.positive("--stride", stride)
     if keyframe_model is not None and long != "keyframes":
         raise UserError("--keyframe-model goes with --long keyframes")
-    if keyframe_model is not None and not Path(keyframe_model).is_dir():
-        raise UserError(f"--keyframe-model {keyframe_model}: no such folder (an exported model)")
+    if keyframe_model is not None:
+        resolve_model(keyframe_model, "--keyframe-model")  # a folder or a shipped model's name
 
 
 def _generate_long(

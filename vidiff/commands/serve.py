@@ -24,7 +24,7 @@ def serve(
     Args:
         port: the TCP port to listen on (1..65535).
         host: the address to listen on; 127.0.0.1 keeps the page on this machine.
-        model: exported model folders to offer beside the shipped ones.
+        model: exported model folders (or shipped names) to offer beside the shipped ones.
         device: cpu, cuda, cuda:N or auto (the GPU when there is one).
     """
     from vidiff.app.catalog import find_models

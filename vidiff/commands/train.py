@@ -9,6 +9,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.config import Config, from_dict, load_config
 from vidiff.errors import UserError
+from vidiff.registry import resolve_config_models, resolve_model
 from vidiff.train.checkpoint import load_state, resolve_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -40,6 +41,8 @@ def train(config: str, *overrides: str, resume: bool = False, allow_changes: boo
         cfg = load_config(config, overrides)
     except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
         raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
+    # Models the config names (model.vae: vae-tiny) are found, or named as missing, before any work.
+    resolve_config_models(cfg)
     result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState
@@ -62,7 +65,8 @@ def export(
     noise_correlation: float | None = None,
 ) -> None:
     """Export the EMA weights of a training checkpoint as a model folder that ``vidiff sample`` loads
-    (for ``model.arch: vae``, a folder that ``CausalVideoVAE.load`` reads).
+    (for ``model.arch: vae`` / ``vqvae``, a folder that ``CausalVideoVAE.load`` / ``VQVAE.load``
+    reads).
 
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
@@ -71,7 +75,8 @@ def export(
     all frames) set the exported model's sampling defaults (else the training config's).
 
     Args:
-        checkpoint: a run folder (its newest checkpoint), a checkpoint folder or an exported model.
+        checkpoint: a run folder (its newest checkpoint), a checkpoint folder, an exported model or
+            a shipped model's name.
         out: the model folder to write.
         dtype: weight precision: float32, float16 or bfloat16.
         steps: the model's default sampling steps (default: the training config's).
@@ -80,7 +85,7 @@ def export(
         noise_correlation: the model's default share of starting noise common to all frames, in
             [0, 1) (default: the training config's).
     """
-    from vidiff.pipeline import VideoPipeline
+    from vidiff.families import family_of, load_model
 
     checks.folder("--out", out)
     if dtype not in DTYPES:
@@ -104,8 +109,21 @@ def export(
         if noise_correlation is not None:
             diffusion.noise_correlation = noise_correlation
 
+    def check_family(arch: str) -> None:
+        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
+                 "--noise-correlation": noise_correlation}  # fmt: skip
+        if family_of(arch) != "diffusion" and (
+            flags := [k for k, v in given.items() if v is not None]
+        ):
+            raise ValueError(
+                f"{', '.join(flags)}: diffusion sampling defaults; a {arch} model has none"
+            )
+
+    if not Path(checkpoint).exists():  # not a run, checkpoint or model folder: a shipped name?
+        checkpoint = str(resolve_model(checkpoint, "CHECKPOINT"))
     if (Path(checkpoint) / "config.json").is_file():  # an exported model folder
-        pipe = VideoPipeline.load(checkpoint)
+        pipe = load_model(checkpoint)
+        check_family(pipe.config.model.arch)
         set_defaults(pipe.config.diffusion)
         pipe.save(out, dtype=DTYPES[dtype])
         print(f"vidiff: re-exported model {checkpoint} to {out} ({dtype})")
@@ -115,6 +133,7 @@ def export(
     config: Config = from_dict(Config, state["config"])
     from vidiff.train.objectives import ema_objective
 
+    check_family(config.model.arch)
     set_defaults(config.diffusion)
     ema_objective(config, state, path).save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vidiff.commands import checks
+from vidiff.registry import resolve_model
 
 
 def vae_eval(model: str, *, num_clips: int = 32, num_frames: int = 17, size: int = 32) -> dict:
@@ -28,6 +29,7 @@ def vae_eval(model: str, *, num_clips: int = 32, num_frames: int = 17, size: int
     from vidiff.eval.reconstruction import heldout_datasets, reconstruction_metrics
     from vidiff.models.vae import CausalVideoVAE
 
+    model = str(resolve_model(model, "MODEL"))  # a folder or a shipped VAE's name
     vae = CausalVideoVAE.load(model)
     results = {}
     for name, ds in heldout_datasets(num_clips, num_frames, size).items():
@@ -54,6 +56,7 @@ def vae_calibrate(
     from vidiff.eval.reconstruction import measure_scaling
     from vidiff.models.vae import CausalVideoVAE
 
+    model = str(resolve_model(model, "MODEL"))
     vae = CausalVideoVAE.load(model)
     ds = build_dataset(data, num_items=num_clips, num_frames=num_frames, size=size, seed=0)
     scale, shift = measure_scaling(vae, ds, num_clips)
@@ -98,7 +101,7 @@ def vae_cache(
     from vidiff.models.vae import CausalVideoVAE
 
     checks.folder("OUT", out)
-    vae = CausalVideoVAE.load(model)
+    vae = CausalVideoVAE.load(resolve_model(model, "MODEL"))
     kw: dict[str, Any] = {"num_frames": num_frames, "size": size, "seed": seed}
     if root is not None:
         kw["root"] = root

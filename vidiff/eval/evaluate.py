@@ -50,7 +50,9 @@ def guidance_label(metrics: dict) -> str:
     """How the videos were guided: ``cfg W``, or ``cfg W baked`` for a distilled student whose
     guidance is in its weights (it samples at cfg 1, which would read as unguided); then the frame
     noise correlation when there was one."""
-    if metrics.get("cfg_baked") is not None:
+    if metrics.get("cfg") is None and metrics.get("cfg_baked") is None:
+        label = "no guidance"  # a GAN, VideoGPT
+    elif metrics.get("cfg_baked") is not None:
         label = f"cfg {metrics['cfg_baked']:g} baked"
     else:
         label = f"cfg {metrics['cfg']}"
@@ -65,9 +67,12 @@ def record_figures(metrics: dict, model: Path) -> Path:
     keys = ("n", "adherence", "adherence_geo", "shape_ok", "geo_shape_ok", "flicker_median",
             "jitter_median", "fd", "sec_per_video")  # fmt: skip
     rows = []
+    sampling = metrics.get("cfg") is not None or metrics.get("cfg_baked") is not None
     for run in metrics["runs"]:
         row = {
-            "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}",
+            "setting": f"{run['steps']} {metrics['sampler']} steps, {guidance_label(metrics)}"
+            if sampling
+            else f"{metrics['sampler']}, no guidance",
             "num_videos": metrics["num_videos"],
         }
         for split, summ in run["splits"].items():
@@ -76,8 +81,12 @@ def record_figures(metrics: dict, model: Path) -> Path:
         rows.append(row)
     figures = {
         "command": f"vidiff eval --model {metrics['model']} --num-videos {metrics['num_videos']} "
-        f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
-        + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+        + (
+            f"--steps {' '.join(str(r['steps']) for r in metrics['runs'])} --sampler {metrics['sampler']} "
+            + ("" if metrics.get("cfg_baked") is not None else f"--cfg {metrics['cfg']} ")
+            if sampling
+            else ""
+        )
         + (f"--noise-correlation {rho:g} " if (rho := metrics.get("noise_correlation")) else "")
         + f"--seed {metrics['seed']}"
         + (
@@ -97,13 +106,14 @@ def record_figures(metrics: dict, model: Path) -> Path:
 
 
 def load_pipeline(model: str, device: str = "auto"):
-    """``VideoPipeline.load(model)`` on ``device`` (``auto``: the GPU when there is one)."""
-    from vidiff.pipeline import VideoPipeline
+    """The model of an exported folder, any family (:func:`vidiff.families.load_model`), on
+    ``device`` (``auto``: the GPU when there is one)."""
+    from vidiff.families import load_model
     from vidiff.runtime import resolve_device
 
     if not Path(model).exists():
         raise FileNotFoundError(f"model folder not found: {model}")
-    return VideoPipeline.load(model, device=resolve_device(device))
+    return load_model(model, device=resolve_device(device))
 
 
 def i3d_on_device(path: str):
@@ -128,8 +138,11 @@ def evaluate_model(
         num_videos = len(sets[0].prompts)
     real = {es.split: _score_real(es) for es in sets}
     runs, gen_by_run = [], []
+    diffusion = getattr(pipe, "family", "diffusion") == "diffusion"
     for s in steps or [None]:
-        run = {"steps": s if s is not None else pipe.config.diffusion.steps, "splits": {}}
+        # a GAN or VideoGPT has no diffusion steps: one run, reported as 1
+        default_steps = pipe.config.diffusion.steps if diffusion else 1
+        run = {"steps": s if s is not None else default_steps, "splits": {}}
         per_split = {}
         for es in sets:
             vids, dt, k = generate(
@@ -169,11 +182,11 @@ def evaluate_model(
         "num_videos": num_videos,
         "seed": seed,
         "seeds_per_prompt": seeds_per_prompt or None,  # set: every prompt (--all-prompts)
-        "sampler": sampler or pipe.config.diffusion.sampler,
-        "cfg": cfg if cfg is not None else pipe.config.diffusion.cfg,
+        "sampler": sampler or (pipe.config.diffusion.sampler if diffusion else pipe.family),
+        "cfg": cfg if cfg is not None else (pipe.config.diffusion.cfg if diffusion else None),
         "cfg_baked": pipe.baked_cfg,
         "noise_correlation": (
-            pipe.config.diffusion.noise_correlation
+            (pipe.config.diffusion.noise_correlation if diffusion else None)
             if noise_correlation is None
             else noise_correlation
         ),

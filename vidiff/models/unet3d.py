@@ -83,6 +83,12 @@ class UNet3DConfig:
     weights start at zero (a fresh net computes what it would without them). They complement
     ``layout_prior``, which tells the net where a prompted object should be (docs/recipe.md).
 
+    ``gradient_checkpointing`` recomputes every level (ResStage + attention) in the backward pass;
+    ``temporal_checkpointing`` only the temporal layers (temporal convs and temporal attention),
+    whose saved activations are what grows with the clip length for a cheap recomputation
+    (:mod:`vidiff.nn.temporal`; benchmarks/long_clip_memory.py measures both). Neither changes
+    the output.
+
     ``conditions`` lists added conditionings by registered name
     (:data:`vidiff.nn.conditioning.CONDITIONINGS`, docs/architecture.md "Adding a conditioning").
 
@@ -119,6 +125,7 @@ class UNet3DConfig:
     spatial_coords: bool = False
     conditions: tuple[str, ...] = ()  # added conditionings (vidiff.nn.conditioning.CONDITIONINGS)
     gradient_checkpointing: bool = False
+    temporal_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         # YAML / JSON give lists; keep tuples so configs compare and hash the same way.
@@ -430,6 +437,9 @@ class UNet3D(ConditionedNet):
         self.out_conv = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)  # the network starts by predicting 0
         nn.init.zeros_(self.out_conv.bias)
+        for m in self.modules():
+            if isinstance(m, (TemporalConv, TemporalAttention)):
+                m.checkpointing = cfg.temporal_checkpointing
 
     # -- input handling --------------------------------------------------------------------------
 

@@ -10,7 +10,11 @@ information only along time. Every layer here
   video training) and 1-frame models never touch temporal weights;
 * accepts either a video ``(B, C, T, H, W)`` or per-frame activations ``((B T), C, H, W)`` together with
   ``num_frames`` -- the latter is the layout of an image U-Net's activations, which is what
-  inflating a Stable-Diffusion-layout UNet with temporal layers needs.
+  inflating a Stable-Diffusion-layout UNet with temporal layers needs;
+* can recompute its inside in the backward pass (``checkpointing = True``, activation
+  checkpointing): only its input is kept, not the ``((B H W), C, T)`` copies, norms and attention
+  outputs it makes, whose memory grows with T. The owner sets the flag (``UNet3DConfig.
+  temporal_checkpointing``); it acts only while training with gradients enabled.
 
 Lumiere-style (Bar-Tal et al., 2024) temporal down/up-sampling lives here too.
 """
@@ -23,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from vidiff.nn.attention import SelfAttention, resolve_heads
 from vidiff.nn.init import zero_module
@@ -54,6 +59,14 @@ def _to_seq(x: torch.Tensor, t: int) -> tuple[torch.Tensor, dict]:
     return rearrange(x, "(b t) c h w -> (b h w) c t", t=t), dict(five=False, b=b, h=h, w=w)
 
 
+def _residual(module: nn.Module, x: torch.Tensor, t: int) -> torch.Tensor:
+    """``module._residual(x, t)``, recomputed in the backward pass when ``module.checkpointing``
+    is set and autograd is recording (training); the output is the same either way."""
+    if module.checkpointing and module.training and torch.is_grad_enabled():
+        return checkpoint(module._residual, x, t, use_reentrant=False)
+    return module._residual(x, t)
+
+
 def _from_seq(x: torch.Tensor, info: dict) -> torch.Tensor:
     b, h, w = info["b"], info["h"], info["w"]
     if info["five"]:
@@ -75,11 +88,15 @@ class TemporalConv(nn.Module):
         self.norm = group_norm(channels)
         self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
         zero_module(self.conv)
+        self.checkpointing = False  # recompute in the backward pass (module docstring)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         t = _frames(x, num_frames)
         if t == 1:
             return x
+        return _residual(self, x, t)
+
+    def _residual(self, x: torch.Tensor, t: int) -> torch.Tensor:
         seq, info = _to_seq(x, t)  # ((b h w), c, t)
         return x + _from_seq(self.conv(F.silu(self.norm(seq))), info)
 
@@ -153,11 +170,15 @@ class TemporalAttention(nn.Module):
             self.rope = RoPE((channels // heads,))
         else:
             self.rel_bias = RelativePositionBias(heads)
+        self.checkpointing = False  # recompute in the backward pass (module docstring)
 
     def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         t = _frames(x, num_frames)
         if t == 1:
             return x
+        return _residual(self, x, t)
+
+    def _residual(self, x: torch.Tensor, t: int) -> torch.Tensor:
         seq, info = _to_seq(x, t)
         tokens = rearrange(seq, "n c t -> n t c")
         rope = bias = None

@@ -20,13 +20,15 @@ the device (no sync); the flag is read every step on CPU, at every log step on a
 before every checkpoint, together with a check of all weights and the EMA. A run that produced a NaN
 or an infinity stops there, naming the step and the last good checkpoint, and never writes one.
 
-Device placement, DDP/FSDP, mixed precision (bf16 autocast on GPU) and gradient accumulation all come
+Device placement, DDP, mixed precision (bf16 autocast on GPU) and gradient accumulation all come
 from accelerate, so the same function runs under ``python``, ``accelerate launch`` and ``torchrun``.
+FSDP is refused with a one-line error (``_refuse_fsdp``; docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +172,7 @@ class Run:
 def setup(config: Config, objective: nn.Module) -> Run:
     """Accelerator, optimisers (main + one per extra step), LR schedule and EMA around ``objective``."""
     tc = config.train
+    _refuse_fsdp()
     # Image steps (T = 1) skip the temporal layers, and extra steps' parameters never get gradients
     # through the main loss: DDP must then not wait for them.
     extras = extra_steps(objective)
@@ -490,6 +493,20 @@ def _check_finite(run: Run, last_good: Path | None, *, weights: bool = False) ->
         f"training diverged at step {step}: {what}; stopped without checkpointing it ({good}; "
         "resume with --resume and e.g. a lower train.lr)"
     )
+
+
+def _refuse_fsdp() -> None:
+    """FSDP (``accelerate launch --use_fsdp``, which sets ``ACCELERATE_USE_FSDP``) is refused with
+    one line instead of running wrongly: on GPU the checkpoint, the EMA copy and the weight checks
+    would see only this process's shards; on CPU accelerate 1.x never shards (``cpu=True`` makes
+    the run MULTI_CPU, i.e. DDP) and its FSDP plugin rejects the default ``sync_module_states`` on
+    CPU. docs/scaling.md says what FSDP support needs."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("true", "1"):
+        raise ValueError(
+            "FSDP is not supported by vidiff's trainer yet (ACCELERATE_USE_FSDP is set, e.g. by "
+            "`accelerate launch --use_fsdp`): launch without it for data parallelism (DDP); "
+            "docs/scaling.md says why and what FSDP support needs"
+        )
 
 
 def _has_accelerator() -> bool:

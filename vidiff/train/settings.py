@@ -23,7 +23,11 @@ from vidiff.config import Config, to_dict
 
 MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
 # Keys that may change when a run is resumed (everything else that shapes the model must not).
-RESUME_MUTABLE = {"data.num_workers", "model.net.gradient_checkpointing"}
+RESUME_MUTABLE = {
+    "data.num_workers",
+    "model.net.gradient_checkpointing",
+    "model.net.temporal_checkpointing",
+}
 
 
 def validate(tc) -> None:

@@ -40,8 +40,19 @@ from vidiff.train.objectives.base import (  # noqa: F401 (re-exported)
 
 def build_objective(config: Any) -> nn.Module:
     """The objective a :class:`~vidiff.config.Config` describes: ``model.arch: vae`` trains the causal
-    VAE (:class:`~vidiff.train.objectives.autoencoder.VAEObjective`); every other arch is a diffusion
-    network inside a :class:`~vidiff.pipeline.VideoPipeline`."""
+    VAE (:class:`~vidiff.train.objectives.autoencoder.VAEObjective`), ``gan`` the video GAN
+    (:class:`~vidiff.train.objectives.gan.GANObjective`), ``vqvae`` / ``videogpt`` VideoGPT's two
+    stages (:mod:`vidiff.train.objectives.videogpt`); every other arch is a diffusion network inside
+    a :class:`~vidiff.pipeline.VideoPipeline`."""
+    if config.model.arch == "gan":
+        from vidiff.families.gan import GANPipeline
+        from vidiff.train.objectives.gan import GANObjective
+
+        return GANObjective(GANPipeline(config.pipeline_config()))
+    if config.model.arch in ("vqvae", "videogpt"):
+        from vidiff.train.objectives.videogpt import build_videogpt_objective
+
+        return build_videogpt_objective(config)
     if config.model.arch == "vae":
         from vidiff.models.vae import build_vae
         from vidiff.train.objectives.autoencoder import VAEObjective

@@ -1,0 +1,52 @@
+"""benchmarks/gpu.py runs on CPU (``--smoke``): every code path of the GPU benchmark, tiny shapes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_benchmark_smoke(gpu, tmp_path, capsys):
+    import json
+
+    # eager for both presets, compiled (dynamo, eager backend) for the DiT: the compile path
+    # without tracing the U-Net as well, which would double the test's time
+    eager = gpu.main(["--smoke", "--compile", "off", "--peak", "1e12"])
+    out = capsys.readouterr().out
+    compiled = gpu.main(
+        ["--smoke", "--models", "dit-tiny", "--compile", "on", "--json", str(tmp_path / "r.json")]
+    )
+    assert [(r.model, r.compile) for r in eager] == [("unet-tiny", False), ("dit-tiny", False)]
+    assert "| unet-tiny |" in out and "MFU" in out
+    for r in [*eager, *compiled]:
+        assert r.gflop_step > 0 and r.step_s > 0 and r.sample_s > 0
+        assert r.samples_per_s == pytest.approx(r.batch / r.step_s)
+    for r in eager:  # MFU = model FLOPs / step time / peak
+        assert r.mfu == pytest.approx(r.gflop_step * 1e9 / r.step_s / 1e12)
+    # the same model counts the same FLOPs compiled or not; no peak known on CPU: no MFU
+    assert compiled[0].gflop_step == pytest.approx(eager[1].gflop_step)
+    assert compiled[0].mfu is None and compiled[0].compile
+    assert json.loads((tmp_path / "r.json").read_text())[0]["model"] == "dit-tiny"
+
+
+def test_peak_table_and_errors(gpu):
+    assert gpu.peak_for_name("NVIDIA H200") == 989e12
+    assert gpu.peak_for_name("NVIDIA H100 PCIe") == 756e12
+    assert gpu.peak_for_name("NVIDIA A100-SXM4-80GB") == 312e12
+    assert gpu.peak_for_name("Some GPU") is None
+    with pytest.raises(SystemExit, match="unknown model 'unet-huge'"):
+        gpu.main(["--smoke", "--models", "unet-huge"])

@@ -1,0 +1,82 @@
+"""Editing existing videos: masked regeneration (RePaint) and video-to-video (SDEdit).
+
+Both are built from the one denoiser interface ``D(x, sigma, **cond) -> x0_hat`` and a sigma schedule,
+so they work with every parameterisation and sampler:
+
+* :func:`masked_denoiser` -- a denoiser wrapper for inpainting (RePaint, Lugmayr et al. 2022): before
+  each call the known region of ``x`` is replaced by the input noised to the current sigma with one
+  fixed noise draw (``x0 + sigma eps``), and the x0 estimate there is replaced by the input. The
+  unknown region is denoised seeing a consistent noisy context, and any sampler ends exactly on the
+  input outside the mask (its last step returns ``D``).
+* :func:`sdedit_start` -- SDEdit (Meng et al. 2022): noise the clean input to ``sigma_start`` and run
+  only the tail of the schedule from there; ``strength`` is the share of the schedule's steps that
+  are run (for a few-step distilled model, exactly a number of its steps).
+
+RePaint's resampling ("jumps": go one step down, re-noise back up, repeat) is a sampling driver, not a
+wrapper: see :func:`vidiff.sampling.resample.sample_resampled`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from vidiff.diffusion.precond import Denoiser
+
+
+def masked_denoiser(
+    denoiser: Denoiser, known: torch.Tensor, mask: torch.Tensor, eps: torch.Tensor
+) -> Denoiser:
+    """Denoiser wrapper that regenerates only where ``mask`` is True and keeps ``known`` elsewhere.
+
+    ``known`` ``(B, C, T, H, W)``: the clean input in model space; ``mask`` broadcastable to it (bool,
+    True = regenerate); ``eps``: unit noise like ``known`` -- the sample's own seeded noise, so the
+    known region's noisy version ``known + sigma eps`` is one trajectory of the forward process and a
+    video depends only on its input, prompt and seed. Put it outside classifier-free guidance.
+    """
+    if known.shape != eps.shape:
+        raise ValueError(f"known {tuple(known.shape)} and eps {tuple(eps.shape)} differ in shape")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be bool, got {mask.dtype}")
+    try:
+        torch.broadcast_shapes(mask.shape, known.shape)
+    except RuntimeError as e:
+        raise ValueError(
+            f"mask {tuple(mask.shape)} does not broadcast to the video {tuple(known.shape)}"
+        ) from e
+
+    def masked(x: torch.Tensor, sigma: torch.Tensor, **cond) -> torch.Tensor:
+        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))  # (B, 1, 1, 1, 1)
+        noisy_known = known.to(x.dtype) + s * eps.to(x.dtype)  # q(x_sigma | x0), VE form
+        d = denoiser(torch.where(mask, x, noisy_known), sigma, **cond)
+        return torch.where(mask, d, known.to(d.dtype))
+
+    return masked
+
+
+def strength_steps(strength: float, steps: int) -> int:
+    """How many of a ``steps``-step schedule's steps SDEdit runs at ``strength`` in (0, 1]:
+    ``ceil(strength * steps)``, at least one (the effective strength is that number over ``steps``)."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(
+            f"strength must be in (0, 1] (0 would return the input unchanged), got {strength:g}"
+        )
+    return max(1, math.ceil(strength * steps - 1e-9))
+
+
+def sdedit_start(
+    x0: torch.Tensor, eps: torch.Tensor, sigmas: torch.Tensor, strength: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDEdit's starting point: ``(x, tail)`` with ``tail`` the last ``strength_steps`` steps of
+    ``sigmas`` (ending in 0) and ``x = x0 + tail[0] eps``.
+
+    At ``strength = 1`` the whole schedule runs from pure noise ``sigmas[0] eps`` (the input is not
+    used): exactly generation from the same seed.
+    """
+    n = len(sigmas) - 1
+    k = strength_steps(strength, n)
+    tail = sigmas[n - k :]
+    if k == n:
+        return eps * sigmas[0], tail
+    return x0 + eps * tail[0], tail

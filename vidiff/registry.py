@@ -1,0 +1,207 @@
+"""The models vidiff ships, and how a name finds one.
+
+A shipped model is a folder of ``vidiff/assets/`` holding ``config.json`` (an exported
+:class:`~vidiff.pipeline.VideoPipeline`, or an exported :class:`~vidiff.models.vae.CausalVideoVAE`,
+whose ``config.json`` says ``"arch": "vae"``); its name is the folder's name. Everywhere a model
+folder is accepted (``--model``, a teacher, an export source, a config's ``model.vae``) a shipped name
+works too: :func:`resolve_model` turns either into a folder. Some models are not in a clean clone
+but are made by a recipe and installed here by name (:data:`RECIPES`, e.g. ``make vae``); asking
+for one before it is made names the recipe.
+
+:func:`describe_model` is the one description of a model folder -- kind, frames x H x W, sampling
+steps, parameters, file size and its recorded ``eval.json`` figures -- that ``vidiff models`` lists
+and ``vidiff serve``'s catalogue (:mod:`vidiff.app.catalog`) shows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidiff.errors import UserError
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+CONFIG_FILE, WEIGHTS_FILE, EVAL_FILE = "config.json", "model.safetensors", "eval.json"
+
+# Other names of shipped models.
+ALIASES = {"default": "default-model"}
+
+# Models a recipe makes and installs under ASSETS by their name (not in a clean clone): name -> the
+# commands that make it. A config may name one (``model.vae: vae-tiny``) before it exists.
+RECIPES = {
+    "vae-tiny": (
+        "make vae (= vidiff train configs/vae-tiny.yaml; vidiff export runs/vae-tiny -o "
+        "vidiff/assets/vae-tiny; vidiff vae calibrate vidiff/assets/vae-tiny)"
+    ),
+    "shapes-image-video": (
+        "make image-model (= vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 "
+        "model.net.layout_prior=false train.out_dir=runs/shapes-image; vidiff export "
+        "runs/shapes-image -o runs/shapes-image/model; vidiff inflate runs/shapes-image/model "
+        "-o vidiff/assets/shapes-image-video --num-frames 16)"
+    ),
+}
+
+
+def shipped_models(assets: Path = ASSETS) -> dict[str, Path]:
+    """Name -> folder of every shipped model (folders of ``assets`` with a ``config.json``), sorted."""
+    if not assets.is_dir():
+        return {}
+    return {p.name: p for p in sorted(assets.iterdir()) if (p / CONFIG_FILE).is_file()}
+
+
+def resolve_model(name_or_path: str | Path, option: str = "--model", assets: Path = ASSETS) -> Path:
+    """The model folder ``name_or_path`` means: an existing folder wins, else a shipped model's name
+    (or alias); otherwise a one-line :class:`UserError` naming ``option``, the recipe that makes the
+    model when there is one, and the shipped names."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    shipped = shipped_models(assets)
+    name = ALIASES.get(str(name_or_path), str(name_or_path))
+    if name in shipped:
+        return shipped[name]
+    names = ", ".join([*shipped, *(f"{a} (= {n})" for a, n in ALIASES.items() if n in shipped)])
+    if name in RECIPES:
+        raise UserError(
+            f"{option} {name_or_path}: the model {name!r} is not installed in {assets}; "
+            f"make it with: {RECIPES[name]}"
+        )
+    raise UserError(
+        f"{option} {name_or_path}: no such model folder, and no shipped model of that name "
+        f"(shipped: {names or 'none'}; `vidiff models` lists them)"
+    )
+
+
+def resolve_config_models(config: Any, assets: Path = ASSETS) -> Any:
+    """A run config with each model it references by name (``model.vae``, ``model.init``) replaced by
+    its folder, so that a recipe trains from a clean clone or fails at once naming what is missing;
+    in place."""
+    for key in ("vae", "init"):
+        if getattr(config.model, key, None) is not None:
+            folder = resolve_model(getattr(config.model, key), f"model.{key}", assets)
+            setattr(config.model, key, str(folder))
+    return config
+
+
+def model_kind(config: dict) -> str:
+    """What a model is, from its ``config.json``: ``pixel U-Net``, ``latent DiT``, ``video VAE``..."""
+    if config.get("arch") == "vae":
+        return "video VAE"
+    model = config.get("model") or {}
+    arch = model.get("arch")
+    latent = model.get("vae") is not None or model.get("vae_config") is not None
+    space = "latent" if latent else "pixel"
+    name = {"unet3d": "U-Net", "dit": "DiT"}.get(arch, str(arch))
+    return f"{space} {name}"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model folder as ``vidiff models`` lists it."""
+
+    name: str
+    path: Path
+    kind: str
+    frames: int | None  # None: any length (a VAE encodes 1 + 4k frames)
+    height: int | None
+    width: int | None
+    steps: int | None  # default sampling steps; None for a VAE
+    sampler: str | None
+    parameters: int
+    bytes: int  # size of the weight file on disk
+    figures: dict | None = field(default=None)  # eval.json, when recorded
+
+    @property
+    def headline(self) -> dict[str, float]:
+        """The first recorded setting's main figures: ``adherence``, ``adherence_heldout``, ``fd``,
+        ``sec_per_video`` (those present)."""
+        rows = (self.figures or {}).get("rows") or []
+        keys = ("adherence", "adherence_heldout", "fd", "sec_per_video")
+        return {k: rows[0][k] for k in keys if rows and rows[0].get(k) is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "kind": self.kind,
+            "frames": self.frames,
+            "height": self.height,
+            "width": self.width,
+            "steps": self.steps,
+            "sampler": self.sampler,
+            "parameters": self.parameters,
+            "bytes": self.bytes,
+            "figures": self.figures,
+        }
+
+
+def _parameter_count(weights: Path) -> int:
+    """Number of values in a safetensors file, read from its header only."""
+    from safetensors import safe_open
+
+    total = 0
+    with safe_open(str(weights), "pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+            count = 1
+            for n in f.get_slice(key).get_shape():
+                count *= n
+            total += count
+    return total
+
+
+def read_figures(path: Path) -> dict | None:
+    """A model folder's recorded ``eval.json`` (None without one)."""
+    return json.loads((path / EVAL_FILE).read_text()) if (path / EVAL_FILE).is_file() else None
+
+
+def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
+    """The :class:`ModelEntry` of an exported model folder; ``FileNotFoundError`` naming the folder
+    when it is not one."""
+    from vidiff.files import read_json
+
+    path = Path(path)
+    for file in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (path / file).is_file():
+            raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
+    config = read_json(path / CONFIG_FILE)
+    if config.get("arch") == "vae":
+        frames = height = width = steps = sampler = None
+    else:
+        video, diffusion = config.get("video") or {}, config.get("diffusion") or {}
+        frames, height = video.get("num_frames"), video.get("size")
+        width, steps, sampler = height, diffusion.get("steps"), diffusion.get("sampler")
+    return ModelEntry(
+        name=name or path.name,
+        path=path.resolve(),
+        kind=model_kind(config),
+        frames=frames,
+        height=height,
+        width=width,
+        steps=steps,
+        sampler=sampler,
+        parameters=_parameter_count(path / WEIGHTS_FILE),
+        bytes=(path / WEIGHTS_FILE).stat().st_size,
+        figures=read_figures(path),
+    )
+
+
+def list_models(assets: Path = ASSETS) -> list[ModelEntry]:
+    """Every shipped model, described."""
+    return [describe_model(p, n) for n, p in shipped_models(assets).items()]
+
+
+__all__ = [
+    "ALIASES",
+    "ASSETS",
+    "RECIPES",
+    "ModelEntry",
+    "describe_model",
+    "list_models",
+    "model_kind",
+    "read_figures",
+    "resolve_config_models",
+    "resolve_model",
+    "shipped_models",
+]
