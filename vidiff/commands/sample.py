@@ -280,7 +280,11 @@ def generate(
                     noise_correlation=noise_correlation,
                     known_frames=known,
                     frame_mask=mask,
-                    cond={k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()},
+                    **(
+                        {"cond": {k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()}}
+                        if extra
+                        else {}
+                    ),
                     batch_size=batch_size,
                     **shape,
                     **family,
