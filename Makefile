@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models lineage leaderboard
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models lineage vqvae leaderboard
 
 setup: $(STAMP)
 
@@ -117,10 +117,14 @@ gallery: setup
 lineage: setup
 	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-gan.yaml --resume
 	$(VENV)/bin/vidiff export runs/shapes-gan -o runs/shapes-gan/model
-	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-vqvae.yaml --resume
-	$(VENV)/bin/vidiff export runs/shapes-vqvae -o runs/shapes-vqvae/model
+	$(MAKE) vqvae
 	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-videogpt.yaml --resume
 	$(VENV)/bin/vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model
+
+# The VideoGPT's first stage, installed by name (configs/shapes-videogpt.yaml: model.vae shapes-vqvae).
+vqvae: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-vqvae.yaml --resume
+	$(VENV)/bin/vidiff export runs/shapes-vqvae -o vidiff/assets/shapes-vqvae
 
 leaderboard: setup
 	$(PY) benchmarks/leaderboard.py --num-videos 64

@@ -41,7 +41,7 @@ ENTRIES = [
     ("VideoGPT (VQ-VAE + prior)", "runs/shapes-videogpt/model",
      ["runs/shapes-vqvae", "runs/shapes-videogpt"],
      "vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
-     "runs/shapes-vqvae/model; vidiff train configs/shapes-videogpt.yaml train.steps=300; "
+     "vidiff/assets/shapes-vqvae; vidiff train configs/shapes-videogpt.yaml train.steps=300; "
      "vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model"),
     ("VideoGPT, restart-fixed VQ-VAE", "runs/shapes-videogpt-v2/model",
      ["runs/shapes-vqvae-v2", "runs/shapes-videogpt-v2"],

@@ -41,6 +41,10 @@ RECIPES = {
         "runs/shapes-image -o runs/shapes-image/model; vidiff inflate runs/shapes-image/model "
         "-o vidiff/assets/shapes-image-video --num-frames 16)"
     ),
+    "shapes-vqvae": (
+        "make vqvae (= vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
+        "vidiff/assets/shapes-vqvae)"
+    ),
 }
 
 
