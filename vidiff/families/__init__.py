@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
@@ -182,7 +181,7 @@ class FamilyPipeline(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> FamilyPipeline:
         """Read a folder written by :meth:`save` (weights as float32, checked finite)."""
-        from vidiff.files import check_finite
+        from vidiff.files import check_finite, load_safetensors, load_strict
 
         directory = Path(directory)
         for name in (CONFIG_NAME, WEIGHTS_NAME):
@@ -191,17 +190,10 @@ class FamilyPipeline(nn.Module):
                     f"{directory} is not an exported vidiff model: missing {name}"
                 )
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_file(str(directory / WEIGHTS_NAME))
+        state = load_safetensors(directory / WEIGHTS_NAME)
         check_finite(state, directory / WEIGHTS_NAME)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        try:
-            pipe.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            detail = (str(e).splitlines()[1:] or [str(e)])[0].strip()
-            raise ValueError(
-                f"the weights in {directory / WEIGHTS_NAME} do not fit the model built from its "
-                f"config: {detail}"
-            ) from e
+        load_strict(pipe, state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()
 
 

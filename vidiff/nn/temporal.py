@@ -74,7 +74,18 @@ def _from_seq(x: torch.Tensor, info: dict) -> torch.Tensor:
     return rearrange(x, "(b h w) c t -> (b t) c h w", b=b, h=h, w=w)
 
 
-class TemporalConv(nn.Module):
+class _TemporalResidual(nn.Module):
+    """A residual layer along time: identity on images (T = 1), else ``x + f(x)`` with ``f`` its
+    ``_residual`` (recomputed in the backward pass when ``checkpointing``)."""
+
+    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        t = _frames(x, num_frames)
+        if t == 1:
+            return x
+        return _residual(self, x, t)
+
+
+class TemporalConv(_TemporalResidual):
     """Residual temporal 1D convolution ``x + Conv1d_t(SiLU(GroupNorm(x)))`` over frames.
 
     The conv is zero-initialised (VDM / Imagen Video factorized conv; Make-A-Video's pseudo-3D conv
@@ -89,12 +100,6 @@ class TemporalConv(nn.Module):
         self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
         zero_module(self.conv)
         self.checkpointing = False  # recompute in the backward pass (module docstring)
-
-    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        t = _frames(x, num_frames)
-        if t == 1:
-            return x
-        return _residual(self, x, t)
 
     def _residual(self, x: torch.Tensor, t: int) -> torch.Tensor:
         seq, info = _to_seq(x, t)  # ((b h w), c, t)
@@ -139,7 +144,7 @@ class RelativePositionBias(nn.Module):
         return rearrange(self.embedding(buckets), "q k h -> h q k")
 
 
-class TemporalAttention(nn.Module):
+class TemporalAttention(_TemporalResidual):
     """Residual self-attention across frames at each spatial position (VDM's temporal attention).
 
     ``position``: ``"rope"`` (rotary over frame index) or ``"relative_bias"`` (T5 buckets). Pre-norm
@@ -171,12 +176,6 @@ class TemporalAttention(nn.Module):
         else:
             self.rel_bias = RelativePositionBias(heads)
         self.checkpointing = False  # recompute in the backward pass (module docstring)
-
-    def forward(self, x: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        t = _frames(x, num_frames)
-        if t == 1:
-            return x
-        return _residual(self, x, t)
 
     def _residual(self, x: torch.Tensor, t: int) -> torch.Tensor:
         seq, info = _to_seq(x, t)
