@@ -30,6 +30,20 @@ def test_preview_writes_a_captioned_sheet(tmp_path):
     assert strip.shape[1] == 3
 
 
+def test_preview_of_a_folder_says_what_it_used_and_skipped(tmp_path, capsys):
+    clips = tmp_path / "clips"
+    assert (
+        main(["data", "export", "shapes", "--n", "2", "--num-frames", "8", "-o", str(clips)]) == 0
+    )
+    (clips / "broken.mp4").write_bytes(b"not a video at all")
+    capsys.readouterr()
+    out = tmp_path / "sheet.gif"
+    args = ["data", "preview", "folder", "--root", str(clips), "--n", "2", "--num-frames", "8"]
+    assert main([*args, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 files used, 1 skipped (1 unreadable)" in printed and out.is_file()
+
+
 def test_preview_bad_input_is_one_line_error(tmp_path, capsys):
     assert main(["data", "preview", "mnist", "-o", str(tmp_path / "x.gif")]) == 2
     assert "unknown dataset 'mnist'" in capsys.readouterr().err

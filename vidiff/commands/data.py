@@ -73,6 +73,8 @@ def preview(
 
     checks.video_file("--out", out)
     data = _build(name, n, seed, split, root, num_frames, size)
+    if callable(getattr(data, "report", None)):  # a folder: what was used and skipped, once
+        print(f"vidiff: data: {data.report()}")
     items = [data[i] for i in range(min(n, len(data)))]
     sheet = make_sheet([it["video"] for it in items], [it["caption"] for it in items])
     write_video(sheet, out, fps=8)
