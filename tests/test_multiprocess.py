@@ -46,6 +46,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _launch(mode: str) -> list[str]:
+    """``accelerate launch MODE`` with 2 processes on this machine, fp32, no dynamo, a free port."""
+    return [
+        str(ACCELERATE), "launch", mode, "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+    ]  # fmt: skip
+
+
 def _run(cmd: list[str], tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -72,26 +80,7 @@ def test_two_processes_match_one(tmp_path):
         train_loop(load_config(config, one), progress=False)
     finally:
         torch.set_num_threads(threads)
-    _run(
-        [
-            str(ACCELERATE),
-            "launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-            *train,
-            *two,
-        ],
-        tmp_path,
-    )
+    _run([*_launch("--multi_gpu"), *train, *two], tmp_path)
     # the second run really had two processes (each wrote its RNG state into the final checkpoint)
     assert load_state(tmp_path / "two")["num_processes"] == 2
     assert (latest_checkpoint(tmp_path / "two") / "rng-1.pt").is_file()
@@ -116,19 +105,7 @@ def test_fsdp_launch_is_refused_with_one_line(tmp_path):
     silently fall back to DDP, and on GPU checkpoints and the EMA would see only shards."""
     config = ROOT / "configs" / "shapes-unet-tiny.yaml"
     cmd = [
-        str(ACCELERATE),
-        "launch",
-        "--use_fsdp",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
+        *_launch("--use_fsdp"),
         *["-m", "vidiff.cli", "train", str(config)],
         *OVERRIDES,
         f"train.out_dir={tmp_path / 'run'}",

@@ -14,8 +14,9 @@ from vidiff.pipeline import VideoPipeline
 MICRO_NET = "{model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2], head_dim: 8}"
 
 
-def micro_pipeline(*overrides: str) -> VideoPipeline:
-    cfg = load_config(
+def micro_config(*overrides: str):
+    """The run config of a micro text-to-video U-Net (4 frames of 8x8) plus ``overrides``."""
+    return load_config(
         None,
         [
             f"model.net={MICRO_NET}",
@@ -26,6 +27,10 @@ def micro_pipeline(*overrides: str) -> VideoPipeline:
             *overrides,
         ],
     )
+
+
+def micro_pipeline(*overrides: str) -> VideoPipeline:
+    cfg = micro_config(*overrides)
     torch.manual_seed(0)
     pipe = VideoPipeline(cfg.pipeline_config()).eval()
     # Zero-initialised output layers make a fresh net constant; perturb so outputs depend on inputs.

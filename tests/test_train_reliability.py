@@ -238,20 +238,12 @@ def test_resume_with_no_readable_checkpoint_is_refused(tmp_path):
 
 
 def test_export_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
-    from tests.test_pipeline import MICRO_NET, vocabulary
+    from tests.test_pipeline import micro_config
     from vidiff.commands.train import export
-    from vidiff.config import load_config, to_dict
+    from vidiff.config import to_dict
     from vidiff.pipeline import VideoPipeline
 
-    cfg = load_config(
-        None,
-        [
-            f"model.net={MICRO_NET}",
-            f"model.text={{vocab: {vocabulary()}, dim: 16, depth: 1, num_heads: 2}}",
-            "data.num_frames=4",
-            "data.size=8",
-        ],
-    )
+    cfg = micro_config()
     weights = VideoPipeline(cfg.pipeline_config()).state_dict()
     name = sorted(k for k in weights if k.startswith("denoiser.net."))[0]
     weights[name] = torch.full_like(weights[name], float("nan"))
