@@ -193,3 +193,13 @@ def test_fsdp_run_resumes_exactly_matches_ddp_and_exports(tmp_path):
     assert loaded.keys() == ema.keys()
     for k in ema:
         assert torch.equal(loaded[k], ema[k]), k
+
+
+def test_fsdp_refuses_one_process_with_one_line(tmp_path):
+    """train.fsdp on a single process has nothing to shard over: a one-line error, no checkpoint."""
+    from tests.test_pipeline import micro_config
+
+    config = micro_config(*FSDP_RUN, "train.fsdp=true", f"train.out_dir={tmp_path}")
+    with pytest.raises(ValueError, match="shards over several processes.*train.fsdp=false"):
+        train_loop(config, progress=False)
+    assert latest_checkpoint(tmp_path) is None

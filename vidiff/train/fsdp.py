@@ -59,6 +59,24 @@ def accelerate_env() -> Iterator[None]:
         os.environ.update(hidden)
 
 
+def check_fsdp(num_processes: int, precision: str, objective: str, extra_steps: list) -> None:
+    """Refuse, with one line, what FSDP here does not do: one process (nothing to shard over), fp16
+    (its loss scaler does not take sharded gradients; bf16 needs none) and objectives with extra steps
+    (a discriminator's loss runs outside the sharded forward)."""
+    if num_processes < 2:
+        raise ValueError(
+            "FSDP (train.fsdp or accelerate launch --use_fsdp) shards over several processes, but "
+            "this run has one: launch it with --num_processes N > 1, or set train.fsdp=false"
+        )
+    if precision == "fp16":
+        raise ValueError("train.mixed_precision=fp16 does not work with FSDP here; use bf16 or no")
+    if extra_steps:
+        raise ValueError(
+            f"FSDP cannot train {objective} (it has extra steps: a discriminator); launch it "
+            "without --use_fsdp / train.fsdp for data parallelism (DDP)"
+        )
+
+
 def units(module: nn.Module) -> list[nn.Module]:
     """The modules :func:`shard` makes FSDP units of: the children of every ``nn.ModuleList`` that
     is not itself inside one, in registration order."""

@@ -58,6 +58,7 @@ from vidiff.train.ema import EMA
 from vidiff.train.finetune import init_weights, resolve_init, set_trainable
 from vidiff.train.fsdp import (
     accelerate_env,
+    check_fsdp,
     first_nonfinite_sharded,
     fsdp_requested,
     gather_full,
@@ -213,11 +214,7 @@ def setup(config: Config, objective: nn.Module, *, keep_plain: bool = False) -> 
         )
     plain = ema_copy = None
     if fsdp:
-        if extras:  # their losses run outside the sharded forward
-            raise ValueError(
-                f"FSDP cannot train {type(objective).__name__} with extra steps (a discriminator); "
-                "launch without --use_fsdp / train.fsdp for data parallelism (DDP)"
-            )
+        check_fsdp(accelerator.num_processes, tc.mixed_precision, type(objective).__name__, extras)
         if keep_plain and accelerator.is_main_process:
             plain = copy.deepcopy(objective).eval().requires_grad_(False)
         ema_copy = copy.deepcopy(objective)
