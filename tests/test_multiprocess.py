@@ -12,6 +12,7 @@ the same noise, and their per-step losses agree up to float reduction order.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,8 +116,8 @@ FSDP_RUN = [
 
 @pytest.mark.skipif(not ACCELERATE.exists(), reason="needs accelerate's launcher")
 def test_fsdp_run_resumes_exactly_matches_ddp_and_exports(tmp_path):
-    """`accelerate launch --use_fsdp` shards the micro U-Net over 2 gloo processes: stopped at step 2
-    and resumed, it ends bit-equal to an uninterrupted FSDP run and close to a DDP run (float
+    """`accelerate launch --use_fsdp` shards the micro U-Net over 2 gloo processes: resumed from its
+    step-2 checkpoint, it ends bit-equal to the uninterrupted FSDP run and close to a DDP run (float
     reduction order); its checkpoints hold full tensors (the same files as DDP's) and export."""
     from tests.test_pipeline import micro_config
     from vidiff.cli import main
@@ -129,11 +130,16 @@ def test_fsdp_run_resumes_exactly_matches_ddp_and_exports(tmp_path):
     fsdp = _launch("--use_fsdp")
     out = _run([*fsdp, *train, "train.steps=4", f"train.out_dir={tmp_path / 'whole'}"], tmp_path)
     assert "FSDP: model, optimiser state and EMA sharded over 2 processes" in out, out[-2000:]
-    _run([*fsdp, *train, "train.steps=2", f"train.out_dir={tmp_path / 'split'}"], tmp_path)
-    _run(
+    # Stopped at step 2: a run folder holding only that checkpoint (written by 2 FSDP processes, with
+    # both RNG files), resumed by a fresh launch.
+    step2 = tmp_path / "whole" / "checkpoints" / "ckpt-0000002"
+    shutil.copytree(step2, tmp_path / "split" / "checkpoints" / step2.name)
+    out = _run(
         [*fsdp, *train, "train.steps=4", f"train.out_dir={tmp_path / 'split'}", "--resume"],
         tmp_path,
     )
+    # (a fresh start would also end equal: every draw comes from the seeds)
+    assert "from ckpt-0000002 (step 2)" in out, out[-2000:]
     # The data-parallel reference: one process here (test_two_processes_match_one shows that DDP over
     # 2 processes follows it up to float reduction order).
     threads = torch.get_num_threads()
