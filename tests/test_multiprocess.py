@@ -128,7 +128,10 @@ def test_fsdp_run_resumes_exactly_matches_ddp_and_exports(tmp_path):
     config.write_text(yaml.safe_dump(to_dict(micro_config(*FSDP_RUN))))
     train = ["-m", "vidiff.cli", "train", str(config)]
     fsdp = _launch("--use_fsdp")
-    out = _run([*fsdp, *train, "train.steps=4", f"train.out_dir={tmp_path / 'whole'}"], tmp_path)
+    # (train.sample_every: the sample hook gets the EMA gathered into an unsharded copy)
+    whole_run = ["train.steps=4", "train.sample_every=4", f"train.out_dir={tmp_path / 'whole'}"]
+    out = _run([*fsdp, *train, *whole_run], tmp_path)
+    assert (tmp_path / "whole" / "samples" / "step-0000004.mp4").is_file()
     assert "FSDP: model, optimiser state and EMA sharded over 2 processes" in out, out[-2000:]
     # Stopped at step 2: a run folder holding only that checkpoint (written by 2 FSDP processes, with
     # both RNG files), resumed by a fresh launch.
