@@ -122,6 +122,9 @@ class TrainConfig:
     ema_warmup: bool = True  # ramp the EMA decay up from 0 (Karras/Hoogeboom style)
     mixed_precision: str = "no"  # no | bf16 | fp16 | auto (bf16 on a GPU, fp32 on CPU)
     gradient_checkpointing: bool = False
+    # Shard weights, gradients, optimiser state and EMA over the processes (FSDP2, vidiff.train.fsdp);
+    # `accelerate launch --use_fsdp` switches it on too. Checkpoints are the same files either way.
+    fsdp: bool = False
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500

@@ -14,9 +14,10 @@ discovery only ever looks at complete, renamed directories; leftovers of a crash
 save. After a save the oldest checkpoints beyond ``keep_last`` are deleted; the trainer never saves
 non-finite weights (see :mod:`vidiff.train.loop`), so every checkpoint kept is a good one.
 
-A resume uses :func:`readable_checkpoint`: the newest checkpoint whose files all load and whose
-weights are finite, naming each newer one it skipped and why (a disk that filled up, a copy that was
-cut short, a checkpoint written by an older vidiff from a diverged run).
+A run starts from :func:`start_point`; a resume uses :func:`readable_checkpoint`: the newest
+checkpoint whose files all load and whose weights are finite, naming each newer one it skipped and
+why (a disk that filled up, a copy that was cut short, a checkpoint written by an older vidiff from
+a diverged run).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import random
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,32 @@ def _check_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         if (bad := first_nonfinite(weights)) is not None:
             return None, f"non-finite {key} weights (first in {bad!r})"
     return state, None
+
+
+def start_point(
+    out_dir: Path, resume: bool, log: Callable[[str], None]
+) -> tuple[Path | None, dict | None]:
+    """The checkpoint a run starts from and its state, ``(None, None)`` for a fresh run: with
+    ``resume``, the newest readable one (naming those skipped); without, a run directory that holds
+    checkpoints is refused rather than overwritten."""
+    if not resume:
+        if (found := latest_checkpoint(out_dir)) is not None:
+            raise ValueError(
+                f"{out_dir} already holds checkpoints (latest: {found.name}); pass --resume to "
+                "continue it, or choose another train.out_dir"
+            )
+        return None, None
+    ckpt, state, skipped = readable_checkpoint(out_dir)
+    for path, why in skipped:
+        log(f"vidiff: skipping checkpoint {path.name}: {why}")
+    if ckpt is None and skipped:
+        raise ValueError(
+            f"no readable checkpoint in {out_dir} (skipped {len(skipped)}, see above); move them "
+            "away to start the run afresh"
+        )
+    if ckpt is None:
+        log(f"vidiff: no checkpoint in {out_dir}; starting from step 0")
+    return ckpt, state
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ the average spans the last ~100 updates); ``3/4`` suits longer ones.
 
 The average is a full copy of the module (like k-diffusion's ``model_ema``), so the sampling hook and
 the export read it exactly like the live model: ``ema.module.generate(...)``, ``ema.module.state_dict()``.
+Under FSDP (:mod:`vidiff.train.fsdp`) the copy is sharded like the model and every process averages
+its own shards.
 """
 
 from __future__ import annotations
@@ -20,13 +22,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from vidiff.train.fsdp import local
+
 
 class EMA:
     """An EMA copy of ``model``; call :meth:`update` after every optimiser step."""
 
     def __init__(
-        self, model: nn.Module, decay: float = 0.999, *, warmup: bool = True, power: float = 2 / 3
+        self,
+        model: nn.Module,
+        decay: float = 0.999,
+        *,
+        warmup: bool = True,
+        power: float = 2 / 3,
+        module: nn.Module | None = None,
     ):
+        """``module``: the copy to hold the average in (default: a deep copy of ``model``); FSDP passes
+        a copy sharded like ``model``."""
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         if power <= 0:
@@ -35,7 +47,8 @@ class EMA:
         self.warmup = warmup
         self.power = power
         self.num_updates = 0
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.module = (copy.deepcopy(model) if module is None else module).eval()
+        self.module.requires_grad_(False)
         # Pair tensors once: the copy keeps the same (deduplicated) parameter and buffer order, and
         # placement (accelerate moves parameters in place) does not replace the tensors themselves.
         # Frozen parameters (e.g. a Hugging Face text encoder) never change: leave them out.
@@ -58,8 +71,9 @@ class EMA:
         """``ema <- decay * ema + (1 - decay) * weights`` for the module the EMA was made from;
         buffers are copied. Returns the decay used."""
         d = self.decay()
-        ema_params = [e for e, _ in self._pairs]
-        params = [p.detach().to(e.dtype) for e, p in self._pairs]
+        # Sharded (DTensor) weights are averaged shard by shard, in place on this process's views.
+        ema_params = [local(e) for e, _ in self._pairs]
+        params = [local(p.detach()).to(e.dtype) for e, p in self._pairs]
         # lerp(ema, p, 1 - d) == d * ema + (1 - d) * p, fused over all tensors.
         torch._foreach_lerp_(ema_params, params, 1.0 - d)
         for e, b in self._buffer_pairs:

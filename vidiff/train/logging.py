@@ -3,7 +3,8 @@
 Only the main process logs. Scalars go to ``<out_dir>/metrics.jsonl`` (one JSON object per line, easy
 to plot with pandas or ``jq``); when the ``tensorboard`` package is installed they also go to
 ``<out_dir>/tb``. The sample hook renders a captioned sheet of EMA samples every ``train.sample_every``
-steps to ``<out_dir>/samples/step-XXXXXXX.mp4`` so that a person can watch the model learn.
+steps to ``<out_dir>/samples/step-XXXXXXX.mp4`` so that a person can watch the model learn; the
+default sample and eval hooks of the trainer live here too.
 """
 
 from __future__ import annotations
@@ -11,11 +12,17 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from vidiff.config import Config
 
 
 class RunLogger:
@@ -152,3 +159,37 @@ def write_sample_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_video(sheet, path, fps=fps)
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# the trainer's default sample and eval hooks
+
+
+def default_sample_prompts(videos: Dataset, n: int = 8) -> list[str]:
+    """Captions of the first ``n`` training items: a fixed, representative set of prompts."""
+    return [videos[i]["caption"] for i in range(min(n, len(videos)))]
+
+
+def default_sample_hook(config: Config, videos: Dataset) -> Callable[[int, nn.Module, Path], Any]:
+    """``train.sample_every`` writes a captioned sheet of EMA samples of the first training captions
+    (seeds 0..7) to ``<out_dir>/samples/step-XXXXXXX.mp4``."""
+    prompts: list[str] = []
+
+    def sample(step: int, model: nn.Module, path: Path) -> Path:
+        if not prompts:
+            prompts.extend(default_sample_prompts(videos))
+        seeds = list(range(len(prompts)))
+        return write_sample_sheet(model, prompts, seeds, path, fps=config.data.fps)
+
+    return sample
+
+
+def default_eval_hook(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
+    """``train.eval_every`` logs :func:`vidiff.eval.evaluate.quick_eval` (probe scores of a few EMA
+    samples on the synthetic dataset being trained on) under ``eval/...`` in ``metrics.jsonl``."""
+    from vidiff.eval.evaluate import quick_eval
+
+    tc = config.train
+    return lambda step, model: quick_eval(
+        model, num_videos=tc.eval_videos, seed=tc.seed, dataset=config.data.name
+    )

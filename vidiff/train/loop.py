@@ -22,15 +22,18 @@ or an infinity stops there, naming the step and the last good checkpoint, and ne
 
 Device placement, DDP, mixed precision (bf16 autocast on GPU) and gradient accumulation all come
 from accelerate, so the same function runs under ``python``, ``accelerate launch`` and ``torchrun``.
-FSDP is refused with a one-line error (``_refuse_fsdp``; docs/scaling.md).
+FSDP (``train.fsdp`` or ``accelerate launch --use_fsdp``) shards the objective and its EMA with
+torch's ``fully_shard`` instead of DDP (:mod:`vidiff.train.fsdp`); checkpoints then gather full
+tensors, so they are the same files as without it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +45,7 @@ from torch.utils.data import Dataset
 
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
-from vidiff.train.checkpoint import (
-    CheckpointWriter,
-    latest_checkpoint,
-    load_rng,
-    readable_checkpoint,
-    set_rng_state,
-)
+from vidiff.train.checkpoint import CheckpointWriter, load_rng, set_rng_state, start_point
 from vidiff.train.data import (
     DataPlan,
     Layout,
@@ -59,7 +56,17 @@ from vidiff.train.data import (
 )
 from vidiff.train.ema import EMA
 from vidiff.train.finetune import init_weights, resolve_init, set_trainable
-from vidiff.train.logging import RunLogger, write_sample_sheet
+from vidiff.train.fsdp import (
+    accelerate_env,
+    check_fsdp,
+    first_nonfinite_sharded,
+    fsdp_requested,
+    gather_full,
+    shard,
+    shard_like,
+    shard_optimizer_state,
+)
+from vidiff.train.logging import RunLogger, default_eval_hook, default_sample_hook
 from vidiff.train.objectives import (
     ExtraStep,
     build_objective,
@@ -142,7 +149,7 @@ class Run:
     config: Config
     accelerator: Accelerator
     objective: nn.Module  # unwrapped
-    loss_module: nn.Module  # the objective's loss, wrapped by accelerate (DDP)
+    loss_module: nn.Module  # the objective's loss, wrapped by accelerate (DDP) or sharded (FSDP)
     params: list[nn.Parameter]  # what the main optimiser steps (and its gradient is clipped over)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -152,10 +159,14 @@ class Run:
     positions: dict = field(default_factory=dict)
     # The first step (1-based) whose loss or gradient norm was not finite; _NONE_BAD while none was.
     first_bad: torch.Tensor | None = None
+    fsdp: bool = False  # objective and EMA sharded over the processes (vidiff.train.fsdp)
+    # FSDP: an unsharded copy on the main process's CPU that the sample/eval hooks get the EMA in.
+    plain: nn.Module | None = None
 
-    def state_dict(self) -> dict[str, Any]:
-        """The full resumable state (the main process writes it; RNG states are per process)."""
-        return {
+    def state_dict(self) -> dict[str, Any] | None:
+        """The full resumable state (the main process writes it; RNG states are per process). Under
+        FSDP every process must call it (the shards are gathered); only the main one gets the state."""
+        state = {
             "step": self.step,
             "model": self.objective.state_dict(),
             "ema": self.ema.state_dict(),
@@ -167,12 +178,25 @@ class Run:
             "net": resolved_net(self.objective),
             "num_processes": self.accelerator.num_processes,
         }
+        return gather_full(state, self.accelerator.is_main_process) if self.fsdp else state
+
+    def ema_model(self) -> nn.Module | None:
+        """The EMA module for the hooks: ``ema.module``, or under FSDP (a collective) the gathered
+        EMA weights in :attr:`plain` on the main process (None on the others)."""
+        if not self.fsdp:
+            return self.ema.module
+        full = gather_full(self.ema.module.state_dict(), self.plain is not None)
+        if self.plain is not None:
+            self.plain.load_state_dict(full)
+        return self.plain
 
 
-def setup(config: Config, objective: nn.Module) -> Run:
-    """Accelerator, optimisers (main + one per extra step), LR schedule and EMA around ``objective``."""
+def setup(config: Config, objective: nn.Module, *, keep_plain: bool = False) -> Run:
+    """Accelerator, optimisers (main + one per extra step), LR schedule and EMA around ``objective``
+    (sharded under FSDP, where ``keep_plain`` keeps an unsharded copy on the main process for
+    hooks)."""
     tc = config.train
-    _refuse_fsdp()
+    fsdp = fsdp_requested(tc.fsdp)
     # Image steps (T = 1) skip the temporal layers, and extra steps' parameters never get gradients
     # through the main loss: DDP must then not wait for them.
     extras = extra_steps(objective)
@@ -181,12 +205,21 @@ def setup(config: Config, objective: nn.Module) -> Run:
     )
     # cpu=True on a machine without an accelerator: only then does accelerate set up gloo (MULTI_CPU)
     # for processes started by `accelerate launch --multi_gpu` / `torchrun`.
-    accelerator = Accelerator(
-        cpu=not _has_accelerator(),
-        mixed_precision=mixed_precision(tc.mixed_precision),
-        gradient_accumulation_steps=tc.grad_accum,
-        kwargs_handlers=[ddp_kwargs],
-    )
+    with accelerate_env():  # accelerate must not set up its own FSDP (vidiff.train.fsdp)
+        accelerator = Accelerator(
+            cpu=not _has_accelerator(),
+            mixed_precision=mixed_precision(tc.mixed_precision),
+            gradient_accumulation_steps=tc.grad_accum,
+            kwargs_handlers=[ddp_kwargs],
+        )
+    plain = ema_copy = None
+    if fsdp:
+        check_fsdp(accelerator.num_processes, tc.mixed_precision, type(objective).__name__, extras)
+        if keep_plain and accelerator.is_main_process:
+            plain = copy.deepcopy(objective).eval().requires_grad_(False)
+        ema_copy = copy.deepcopy(objective)
+        shard(_LossModule(ema_copy))
+        loss_module = shard(_LossModule(objective))
     params = trainable_parameters(objective, extras)
     optimizer = build_optimizer(params, tc)
     betas = tuple(tc.betas)
@@ -197,10 +230,13 @@ def setup(config: Config, objective: nn.Module) -> Run:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(tc.warmup_steps, tc.steps, tc.decay_steps)
     )
-    loss_module, optimizer = accelerator.prepare(_LossModule(objective), optimizer)
+    if fsdp:
+        optimizer = accelerator.prepare(optimizer)
+    else:
+        loss_module, optimizer = accelerator.prepare(_LossModule(objective), optimizer)
     # The LR schedule is stepped by hand once per optimiser step: accelerate's scheduler wrapper
     # would step it once per process, which breaks "P processes == 1 process".
-    ema = EMA(objective, tc.ema_decay, warmup=tc.ema_warmup)
+    ema = EMA(objective, tc.ema_decay, warmup=tc.ema_warmup, module=ema_copy)
     return Run(
         config=config,
         accelerator=accelerator,
@@ -212,14 +248,21 @@ def setup(config: Config, objective: nn.Module) -> Run:
         extras=extra_opts,
         ema=ema,
         first_bad=torch.full((), _NONE_BAD, device=accelerator.device),
+        fsdp=fsdp,
+        plain=plain,
     )
 
 
 def restore(run: Run, state: dict, ckpt: Path) -> None:
     """Load a checkpoint's state into ``run`` (model, EMA, optimisers, schedule, step, data, RNG)."""
-    load_strict(run.objective, state["model"], f"checkpoint {ckpt}")
-    run.ema.load_state_dict(state["ema"])
-    run.optimizer.load_state_dict(state["optimizer"])
+    model, ema, opt_state = state["model"], state["ema"], state["optimizer"]
+    if run.fsdp:  # the checkpoint holds full tensors: keep this process's shards
+        model = shard_like(run.objective, model)
+        ema = {**ema, "module": shard_like(run.ema.module, ema["module"])}
+        opt_state = shard_optimizer_state(run.optimizer, opt_state)
+    load_strict(run.objective, model, f"checkpoint {ckpt}")
+    run.ema.load_state_dict(ema)
+    run.optimizer.load_state_dict(opt_state)
     run.scheduler.load_state_dict(state["scheduler"])
     # The schedule is this run's (e.g. a cool-down added on resume), not the one saved.
     sch = run.scheduler
@@ -240,8 +283,10 @@ def train_step(run: Run, micros: list[dict]) -> dict[str, torch.Tensor | float]:
     acc, tc = run.accelerator, run.config.train
     call_hook(run.objective, "begin_step", run.step)
     loss_sum = torch.zeros((), device=acc.device)
+    # accelerate adds autocast to the model it wrapped; the FSDP-sharded one it never saw.
+    autocast = acc.autocast if run.fsdp else nullcontext
     for micro in micros:
-        with acc.accumulate(run.loss_module):
+        with acc.accumulate(run.loss_module), autocast():
             video = micro["video"].to(acc.device, non_blocking=True)
             # the dataset's own conditionings (docs/architecture.md, "Adding a conditioning")
             cond = {k: v.to(acc.device) for k, v in micro.get("cond", {}).items()}
@@ -269,32 +314,6 @@ def train_step(run: Run, micros: list[dict]) -> dict[str, torch.Tensor | float]:
     run.first_bad = torch.where(finite, run.first_bad, torch.minimum(run.first_bad, bad_here))
     run.step += 1
     return out
-
-
-def start_point(
-    out_dir: Path, resume: bool, log: Callable[[str], None]
-) -> tuple[Path | None, dict | None]:
-    """The checkpoint a run starts from and its state, ``(None, None)`` for a fresh run: with
-    ``resume``, the newest readable one (naming those skipped); without, a run directory that holds
-    checkpoints is refused rather than overwritten."""
-    if not resume:
-        if (found := latest_checkpoint(out_dir)) is not None:
-            raise ValueError(
-                f"{out_dir} already holds checkpoints (latest: {found.name}); pass --resume to "
-                "continue it, or choose another train.out_dir"
-            )
-        return None, None
-    ckpt, state, skipped = readable_checkpoint(out_dir)
-    for path, why in skipped:
-        log(f"vidiff: skipping checkpoint {path.name}: {why}")
-    if ckpt is None and skipped:
-        raise ValueError(
-            f"no readable checkpoint in {out_dir} (skipped {len(skipped)}, see above); move them "
-            "away to start the run afresh"
-        )
-    if ckpt is None:
-        log(f"vidiff: no checkpoint in {out_dir}; starting from step 0")
-    return ckpt, state
 
 
 def train(
@@ -358,8 +377,14 @@ def train(
         if state is None and config.model.init is not None:
             init_weights(model, config.model.init)
     set_trainable(model, tc.trainable, config.model.arch)
-    run = setup(config, model)
+    # Under FSDP the hooks get the EMA gathered into an unsharded copy on the main process.
+    wants_ema = tc.sample_every > 0 or tc.eval_every > 0 or hooks.after_step is not None
+    run = setup(config, model, keep_plain=wants_ema)
     acc = run.accelerator
+    if run.fsdp:
+        log(
+            f"vidiff: FSDP: model, optimiser state and EMA sharded over {acc.num_processes} processes"
+        )
     if state is not None:
         check_exact_resume(config, state, acc.num_processes, allow_changes)
         restore(run, state, ckpt)
@@ -392,9 +417,9 @@ def train(
                 f"{type(model).__name__} does not: set train.{key}=0"
             )
     if tc.sample_every > 0 and hooks.sample is None:
-        hooks.sample = _default_sample(config, videos)
+        hooks.sample = default_sample_hook(config, videos)
     if tc.eval_every > 0 and hooks.evaluate is None:
-        hooks.evaluate = _default_eval(config)
+        hooks.evaluate = default_eval_hook(config)
 
     # ---- the loop ------------------------------------------------------------------------------
     model.train()
@@ -440,7 +465,7 @@ def train(
                 _check_finite(run, ckpt, weights=True)  # right before writing: nothing bad on disk
                 ckpt = writer.save(
                     step,
-                    run.state_dict() if is_main else None,
+                    run.state_dict() if is_main or run.fsdp else None,
                     rank=acc.process_index,
                     is_main=is_main,
                     barrier=acc.wait_for_everyone,
@@ -448,19 +473,21 @@ def train(
                 if is_main and hooks.checkpoint is not None:
                     hooks.checkpoint(step, ckpt)
             # Sampling and eval run on the main process; the others wait at the next collective.
-            if (
-                tc.sample_every > 0
-                and (step % tc.sample_every == 0 or step == tc.steps)
-                and is_main
-            ):
+            due = [
+                getattr(tc, key) > 0 and (step % getattr(tc, key) == 0 or step == tc.steps)
+                for key in ("sample_every", "eval_every")
+            ]
+            if any(due) or hooks.after_step is not None:
+                ema_model = run.ema_model()  # a collective under FSDP
+            if due[0] and is_main:
                 path = out_dir / "samples" / f"step-{step:07d}.mp4"
-                hooks.sample(step, run.ema.module, path)
+                hooks.sample(step, ema_model, path)
                 logger.write(f"step {step}: samples -> {path}")
-            if tc.eval_every > 0 and (step % tc.eval_every == 0 or step == tc.steps) and is_main:
-                scores = hooks.evaluate(step, run.ema.module)
+            if due[1] and is_main:
+                scores = hooks.evaluate(step, ema_model)
                 logger.log(step, {f"eval/{k}": float(v) for k, v in scores.items()}, show=())
             if hooks.after_step is not None and _agreed_stop(
-                acc, is_main and bool(hooks.after_step(step, run.ema.module))
+                acc, is_main and bool(hooks.after_step(step, ema_model))
             ):
                 break
     finally:
@@ -472,7 +499,8 @@ def train(
 def _check_finite(run: Run, last_good: Path | None, *, weights: bool = False) -> None:
     """Raise :class:`TrainingDiverged` if a step so far had a non-finite loss or gradient norm, or
     (``weights``: before a checkpoint) a weight or EMA weight is not finite. All processes decide
-    alike (the flag is gathered; weights are replicas), so they stop together."""
+    alike (the flag is gathered; weights are replicas, or under FSDP their check is all-reduced), so
+    they stop together."""
     first_bad = run.first_bad
     if run.accelerator.num_processes > 1:
         first_bad = run.accelerator.gather(first_bad[None]).min()
@@ -482,7 +510,10 @@ def _check_finite(run: Run, last_good: Path | None, *, weights: bool = False) ->
     elif weights:
         step = run.step
         for name, module in (("weight", run.objective), ("EMA weight", run.ema.module)):
-            bad = first_nonfinite(dict(module.named_parameters()))
+            if run.fsdp:  # shards: every process checks its own, and they agree on the first bad
+                bad = first_nonfinite_sharded(module, run.accelerator.device)
+            else:
+                bad = first_nonfinite(dict(module.named_parameters()))
             if bad is not None:
                 what = f"{name} {bad!r} is NaN/inf"
                 break
@@ -495,30 +526,11 @@ def _check_finite(run: Run, last_good: Path | None, *, weights: bool = False) ->
     )
 
 
-def _refuse_fsdp() -> None:
-    """FSDP (``accelerate launch --use_fsdp``, which sets ``ACCELERATE_USE_FSDP``) is refused with
-    one line instead of running wrongly: on GPU the checkpoint, the EMA copy and the weight checks
-    would see only this process's shards; on CPU accelerate 1.x never shards (``cpu=True`` makes
-    the run MULTI_CPU, i.e. DDP) and its FSDP plugin rejects the default ``sync_module_states`` on
-    CPU. docs/scaling.md says what FSDP support needs."""
-    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("true", "1"):
-        raise ValueError(
-            "FSDP is not supported by vidiff's trainer yet (ACCELERATE_USE_FSDP is set, e.g. by "
-            "`accelerate launch --use_fsdp`): launch without it for data parallelism (DDP); "
-            "docs/scaling.md says why and what FSDP support needs"
-        )
-
-
 def _has_accelerator() -> bool:
     acc = getattr(torch, "accelerator", None)
     if acc is not None and hasattr(acc, "is_available"):
         return bool(acc.is_available())
     return torch.cuda.is_available()
-
-
-def default_sample_prompts(videos: Dataset, n: int = 8) -> list[str]:
-    """Captions of the first ``n`` training items: a fixed, representative set of prompts."""
-    return [videos[i]["caption"] for i in range(min(n, len(videos)))]
 
 
 def _agreed_stop(accelerator: Accelerator, stop: bool) -> bool:
@@ -554,28 +566,3 @@ def _extra_step(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
     return total
-
-
-def _default_sample(config: Config, videos: Dataset) -> Callable[[int, nn.Module, Path], Any]:
-    """``train.sample_every`` writes a captioned sheet of EMA samples of the first training captions
-    (seeds 0..7) to ``<out_dir>/samples/step-XXXXXXX.mp4``."""
-    prompts: list[str] = []
-
-    def sample(step: int, model: nn.Module, path: Path) -> Path:
-        if not prompts:
-            prompts.extend(default_sample_prompts(videos))
-        seeds = list(range(len(prompts)))
-        return write_sample_sheet(model, prompts, seeds, path, fps=config.data.fps)
-
-    return sample
-
-
-def _default_eval(config: Config) -> Callable[[int, nn.Module], dict[str, float]]:
-    """``train.eval_every`` logs :func:`vidiff.eval.evaluate.quick_eval` (probe scores of a few EMA
-    samples on the synthetic dataset being trained on) under ``eval/...`` in ``metrics.jsonl``."""
-    from vidiff.eval.evaluate import quick_eval
-
-    tc = config.train
-    return lambda step, model: quick_eval(
-        model, num_videos=tc.eval_videos, seed=tc.seed, dataset=config.data.name
-    )
