@@ -367,6 +367,20 @@ def test_trainable_and_init_errors(tmp_path):
     assert cfg.model.net["model_channels"] == 8 and cfg.diffusion.p_uncond == 0.2
 
 
+def test_temporal_only_training_refuses_image_batches(tmp_path):
+    """Image batches (1 frame) pass no temporal layer: refused before the first step, nothing written."""
+    from tests.test_pipeline import micro_config
+    from vidiff.train.loop import train
+
+    out = tmp_path / "run"
+    cfg = micro_config(
+        "data.image_ratio=0.5", "train.trainable=temporal", "train.steps=2", f"train.out_dir={out}"
+    )
+    with pytest.raises(ValueError, match=r"trainable=temporal trains nothing on image batches"):
+        train(cfg, progress=False)
+    assert not (out / "checkpoints").exists()
+
+
 def test_sd_unet_gradient_checkpointing_gives_the_same_gradients():
     import dataclasses
 

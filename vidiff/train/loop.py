@@ -377,6 +377,12 @@ def train(
         if state is None and config.model.init is not None:
             init_weights(model, config.model.init)
     set_trainable(model, tc.trainable, config.model.arch)
+    if tc.trainable == "temporal" and config.data.image_ratio > 0:
+        # A 1-frame batch passes no temporal layer: its loss would depend on no trainable weight.
+        raise ValueError(
+            "train.trainable=temporal trains nothing on image batches; set data.image_ratio=0 "
+            f"(got {config.data.image_ratio:g}) or train more than the temporal layers"
+        )
     # Under FSDP the hooks get the EMA gathered into an unsharded copy on the main process.
     wants_ema = tc.sample_every > 0 or tc.eval_every > 0 or hooks.after_step is not None
     run = setup(config, model, keep_plain=wants_ema)
