@@ -26,9 +26,17 @@ import torch
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
+from vidiff.files import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    export_tensors,
+    load_strict,
+    model_folder,
+    read_json,
+    read_weights,
+    write_model_folder,
+)
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 FAMILIES = {"gan": "vidiff.families.gan:GANPipeline",
             "videogpt": "vidiff.families.videogpt:VideoGPTPipeline"}  # fmt: skip
 
@@ -52,8 +60,6 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
         raise FileNotFoundError(
             f"{directory} is not an exported vidiff model: missing {CONFIG_NAME}"
         )
-    from vidiff.files import read_json
-
     meta = read_json(directory / CONFIG_NAME)
     arch = meta.get("model", {}).get("arch") if isinstance(meta, dict) else None
     if arch in FAMILIES:
@@ -165,33 +171,15 @@ class FamilyPipeline(nn.Module):
 
     def save(self, directory: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (this module's weights at ``dtype``)."""
-        from vidiff.files import save_safetensors
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous().clone()
-            for k, v in self.state_dict().items()
-        }
-        save_safetensors(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
-        text = json.dumps(self.export_config(), indent=2)
-        (directory / CONFIG_NAME).write_text(text + "\n")
-        return directory
+        tensors = export_tensors(self.state_dict(), dtype)
+        return write_model_folder(directory, tensors, self.export_config(), {"format": "pt"})
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> FamilyPipeline:
         """Read a folder written by :meth:`save` (weights as float32, checked finite)."""
-        from vidiff.files import check_finite, load_safetensors, load_strict
-
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(
-                    f"{directory} is not an exported vidiff model: missing {name}"
-                )
+        directory = model_folder(directory)
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_safetensors(directory / WEIGHTS_NAME)
-        check_finite(state, directory / WEIGHTS_NAME)
+        state = read_weights(directory)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         load_strict(pipe, state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()
