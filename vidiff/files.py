@@ -27,6 +27,7 @@ from vidiff.errors import UserError
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
 
 
 def _umask() -> int:

@@ -53,8 +53,6 @@ from vidiff.nn.conditioning import (
 from vidiff.sampling import SeededNoise, sample
 from vidiff.sampling.resample import sample_resampled
 
-EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
-
 
 class VideoPipeline(nn.Module):
     """Text encoder + network + preconditioning, with a video-in/video-out API in ``[0, 1]``."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
-from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME
+from vidiff.files import CONFIG_NAME, model_folder
 from vidiff.registry import ASSETS, model_kind, read_figures, resolve_model, shipped_models
 
 
@@ -46,10 +46,7 @@ class ModelInfo:
 def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
     """A model folder's :class:`ModelInfo`; ``FileNotFoundError`` naming the folder when it is not an
     exported model."""
-    path = Path(path)
-    for file in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (path / file).is_file():
-            raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
+    path = model_folder(path)
     return ModelInfo(
         name=name or path.name,
         path=path.resolve(),

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from vidiff.commands import checks
-from vidiff.pipeline import EVAL_FILE
+from vidiff.files import EVAL_FILE
 
 DEMO_PROMPTS = [
     "a red circle moving right",
