@@ -65,14 +65,10 @@ class RMSNorm(nn.Module):
         return F.rms_norm(xf, (x.shape[-1],), self.weight.to(xf.dtype), self.eps).to(x.dtype)
 
 
-class ChannelRMSNorm(nn.Module):
-    """RMS norm over the channels (dim 1) of ``(B, C, T, H, W)``, per pixel and frame, with a learned
-    gain (init 1). Computed in the input dtype, as the causal VAE was trained."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
+class ChannelRMSNorm(RMSNorm):
+    """:class:`RMSNorm` over the channels (dim 1) of ``(B, C, T, H, W)``, per pixel and frame, with
+    the same learned gain (init 1, one per channel: ``ChannelRMSNorm(channels)``). Computed in the
+    input dtype, as the causal VAE was trained."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
