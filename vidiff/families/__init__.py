@@ -41,6 +41,12 @@ FAMILIES = {"gan": "vidiff.families.gan:GANPipeline",
             "videogpt": "vidiff.families.videogpt:VideoGPTPipeline"}  # fmt: skip
 
 
+# generate() keywords only diffusion takes, and how a user sets each (the other families refuse them).
+DIFFUSION_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "cfg": "--cfg",
+                     "noise_correlation": "--noise-correlation", "known_frames": "--first-frame",
+                     "frame_mask": "frame_mask", "cond": "cond"}  # fmt: skip
+
+
 def family_of(arch: str) -> str:
     """``diffusion``, ``gan`` or ``videogpt``."""
     return arch if arch in FAMILIES else "diffusion"
@@ -115,27 +121,18 @@ class FamilyPipeline(nn.Module):
         prompts: list[str],
         seeds: list[int],
         *,
-        steps: int | None = None,
-        sampler: str | None = None,
-        cfg: float | None = None,
-        noise_correlation: float | None = None,
-        known_frames: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        cond: dict | None = None,
         batch_size: int = 16,
         callback: Any = None,
         **options: Any,
     ) -> torch.Tensor:
-        """One video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``. The diffusion-only
-        options (``steps``, ``sampler``, ``cfg``, ``noise_correlation``, known frames, ``cond``)
-        must be ``None``; ``options`` are the family's own (e.g. VideoGPT's ``temperature``)."""
+        """One video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``. ``options`` are the
+        family's own (``sampling_options``, e.g. VideoGPT's ``temperature``); the diffusion-only
+        keywords of :meth:`VideoPipeline.generate <vidiff.pipeline.VideoPipeline.generate>`
+        (:data:`DIFFUSION_OPTIONS`) are accepted only as ``None``, so callers pass one set."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
-                 "--noise-correlation": noise_correlation, "--first-frame": known_frames,
-                 "frame_mask": frame_mask, "cond": cond}  # fmt: skip
-        for flag, value in given.items():
-            if value is not None:
+        for key, flag in DIFFUSION_OPTIONS.items():
+            if options.pop(key, None) is not None:
                 raise ValueError(
                     f"{flag} is a diffusion option; this is a {self.family} model "
                     f"(model.arch={self.config.model.arch!r}), which takes none"
