@@ -54,7 +54,31 @@ from vidiff.sampling import SeededNoise, sample
 from vidiff.sampling.resample import sample_resampled
 
 
-class VideoPipeline(nn.Module):
+class PipelineBase(nn.Module):
+    """What the pipeline of every model family shares (:mod:`vidiff.families`): its ``config`` (a
+    :class:`PipelineConfig`), the clip it makes (``num_frames`` x ``size`` x ``size``) and the device
+    of its network ``net``."""
+
+    config: PipelineConfig
+
+    @property
+    def net(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.video.num_frames
+
+    @property
+    def size(self) -> int:
+        return self.config.video.size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+
+class VideoPipeline(PipelineBase):
     """Text encoder + network + preconditioning, with a video-in/video-out API in ``[0, 1]``."""
 
     def __init__(self, config: PipelineConfig):
@@ -111,18 +135,6 @@ class VideoPipeline(nn.Module):
     def net(self) -> nn.Module:
         """The raw network (inside the preconditioning wrapper)."""
         return self.denoiser.net
-
-    @property
-    def num_frames(self) -> int:
-        return self.config.video.num_frames
-
-    @property
-    def size(self) -> int:
-        return self.config.video.size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
 
     @property
     def conditions(self) -> tuple[CondSpec, ...]:

@@ -36,6 +36,7 @@ from vidiff.files import (
     read_weights,
     write_model_folder,
 )
+from vidiff.pipeline import PipelineBase, VideoPipeline
 
 FAMILIES = {"gan": "vidiff.families.gan:GANPipeline",
             "videogpt": "vidiff.families.videogpt:VideoGPTPipeline"}  # fmt: skip
@@ -70,12 +71,10 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
     arch = meta.get("model", {}).get("arch") if isinstance(meta, dict) else None
     if arch in FAMILIES:
         return _family_class(arch).load(directory, device=device)
-    from vidiff.pipeline import VideoPipeline
-
     return VideoPipeline.load(directory, device=device)
 
 
-class FamilyPipeline(nn.Module):
+class FamilyPipeline(PipelineBase):
     """Shared part of the non-diffusion families: the config, the caption tokenizer (the built-in
     vocabulary of ``model.text``), refusal of diffusion-only options, per-batch generation, and the
     folder format. Subclasses build their networks and implement ``_generate_batch(prompts, seeds,
@@ -98,18 +97,6 @@ class FamilyPipeline(nn.Module):
                 "model.text_encoder: builtin (training fills model.text.vocab from the data)"
             )
         self.tokenizer = WordTokenizer(vocab, mc.text.get("max_length", 32))
-
-    @property
-    def num_frames(self) -> int:
-        return self.config.video.num_frames
-
-    @property
-    def size(self) -> int:
-        return self.config.video.size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def tokens(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Word ids ``(B, max_length)`` and their mask, on the model's device."""
