@@ -77,8 +77,9 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
 class FamilyPipeline(PipelineBase):
     """Shared part of the non-diffusion families: the config, the caption tokenizer (the built-in
     vocabulary of ``model.text``), refusal of diffusion-only options, per-batch generation, and the
-    folder format. Subclasses build their networks and implement ``_generate_batch(prompts, seeds,
-    **options) -> (B, C, T, H, W)`` in ``[0, 1]``."""
+    folder format. Subclasses build their networks and implement ``_generate_batch(prompts,
+    generators, **options) -> (B, C, T, H, W)`` in ``[0, 1]``, drawing sample ``i``'s randomness from
+    ``generators[i]`` (seeded by its seed, :func:`seed_generators`)."""
 
     family = "?"
     baked_cfg = None  # no classifier-free guidance to report
@@ -136,10 +137,14 @@ class FamilyPipeline(PipelineBase):
         with torch.no_grad():
             for start in range(0, len(prompts), batch_size):
                 sl = slice(start, start + batch_size)
-                out.append(self._generate_batch(list(prompts[sl]), list(seeds[sl]), **options))
+                out.append(
+                    self._generate_batch(list(prompts[sl]), seed_generators(seeds[sl]), **options)
+                )
         return torch.cat(out).float().clamp(0, 1)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int], **options) -> torch.Tensor:
+    def _generate_batch(
+        self, prompts: list[str], generators: list[torch.Generator], **options
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     # ---- files ---------------------------------------------------------------------------------
