@@ -101,6 +101,19 @@ def model_kind(config: dict) -> str:
     return f"{space} {name}"
 
 
+# (key in an eval.json row, name, format): the in-distribution and held-out figures of
+# `vidiff eval --record` that a model's page shows (`vidiff demo`, the serve catalogue).
+FIGURES = [
+    ("num_videos", "videos per split", "{:d}"),
+    ("adherence", "prompt followed (in-distribution)", "{:.1%}"),
+    ("adherence_heldout", "prompt followed (held-out colour-shape pairs)", "{:.1%}"),
+    ("flicker_median", "flicker (median)", "{:.4f}"),
+    ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
+    ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
+    ("sec_per_video", "seconds per video", "{:.2f}"),
+]
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A model folder as ``vidiff models`` lists it."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
 from vidiff.files import CONFIG_NAME, model_folder
-from vidiff.registry import ASSETS, model_kind, read_figures, resolve_model, shipped_models
+from vidiff.registry import ASSETS, FIGURES, model_kind, read_figures, resolve_model, shipped_models
 
 
 @dataclass(frozen=True)
@@ -77,19 +77,6 @@ def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[s
             raise ValueError(f"--model {folder} is given twice")
         models[name] = read_model(folder, name)
     return models
-
-
-# (key in an eval.json row, row name, format): the in-distribution and held-out figures of
-# `vidiff eval --record`, as `vidiff demo` shows them.
-FIGURES = [
-    ("num_videos", "videos per split", "{:d}"),
-    ("adherence", "prompt followed (in-distribution)", "{:.1%}"),
-    ("adherence_heldout", "prompt followed (held-out colour-shape pairs)", "{:.1%}"),
-    ("flicker_median", "flicker (median)", "{:.4f}"),
-    ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
-    ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
-    ("sec_per_video", "seconds per video", "{:.2f}"),
-]
 
 
 def figures_table(info: ModelInfo) -> str:
