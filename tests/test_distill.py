@@ -116,7 +116,8 @@ def test_student_learns_the_teachers_two_step_output_in_one_step():
     captions, seeds = [*PROMPTS, "a red square moving left"], [11, 12, 13, 14]
 
     # The same z and conditioning the loss draws, rebuilt from its seeds.
-    x0, gens, prompts, mask = obj.setup(video, captions, seeds)
+    draws = obj.setup(video, captions, seeds)
+    x0, gens, prompts, mask = draws
     assert all(torch.randint(0, 1, (1,), generator=g).item() == 0 for g in gens)
     noise = torch.cat([torch.randn((1, *x0.shape[1:]), generator=g) for g in gens])
     z = noise * float(teacher.sigmas(2)[0])
@@ -127,9 +128,7 @@ def test_student_learns_the_teachers_two_step_output_in_one_step():
     d_teacher = frame_conditioned(teacher.denoiser, x0, mask)
     t_cond = {k: v for k, v in t_cond.items() if k not in ("cond_frames", "frame_mask")}
     two = sample_ddim(d_teacher, z, teacher.sigmas(2), extra_args=t_cond)
-    torch.testing.assert_close(
-        obj.target(z, torch.zeros(4, dtype=torch.long), x0, prompts, mask, None), two
-    )
+    torch.testing.assert_close(obj.target(z, torch.zeros(4, dtype=torch.long), draws, None), two)
 
     def one_step_gap() -> float:
         with torch.no_grad():
@@ -195,7 +194,8 @@ def test_fresh_guided_student_is_the_conditional_teacher_and_learns_cfg():
 
     def gaps() -> tuple[float, float]:
         """(student - CFG teacher, conditional teacher - CFG teacher) at the training draws."""
-        x0, gens, prompts, mask = obj.setup(video, captions, seeds)
+        draws = obj.setup(video, captions, seeds)
+        x0, gens, prompts, mask = draws
         cpu = torch.zeros(0)
         s = torch.cat([student.loss_fn.sample_sigma(1, cpu, g) for g in gens]).float()
         w = obj.draw_guidance(gens)
@@ -203,10 +203,10 @@ def test_fresh_guided_student_is_the_conditional_teacher_and_learns_cfg():
             [torch.randn((1, *x0.shape[1:]), generator=g) for g in gens]
         )
         with torch.no_grad():
-            d, c = obj.teacher_denoiser(x0, prompts, mask, w)
+            d, c = obj.teacher_denoiser(draws, w)
             cfg_out = d(z, s, **c)
             plain = teacher.denoiser(z, s, **teacher.conditioning(x0, prompts, mask))
-            stud = student.denoiser(z, s, **obj.student_cond(x0, prompts, mask, w))
+            stud = student.denoiser(z, s, **obj.student_cond(draws, w))
         weight = loss_weight(s.double(), "truncated_snr")
         return tuple((weight * masked_mse(a, cfg_out, mask)).mean().item() for a in (stud, plain))
 

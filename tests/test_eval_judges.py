@@ -42,7 +42,9 @@ def test_train_shape_judge_reproduces(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny CNN: threads only add overhead on a busy machine
     try:
-        acc = judge_training.train_shape_judge(out, num_train=300, steps=60, seed=1, num_val=100)
+        acc = judge_training.train_crop_judge(
+            "shape", out, num_train=300, steps=60, seed=1, num_val=100
+        )
     finally:
         torch.set_num_threads(threads)
     assert acc > 0.9

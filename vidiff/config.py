@@ -226,6 +226,24 @@ def check_fields(
         raise ValueError(f"{where}: unknown {noun}(s) {names}; valid: {', '.join(valid) or 'none'}")
 
 
+def preset_config(
+    cls: type, presets: dict[str, Any], preset: str | None, what: str, **overrides: Any
+) -> Any:
+    """The config named ``preset`` in ``presets`` with field ``overrides`` applied, or, for
+    ``preset=None``, the complete dataclass ``cls(**overrides)``.
+
+    The one preset lookup of every architecture (``build_model``, the VAE, GAN and VideoGPT
+    configs): an unknown preset or field is a ``ValueError`` naming it and the valid ones (``what``
+    names the architecture in the message); ``dataclasses.replace`` re-runs ``__post_init__``, so
+    overridden values are validated too.
+    """
+    if preset is not None and preset not in presets:
+        raise ValueError(f"unknown {what} preset {preset!r}; choose from {sorted(presets)}")
+    where = f"{what} preset {preset!r}" if preset is not None else f"{what} config"
+    check_fields(overrides, cls, where, "override" if preset is not None else "key")
+    return cls(**overrides) if preset is None else dataclasses.replace(presets[preset], **overrides)
+
+
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a nested dict; unknown keys raise ValueError naming them."""
     if not isinstance(data, dict):

@@ -8,6 +8,10 @@ infinity are refused (:func:`check_finite`).
 the package as the default model, installed for other users), so :func:`save_safetensors` gives the
 file the mode an ordinary ``open(..., "w")`` would (0666 minus the umask) and writes it through a
 temporary name and a rename, so an interrupted save never leaves a truncated file under the real name.
+
+A **model folder** (every export: diffusion pipelines, the other model families, VAEs) is
+:data:`CONFIG_NAME` + :data:`WEIGHTS_NAME`; :func:`write_model_folder`, :func:`model_folder` and
+:func:`read_weights` are the one way each kind writes and reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ from typing import Any
 import torch
 
 from vidiff.errors import UserError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
 
 
 def _umask() -> int:
@@ -120,3 +128,84 @@ def load_strict(
             f"the weights in {source} do not fit the model built from its config (was it written "
             f"by another vidiff version, or did the model code change?): {detail}"
         ) from e
+
+
+def export_tensors(
+    state: dict[str, torch.Tensor], dtype: torch.dtype | None = None, cast: Any = None
+) -> dict[str, torch.Tensor]:
+    """Detached contiguous CPU copies of ``state`` for a weights file, the floating-point tensors at
+    ``dtype`` (None: as they are); ``cast(name)``, when given, picks which of them are cast."""
+    out = {}
+    for k, v in state.items():
+        v = v.detach().to("cpu")
+        if dtype is not None and v.is_floating_point() and (cast is None or cast(k)):
+            v = v.to(dtype)
+        out[k] = v.contiguous().clone()  # clone: tensors sharing storage cannot be saved
+    return out
+
+
+def write_model_folder(
+    directory: str | Path,
+    tensors: dict[str, torch.Tensor],
+    config: dict,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write a model folder: ``tensors`` as :data:`WEIGHTS_NAME`, ``config`` as :data:`CONFIG_NAME`
+    (indented JSON). Creates the folder; returns it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_safetensors(tensors, directory / WEIGHTS_NAME, metadata=metadata)
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    return directory
+
+
+def model_folder(directory: str | Path, what: str = "an exported vidiff model") -> Path:
+    """``directory`` as a path, checked to hold both files of a model folder; a missing one is a
+    ``FileNotFoundError`` saying the folder is not ``what`` and naming the file."""
+    directory = Path(directory)
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory} is not {what}: missing {name}")
+    return directory
+
+
+def read_weights(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model folder's :data:`WEIGHTS_NAME`, as stored; a damaged file or one holding
+    NaN or infinity is a :class:`~vidiff.errors.UserError` naming it."""
+    path = Path(directory) / WEIGHTS_NAME
+    state = load_safetensors(path)
+    check_finite(state, path)
+    return state
+
+
+def write_arch_folder(
+    directory: str | Path,
+    arch: str,
+    config: dict,
+    module: torch.nn.Module,
+    dtype: torch.dtype | None = None,
+    cast: Any = None,
+) -> Path:
+    """A model folder of one network outside the pipelines (a VAE, a VQ-VAE): its config file is
+    ``{"arch": arch, arch: config}``, its weights ``module``'s (see :func:`export_tensors` for
+    ``dtype`` and ``cast``)."""
+    tensors = export_tensors(module.state_dict(), dtype, cast)
+    return write_model_folder(directory, tensors, {"arch": arch, arch: config})
+
+
+def load_arch_folder(
+    directory: str | Path, arch: str, what: str, model_cls: type, config_cls: type
+) -> Any:
+    """The network of a folder :func:`write_arch_folder` wrote for ``arch``:
+    ``model_cls(config_cls(**config))`` with the weights loaded strictly (floating point as float32). A folder of another kind is a
+    ``ValueError`` saying it is not a ``what``."""
+    directory = model_folder(directory, f"an exported {what} folder")
+    meta = read_json(directory / CONFIG_NAME)
+    found = meta.get("arch") if isinstance(meta, dict) else None
+    if found != arch:
+        raise ValueError(f"{directory} holds arch {found!r}, not a {what}")
+    module = model_cls(config_cls(**meta[arch]))
+    state = read_weights(directory)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    load_strict(module, state, directory / WEIGHTS_NAME)
+    return module

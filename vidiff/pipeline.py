@@ -30,7 +30,15 @@ from vidiff.diffusion import (
 )
 from vidiff.diffusion.editing import masked_denoiser, sdedit_start
 from vidiff.diffusion.precond import Denoiser
-from vidiff.files import check_finite, load_safetensors, load_strict, save_safetensors
+from vidiff.files import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    export_tensors,
+    load_strict,
+    model_folder,
+    read_weights,
+    write_model_folder,
+)
 from vidiff.models import build_model, build_model_from_config
 from vidiff.models.text import build_text_encoder
 from vidiff.nn.conditioning import (
@@ -45,12 +53,32 @@ from vidiff.nn.conditioning import (
 from vidiff.sampling import SeededNoise, sample
 from vidiff.sampling.resample import sample_resampled
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-EVAL_FILE = "eval.json"  # the measured figures a model folder may carry (`vidiff eval --record`)
+
+class PipelineBase(nn.Module):
+    """What the pipeline of every model family shares (:mod:`vidiff.families`): its ``config`` (a
+    :class:`PipelineConfig`), the clip it makes (``num_frames`` x ``size`` x ``size``) and the device
+    of its network ``net``."""
+
+    config: PipelineConfig
+
+    @property
+    def net(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def num_frames(self) -> int:
+        return self.config.video.num_frames
+
+    @property
+    def size(self) -> int:
+        return self.config.video.size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
 
 
-class VideoPipeline(nn.Module):
+class VideoPipeline(PipelineBase):
     """Text encoder + network + preconditioning, with a video-in/video-out API in ``[0, 1]``."""
 
     def __init__(self, config: PipelineConfig):
@@ -107,18 +135,6 @@ class VideoPipeline(nn.Module):
     def net(self) -> nn.Module:
         """The raw network (inside the preconditioning wrapper)."""
         return self.denoiser.net
-
-    @property
-    def num_frames(self) -> int:
-        return self.config.video.num_frames
-
-    @property
-    def size(self) -> int:
-        return self.config.video.size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
 
     @property
     def conditions(self) -> tuple[CondSpec, ...]:
@@ -508,18 +524,7 @@ class VideoPipeline(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (``state_dict`` defaults to this module's)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         state = state_dict if state_dict is not None else self.state_dict()
-        tensors = {}
-        for k, v in state.items():
-            v = v.detach().to("cpu")
-            if dtype is not None and v.is_floating_point():
-                v = v.to(dtype)
-            tensors[k] = v.contiguous().clone()
-        save_safetensors(
-            tensors, directory / WEIGHTS_NAME, metadata={"format": "pt", "vidiff": "1"}
-        )
         config = to_dict(self.config)
         # Store the resolved network config with no preset (and the VAE's config, its weights being in
         # the file), so a saved model keeps its meaning when presets are edited or the VAE folder goes.
@@ -530,8 +535,8 @@ class VideoPipeline(nn.Module):
             config["model"]["vae_config"] = json.loads(
                 json.dumps(dataclasses.asdict(self.vae.config))
             )
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
+        tensors = export_tensors(state, dtype)
+        return write_model_folder(directory, tensors, config, {"format": "pt", "vidiff": "1"})
 
     def load_weights(self, state: dict[str, torch.Tensor], source: str | Path) -> None:
         """Load a full state dict (strict); a mismatch is one error naming ``source``."""
@@ -540,16 +545,9 @@ class VideoPipeline(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> VideoPipeline:
         """Load an exported model folder (``config.json`` + ``model.safetensors``)."""
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(
-                    f"{directory} is not an exported vidiff model: missing {name}"
-                )
-        config = read_model_config(directory)
-        pipe = cls(config)
-        state = load_safetensors(directory / WEIGHTS_NAME)
-        check_finite(state, directory / WEIGHTS_NAME)
+        directory = model_folder(directory)
+        pipe = cls(read_model_config(directory))
+        state = read_weights(directory)
         reference = pipe.state_dict()
         state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
         pipe.load_weights(state, directory / WEIGHTS_NAME)

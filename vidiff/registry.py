@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from vidiff.errors import UserError
+from vidiff.files import CONFIG_NAME, EVAL_FILE, WEIGHTS_NAME, model_folder, read_json
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-CONFIG_FILE, WEIGHTS_FILE, EVAL_FILE = "config.json", "model.safetensors", "eval.json"
 
 # Other names of shipped models.
 ALIASES = {"default": "default-model"}
@@ -52,7 +52,7 @@ def shipped_models(assets: Path = ASSETS) -> dict[str, Path]:
     """Name -> folder of every shipped model (folders of ``assets`` with a ``config.json``), sorted."""
     if not assets.is_dir():
         return {}
-    return {p.name: p for p in sorted(assets.iterdir()) if (p / CONFIG_FILE).is_file()}
+    return {p.name: p for p in sorted(assets.iterdir()) if (p / CONFIG_NAME).is_file()}
 
 
 def resolve_model(name_or_path: str | Path, option: str = "--model", assets: Path = ASSETS) -> Path:
@@ -99,6 +99,19 @@ def model_kind(config: dict) -> str:
     space = "latent" if latent else "pixel"
     name = {"unet3d": "U-Net", "dit": "DiT"}.get(arch, str(arch))
     return f"{space} {name}"
+
+
+# (key in an eval.json row, name, format): the in-distribution and held-out figures of
+# `vidiff eval --record` that a model's page shows (`vidiff demo`, the serve catalogue).
+FIGURES = [
+    ("num_videos", "videos per split", "{:d}"),
+    ("adherence", "prompt followed (in-distribution)", "{:.1%}"),
+    ("adherence_heldout", "prompt followed (held-out colour-shape pairs)", "{:.1%}"),
+    ("flicker_median", "flicker (median)", "{:.4f}"),
+    ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
+    ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
+    ("sec_per_video", "seconds per video", "{:.2f}"),
+]
 
 
 @dataclass(frozen=True)
@@ -163,13 +176,8 @@ def read_figures(path: Path) -> dict | None:
 def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
     """The :class:`ModelEntry` of an exported model folder; ``FileNotFoundError`` naming the folder
     when it is not one."""
-    from vidiff.files import read_json
-
-    path = Path(path)
-    for file in (CONFIG_FILE, WEIGHTS_FILE):
-        if not (path / file).is_file():
-            raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
-    config = read_json(path / CONFIG_FILE)
+    path = model_folder(path)
+    config = read_json(path / CONFIG_NAME)
     if config.get("arch") == "vae":
         frames = height = width = steps = sampler = None
     else:
@@ -185,8 +193,8 @@ def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
         width=width,
         steps=steps,
         sampler=sampler,
-        parameters=_parameter_count(path / WEIGHTS_FILE),
-        bytes=(path / WEIGHTS_FILE).stat().st_size,
+        parameters=_parameter_count(path / WEIGHTS_NAME),
+        bytes=(path / WEIGHTS_NAME).stat().st_size,
         figures=read_figures(path),
     )
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
-from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME
-from vidiff.registry import ASSETS, model_kind, read_figures, resolve_model, shipped_models
+from vidiff.files import CONFIG_NAME, model_folder
+from vidiff.registry import ASSETS, FIGURES, model_kind, read_figures, resolve_model, shipped_models
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,7 @@ class ModelInfo:
 def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
     """A model folder's :class:`ModelInfo`; ``FileNotFoundError`` naming the folder when it is not an
     exported model."""
-    path = Path(path)
-    for file in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (path / file).is_file():
-            raise FileNotFoundError(f"{path} is not an exported vidiff model: missing {file}")
+    path = model_folder(path)
     return ModelInfo(
         name=name or path.name,
         path=path.resolve(),
@@ -80,19 +77,6 @@ def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[s
             raise ValueError(f"--model {folder} is given twice")
         models[name] = read_model(folder, name)
     return models
-
-
-# (key in an eval.json row, row name, format): the in-distribution and held-out figures of
-# `vidiff eval --record`, as `vidiff demo` shows them.
-FIGURES = [
-    ("num_videos", "videos per split", "{:d}"),
-    ("adherence", "prompt followed (in-distribution)", "{:.1%}"),
-    ("adherence_heldout", "prompt followed (held-out colour-shape pairs)", "{:.1%}"),
-    ("flicker_median", "flicker (median)", "{:.4f}"),
-    ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
-    ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
-    ("sec_per_video", "seconds per video", "{:.2f}"),
-]
 
 
 def figures_table(info: ModelInfo) -> str:

@@ -28,8 +28,8 @@ def control_conditions(
     from vidiff.config import load_pipeline_config
     from vidiff.data.camera import camera_path, parse_camera_move
     from vidiff.data.trajectory import parse_trajectory, spread_polyline, trajectory_heatmap
+    from vidiff.files import CONFIG_NAME
     from vidiff.nn.control import CAMERA, TRAJECTORY
-    from vidiff.pipeline import CONFIG_NAME
 
     try:
         config = load_pipeline_config(Path(model) / CONFIG_NAME)

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from vidiff.commands import checks
-from vidiff.pipeline import EVAL_FILE
+from vidiff.files import EVAL_FILE
+from vidiff.registry import FIGURES
 
 DEMO_PROMPTS = [
     "a red circle moving right",
@@ -71,29 +72,18 @@ def _eval_table(model: str) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(str(row.get('setting', '')))}</td>"
         + "".join(
-            f"<td>{'-' if row.get(k) is None else fmt.format(row[k])}</td>"
-            for k, _, fmt in EVAL_COLUMNS
+            f"<td>{'-' if row.get(k) is None else fmt.format(row[k])}</td>" for k, _, fmt in FIGURES
         )
         + "</tr>"
         for row in figures.get("rows", [])
     )
-    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in EVAL_COLUMNS)
+    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in FIGURES)
     command = html.escape(figures.get("command", ""))
     return (
         "<h2>Measured quality of this model</h2>"
         f"<p>Measured with <code>{command}</code> ({html.escape(str(figures.get('when', '')))}).</p>"
         f"<table><tr><th>setting</th>{head}</tr>{rows}</table>"
     )
-
-
-EVAL_COLUMNS = [  # key in eval.json rows, column name, format
-    ("num_videos", "videos per split", "{:d}"),
-    ("adherence", "adherence in-dist", "{:.1%}"),
-    ("adherence_heldout", "adherence held-out", "{:.1%}"),
-    ("flicker_median", "flicker (median)", "{:.4f}"),
-    ("jitter_median", "jitter px (median)", "{:.2f}"),
-    ("sec_per_video", "s / video", "{:.2f}"),
-]
 
 
 def _verdicts(prompts: list[str], videos) -> list[str]:

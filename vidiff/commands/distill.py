@@ -29,7 +29,8 @@ from vidiff.distill.rounds import (
     student_from_teacher,
 )
 from vidiff.errors import UserError
-from vidiff.pipeline import CONFIG_NAME, WEIGHTS_NAME, VideoPipeline
+from vidiff.files import CONFIG_NAME, WEIGHTS_NAME
+from vidiff.pipeline import VideoPipeline
 from vidiff.registry import resolve_model
 
 # A teacher that is not itself distilled starts from this many DDIM steps (unless --from-steps).

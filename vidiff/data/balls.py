@@ -11,6 +11,8 @@ conditioning frames and compares trajectories (ADE/FDE) and bounce times with a 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -101,6 +103,7 @@ def simulate_balls(
     return cents, vels, bounces
 
 
+@dataclass(eq=False)
 class BouncingBalls(SyntheticClips):
     """Procedural bouncing-ball clips with exact trajectories (see the module docstring).
 
@@ -111,25 +114,16 @@ class BouncingBalls(SyntheticClips):
     selects an independent random stream (``heldout`` for test clips).
     """
 
-    def __init__(
-        self,
-        num_items: int = 10000,
-        num_frames: int = 16,
-        size: int = 32,
-        seed: int = 0,
-        min_balls: int = 1,
-        max_balls: int = 3,
-        collisions: bool = False,
-        split: str = "train",
-        supersample: int = 4,
-    ) -> None:
-        super().__init__(num_items, split, num_frames, size, seed)
-        if not 1 <= min_balls <= max_balls <= len(COLOURS):
-            raise ValueError(
-                f"need 1 <= min_balls <= max_balls <= {len(COLOURS)}, got {min_balls}, {max_balls}"
-            )
-        self.min_balls, self.max_balls, self.collisions = min_balls, max_balls, collisions
-        self.supersample = supersample
+    min_balls: int = 1
+    max_balls: int = 3
+    collisions: bool = False
+    supersample: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lo, hi = self.min_balls, self.max_balls
+        if not 1 <= lo <= hi <= len(COLOURS):
+            raise ValueError(f"need 1 <= min_balls <= max_balls <= {len(COLOURS)}, got {lo}, {hi}")
 
     def _initial_state(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         k = int(rng.integers(self.min_balls, self.max_balls + 1))

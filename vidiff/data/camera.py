@@ -16,6 +16,7 @@ photo}, "cond": {"camera": (T, 3)}}`` -- a pure function of ``(seed, split, inde
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -131,24 +132,19 @@ def render_camera(photo: torch.Tensor, start: tuple[float, float], path: torch.T
     return frames.permute(1, 0, 2, 3).clamp(0, 1).contiguous()
 
 
+@dataclass(eq=False)
 class CameraMoves(SyntheticClips):
     """Camera moves over sample photographs (see the module docstring)."""
 
-    def __init__(
-        self,
-        num_items: int = 10000,
-        split: str = "train",
-        num_frames: int = 16,
-        size: int = 32,
-        seed: int = 0,
-        moves: tuple[str, ...] = MOVES,
-    ) -> None:
-        super().__init__(num_items, split, num_frames, size, seed)
-        bad = [m for m in moves if m not in MOVES]
-        if bad or not moves:
+    moves: tuple[str, ...] = MOVES
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        bad = [m for m in self.moves if m not in MOVES]
+        if bad or not self.moves:
             raise ValueError(f"unknown camera moves {bad}; expected some of {list(MOVES)}")
-        self.moves = tuple(moves)
-        self.photos = TRAIN_PHOTOS if split == "train" else HELDOUT_PHOTOS
+        self.moves = tuple(self.moves)
+        self.photos = TRAIN_PHOTOS if self.split == "train" else HELDOUT_PHOTOS
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)

@@ -15,6 +15,7 @@ centroid of the sprite as drawn), ``boxes (T, 4)`` (tight box of the mask), ``ma
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -57,6 +58,7 @@ def caption_for(labels: list[int]) -> str:
     return "the digits " + " and ".join(str(x) for x in labels) + " bouncing"
 
 
+@dataclass(eq=False)
 class MovingDigits(SyntheticClips):
     """Procedural Moving-digits clips (see the module docstring).
 
@@ -65,26 +67,19 @@ class MovingDigits(SyntheticClips):
 
     min_size = 16  # px: room for a 4 px digit to move
 
-    def __init__(
-        self,
-        num_items: int = 10000,
-        split: str = "train",
-        num_frames: int = 16,
-        size: int = 32,
-        seed: int = 0,
-        num_digits: int = 1,
-        digit_size: int | None = None,
-    ) -> None:
-        super().__init__(num_items, split, num_frames, size, seed)
-        if num_digits not in (1, 2):
-            raise ValueError(f"num_digits must be 1 or 2, got {num_digits}")
-        self.num_digits = num_digits
-        self.digit_size = digit_size or round(12 * self.scale)
-        if not 4 <= self.digit_size < size:
-            raise ValueError(f"digit_size must be in [4, {size}), got {self.digit_size}")
+    num_digits: int = 1
+    digit_size: int | None = None  # px; None: 12 px at 32 px frames, scaled
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_digits not in (1, 2):
+            raise ValueError(f"num_digits must be 1 or 2, got {self.num_digits}")
+        self.digit_size = self.digit_size or round(12 * self.scale)
+        if not 4 <= self.digit_size < self.size:
+            raise ValueError(f"digit_size must be in [4, {self.size}), got {self.digit_size}")
         self.sprites, self.labels = digit_sprites(self.digit_size)
         every = np.arange(len(self.labels))
-        self.pool = every[every % 5 == 0] if split == "heldout" else every[every % 5 != 0]
+        self.pool = every[every % 5 == 0] if self.split == "heldout" else every[every % 5 != 0]
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)

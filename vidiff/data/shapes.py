@@ -39,6 +39,7 @@ direction words (``a red circle``) with that probability, since a path needs no 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -163,46 +164,40 @@ def bounce_path(
     return pos, np.where(just_after < span, 1.0, -1.0)
 
 
+@dataclass(eq=False)
 class MovingShapes(SyntheticClips):
     """Procedural text-to-video clips of moving coloured shapes (see the module docstring).
 
     Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": str, "gt": dict}``.
     """
 
-    def __init__(
-        self,
-        num_items: int = 10000,
-        split: str = "train",
-        num_frames: int = 16,
-        size: int = 32,
-        seed: int = 0,
-        num_objects: int = 1,
-        supersample: int = 4,
-        trajectory: bool = False,
-        caption_direction_dropout: float = 0.0,
-        walls: bool = False,
-        strides: list[int] | None = None,
-    ) -> None:
-        super().__init__(num_items, split, num_frames, size, seed)
-        if num_objects not in (1, 2):
-            raise ValueError(f"num_objects must be 1 or 2, got {num_objects}")
-        if not 0.0 <= caption_direction_dropout <= 1.0:
+    num_objects: int = 1
+    supersample: int = 4
+    trajectory: bool = False
+    caption_direction_dropout: float = 0.0
+    walls: bool = False
+    strides: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_objects not in (1, 2):
+            raise ValueError(f"num_objects must be 1 or 2, got {self.num_objects}")
+        if not 0.0 <= self.caption_direction_dropout <= 1.0:
             raise ValueError(
-                f"caption_direction_dropout must lie in [0, 1], got {caption_direction_dropout}"
+                f"caption_direction_dropout must lie in [0, 1], got {self.caption_direction_dropout}"
             )
-        self.num_objects, self.supersample = num_objects, supersample
-        self.trajectory, self.caption_direction_dropout = trajectory, caption_direction_dropout
-        self.walls = bool(walls)
-        self.strides = None if strides is None else tuple(int(k) for k in strides)
+        self.walls = bool(self.walls)
+        self.strides = None if self.strides is None else tuple(int(k) for k in self.strides)
         if self.strides is not None and (not self.walls or not self.strides):
             raise ValueError("strides (keyframe clips) need walls=True and at least one stride")
         if self.strides is not None and min(self.strides) < 1:
             raise ValueError(f"strides must be >= 1, got {list(self.strides)}")
-        self.pairs = TRAIN_PAIRS if split == "train" else HELDOUT_PAIRS
+        self.pairs = TRAIN_PAIRS if self.split == "train" else HELDOUT_PAIRS
         if self.walls:
             return  # any length: the object bounces off the border
         # The largest object must be able to travel the slowest speed for T-1 frames inside the frame.
         r_max, v_min = RADIUS_RANGE[1] * self.scale, SPEED_RANGE[0] * self.scale
+        num_frames, size = self.num_frames, self.size
         if (num_frames - 1) * v_min > size - 2 * r_max:
             longest = int((size - 2 * r_max) / v_min) + 1
             raise ValueError(

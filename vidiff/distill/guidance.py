@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.diffusion.losses import masked_mse
 from vidiff.distill.objective import Distillation, randn_like_seeded
-from vidiff.nn.conditioning import loss_mask
 from vidiff.pipeline import VideoPipeline
 
 
@@ -45,7 +43,8 @@ class GuidanceDistillation(Distillation):
         self, video: torch.Tensor, captions: list[str], seeds: list[int]
     ) -> torch.Tensor:
         """Per-sample loss ``(B,)`` for clips ``(B, C, T, H, W)`` in ``[0, 1]``."""
-        x0, generators, prompts, mask = self.setup(video, captions, seeds)
+        draws = self.setup(video, captions, seeds)
+        x0, generators = draws.x0, draws.generators
         cpu = x0.new_zeros(0, device="cpu")
         sigma = torch.cat([self.student.loss_fn.sample_sigma(1, cpu, g) for g in generators])
         w = self.draw_guidance(generators)
@@ -53,10 +52,6 @@ class GuidanceDistillation(Distillation):
         s = sigma.float().to(x0.device)
         z = x0 + s.view(-1, *([1] * (x0.ndim - 1))) * noise
         with torch.no_grad():
-            denoiser, cond = self.teacher_denoiser(x0, prompts, mask, w)
+            denoiser, cond = self.teacher_denoiser(draws, w)
             target = denoiser(z, s, **cond)
-        cond = self.student_cond(x0, prompts, mask, w)
-        pred = self.student.denoiser(z, s, **cond)
-        return self.weight(sigma).to(x0.device) * masked_mse(
-            pred, target, loss_mask(self.student.conditions, cond)
-        )
+        return self.student_loss(draws, w, z, sigma, target)

@@ -9,12 +9,15 @@ trained nor checkpointed (it is rebuilt from its folder), and the EMA copy share
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from vidiff.diffusion import frame_conditioned
+from vidiff.diffusion.losses import masked_mse
 from vidiff.diffusion.precond import Denoiser
-from vidiff.nn.conditioning import GUIDANCE
+from vidiff.nn.conditioning import GUIDANCE, loss_mask
 from vidiff.pipeline import VideoPipeline
 
 WEIGHTINGS = ("truncated_snr", "snr_plus_one")
@@ -42,6 +45,17 @@ def loss_weight(sigma: torch.Tensor, weighting: str) -> torch.Tensor:
     raise ValueError(
         f"unknown distillation weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}"
     )
+
+
+class Draws(NamedTuple):
+    """A batch's first draws (:meth:`Distillation.setup`), which condition teacher and student
+    alike: the clips in model space, one generator per sample, the prompts after caption dropout and
+    the known-frame mask (None without frame conditioning)."""
+
+    x0: torch.Tensor
+    generators: list[torch.Generator]
+    prompts: list[str]
+    mask: torch.Tensor | None
 
 
 class Distillation(nn.Module):
@@ -105,9 +119,7 @@ class Distillation(nn.Module):
 
     # ---------------------------------------------------------------------------------------------
 
-    def setup(
-        self, video: torch.Tensor, captions: list[str], seeds: list[int]
-    ) -> tuple[torch.Tensor, list[torch.Generator], list[str], torch.Tensor | None]:
+    def setup(self, video: torch.Tensor, captions: list[str], seeds: list[int]) -> Draws:
         """Model-space clips, one generator per sample, and the first draws (caption dropout, frame
         mask) exactly as :meth:`VideoPipeline.training_loss` makes them."""
         if len(seeds) != video.shape[0]:
@@ -115,7 +127,7 @@ class Distillation(nn.Module):
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
         x0 = self.student.to_model_space(video.float())
         prompts, mask = self.student.draw_conditioning(captions, generators, x0.shape[2])
-        return x0, generators, prompts, mask
+        return Draws(x0, generators, prompts, mask)
 
     def draw_guidance(self, generators: list[torch.Generator]) -> torch.Tensor | None:
         """Per-sample ``w ~ U[w_min, w_max]`` (None for a fixed guidance weight)."""
@@ -125,15 +137,10 @@ class Distillation(nn.Module):
         u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
         return (lo + (hi - lo) * u).float()
 
-    def teacher_denoiser(
-        self,
-        x0: torch.Tensor,
-        prompts: list[str],
-        mask: torch.Tensor | None,
-        w: torch.Tensor | None,
-    ) -> tuple[Denoiser, dict]:
+    def teacher_denoiser(self, draws: Draws, w: torch.Tensor | None) -> tuple[Denoiser, dict]:
         """The teacher as one denoiser (guided at ``w``, or at the fixed weight) and its cond; known
         frames are imposed exactly as at sampling time (:func:`frame_conditioned`)."""
+        x0, _, prompts, mask = draws
         teacher = self.teacher
         cond = teacher.encode_prompts(prompts)
         weight = self.guidance if w is None else w.to(x0.device)
@@ -142,20 +149,32 @@ class Distillation(nn.Module):
             denoiser = frame_conditioned(denoiser, x0, mask.to(x0.device))
         return denoiser, cond
 
-    def student_cond(
-        self,
-        x0: torch.Tensor,
-        prompts: list[str],
-        mask: torch.Tensor | None,
-        w: torch.Tensor | None,
-    ) -> dict:
+    def student_cond(self, draws: Draws, w: torch.Tensor | None) -> dict:
         """The student's raw cond (no guidance wrapper: it learns the guided output itself)."""
+        x0, _, prompts, mask = draws
         cond = self.student.conditioning(x0, prompts, mask)
         if self.student.guidance_embedded:
             weight = self.guidance if w is None else w
             weight = torch.as_tensor(weight, dtype=torch.float32).to(x0.device)
             cond[GUIDANCE] = weight.expand(x0.shape[0])
         return cond
+
+    def student_loss(
+        self,
+        draws: Draws,
+        w: torch.Tensor | None,
+        z: torch.Tensor,
+        sigma: torch.Tensor,
+        target: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per-sample loss ``(B,)`` of the student at the noisy clips ``z`` (noise levels ``sigma``,
+        ``(B,)`` float64) against the teacher's x0 ``target``: the squared error over the frames it
+        must make (:func:`~vidiff.nn.conditioning.loss_mask`), weighted by :meth:`weight`."""
+        cond = self.student_cond(draws, w)
+        device = draws.x0.device
+        pred = self.student.denoiser(z, sigma.float().to(device), **cond)
+        mask = loss_mask(self.student.conditions, cond)
+        return self.weight(sigma).to(device) * masked_mse(pred, target, mask)
 
     def training_loss(
         self, video: torch.Tensor, captions: list[str], seeds: list[int]

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from vidiff.diffusion.losses import masked_mse
-from vidiff.distill.objective import Distillation, randn_like_seeded
-from vidiff.nn.conditioning import loss_mask
+from vidiff.distill.objective import Distillation, Draws, randn_like_seeded
 from vidiff.pipeline import VideoPipeline
 from vidiff.sampling.samplers import ddim_to, ddim_x0_target
 
@@ -95,17 +93,11 @@ class ProgressiveDistillation(Distillation):
 
     @torch.no_grad()
     def target(
-        self,
-        z: torch.Tensor,
-        index: torch.Tensor,
-        x0: torch.Tensor,
-        prompts: list[str],
-        mask: torch.Tensor | None,
-        w: torch.Tensor | None,
+        self, z: torch.Tensor, index: torch.Tensor, draws: Draws, w: torch.Tensor | None
     ) -> torch.Tensor:
         """Two deterministic DDIM teacher steps from ``z`` and the x0 target of one student step."""
         s_t, s_mid, s_s = self.sigmas_for(index)
-        denoiser, cond = self.teacher_denoiser(x0, prompts, mask, w)
+        denoiser, cond = self.teacher_denoiser(draws, w)
         dev = z.device
         d1 = denoiser(z, s_t.float().to(dev), **cond)
         x_mid = ddim_to(z, d1, s_t, s_mid)
@@ -117,16 +109,13 @@ class ProgressiveDistillation(Distillation):
         self, video: torch.Tensor, captions: list[str], seeds: list[int]
     ) -> torch.Tensor:
         """Per-sample distillation loss ``(B,)`` for clips ``(B, C, T, H, W)`` in ``[0, 1]``."""
-        x0, generators, prompts, mask = self.setup(video, captions, seeds)
+        draws = self.setup(video, captions, seeds)
+        x0, generators = draws.x0, draws.generators
         n = self.student_steps
         index = torch.cat([torch.randint(0, n, (1,), generator=g) for g in generators])
         w = self.draw_guidance(generators)
         noise = randn_like_seeded(x0, generators)
         s_t = self.sigmas_for(index)[0]
         z = x0 + s_t.float().to(x0.device).view(-1, *([1] * (x0.ndim - 1))) * noise
-        target = self.target(z, index, x0, prompts, mask, w)
-        cond = self.student_cond(x0, prompts, mask, w)
-        pred = self.student.denoiser(z, s_t.float().to(x0.device), **cond)
-        return self.weight(s_t).to(x0.device) * masked_mse(
-            pred, target, loss_mask(self.student.conditions, cond)
-        )
+        target = self.target(z, index, draws, w)
+        return self.student_loss(draws, w, z, s_t, target)

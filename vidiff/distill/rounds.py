@@ -17,7 +17,8 @@ from vidiff.config import (
     load_config,
     to_dict,
 )
-from vidiff.pipeline import CONFIG_NAME, VideoPipeline
+from vidiff.files import CONFIG_NAME
+from vidiff.pipeline import VideoPipeline
 
 
 @dataclass

@@ -62,7 +62,7 @@ def guidance_label(metrics: dict) -> str:
 
 def record_figures(metrics: dict, model: Path) -> Path:
     """Write a model's measured figures (one row per steps setting) as ``model/eval.json``."""
-    from vidiff.pipeline import EVAL_FILE
+    from vidiff.files import EVAL_FILE
 
     keys = ("n", "adherence", "adherence_geo", "shape_ok", "geo_shape_ok", "flicker_median",
             "jitter_median", "fd", "sec_per_video")  # fmt: skip

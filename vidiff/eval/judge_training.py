@@ -46,6 +46,20 @@ from vidiff.eval.judges import (
 # training data: ground-truth renders only
 
 
+def _crops(n: int, seed: int, render, **crop_options) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` judge crops with labels of frames ``render(rng) -> (frame (C, H, W), label)`` draws
+    (``crop_options`` go to :func:`object_crop`); a frame without a croppable object is drawn again."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    while len(xs) < n:
+        frame, label = render(rng)
+        crop = object_crop(frame, **crop_options)
+        if crop is not None:
+            xs.append(crop)
+            ys.append(label)
+    return np.stack(xs), np.array(ys)
+
+
 def render_shape_crops(
     n: int, seed: int, sizes: tuple[int, ...] = (32, 48, 64), augment: bool = False
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -55,9 +69,8 @@ def render_shape_crops(
     and/or adds pixel noise (sigma <= 0.03) to half of them."""
     shapes = shapes_data.SHAPES
     palette = np.array(list(shapes_data.COLOURS.values()), np.float32)
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    while len(xs) < n:
+
+    def render(rng: np.random.Generator) -> tuple[np.ndarray, int]:
         k = int(rng.integers(len(shapes)))
         s = int(rng.choice(sizes))
         r = rng.uniform(3.4, 6.9) * s / 32
@@ -70,12 +83,9 @@ def render_shape_crops(
         frame = cov[None] * palette[rng.integers(len(palette))][:, None, None]
         if augment and rng.random() < 0.5:
             frame = np.clip(frame + rng.normal(0, rng.uniform(0, 0.03), frame.shape), 0, 1)
-        crop = object_crop(frame)
-        if crop is None:
-            continue
-        xs.append(crop)
-        ys.append(k)
-    return np.stack(xs), np.array(ys), list(shapes)
+        return frame, k
+
+    return (*_crops(n, seed, render), list(shapes))
 
 
 def render_digit_crops(
@@ -83,9 +93,8 @@ def render_digit_crops(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` judge crops of ``load_digits`` images (8x8 in 0..16) rendered as MovingDigits does:
     bilinearly upscaled to a random 10-26 px, at a random integer position in a 32 or 64 px frame."""
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    while len(xs) < n:
+
+    def render(rng: np.random.Generator) -> tuple[np.ndarray, int]:
         i = int(rng.integers(len(images)))
         side = int(rng.integers(10, 27))
         img = torch.from_numpy(images[i].reshape(1, 1, 8, 8).astype(np.float32) / 16)
@@ -94,81 +103,86 @@ def render_digit_crops(
         frame = np.zeros((1, s, s), np.float32)
         x0, y0 = rng.integers(1, s - side - 1, size=2)
         frame[0, y0 : y0 + side, x0 : x0 + side] = up.clamp(0, 1).numpy()
-        crop = object_crop(frame, threshold=0.25, bridge=1)
-        if crop is None:
-            continue
-        xs.append(crop)
-        ys.append(int(labels[i]))
-    return np.stack(xs), np.array(ys)
+        return frame, int(labels[i])
+
+    return _crops(n, seed, render, threshold=0.25, bridge=1)
 
 
-def _fit(
-    net: nn.Module, x: np.ndarray, y: np.ndarray, steps: int, seed: int, lr: float = 3e-3
+def _optimise(
+    net: nn.Module, loss_at, steps: int, lr: float, log_every: int, t0: float
 ) -> nn.Module:
-    torch.manual_seed(seed)
-    xt, yt = torch.from_numpy(x)[:, None].float(), torch.from_numpy(y).long()
+    """Train ``net`` on ``loss_at(step)`` for ``steps`` AdamW steps (weight decay 1e-4, a one-cycle
+    schedule peaking at ``lr``), printing the loss every ``log_every`` steps; returns it in eval mode."""
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    g = torch.Generator().manual_seed(seed)
     net.train()
     for step in range(steps):
-        idx = torch.randint(len(xt), (128,), generator=g)
-        loss = F.cross_entropy(net(xt[idx]), yt[idx])
+        loss = loss_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        if step % 500 == 0 or step == steps - 1:
-            print(f"  step {step:5d} loss {loss.item():.4f}", flush=True)
+        if step % log_every == 0 or step == steps - 1:
+            print(f"  step {step:5d} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
     return net.eval()
 
 
-def _fit_crop_judge(
-    what: str, out, train, heldout, labels: list[str], steps: int, seed: int, t0: float
+def _fit(
+    net: nn.Module, x: np.ndarray, y: np.ndarray, steps: int, seed: int, t0: float, lr: float = 3e-3
+) -> nn.Module:
+    """Fit a crop classifier on ``(x, y)`` with batches of 128 drawn from ``seed``."""
+    torch.manual_seed(seed)
+    xt, yt = torch.from_numpy(x)[:, None].float(), torch.from_numpy(y).long()
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_at(step: int) -> torch.Tensor:
+        idx = torch.randint(len(xt), (128,), generator=g)
+        return F.cross_entropy(net(xt[idx]), yt[idx])
+
+    return _optimise(net, loss_at, steps, lr, log_every=500, t0=t0)
+
+
+CROP_JUDGES = {"shape": SHAPE_JUDGE, "digit": DIGIT_JUDGE}  # kind -> the shipped weights file
+
+
+def train_crop_judge(
+    kind: str,
+    out: str | Path | None = None,
+    num_train: int = 12000,
+    steps: int = 2500,
+    seed: int = 0,
+    num_val: int = 2000,
 ) -> float:
-    """Fit a :class:`CropNet` on ``train = (crops, labels)``, save it with its accuracy on
-    ``heldout``, and return that accuracy."""
-    net = _fit(CropNet(len(labels)), *train, steps, seed)
+    """Train a :class:`CropNet` judge, save it to ``out`` (default: the shipped file of ``kind``)
+    with its held-out accuracy, and return that accuracy.
+
+    ``kind`` ``"shape"``: on ground-truth renders (augmented), held out: fresh renders. ``"digit"``:
+    on the ``load_digits`` images of MovingDigits' train split (index % 5 != 0), held out: renders of
+    the held-out images (index % 5 == 0).
+    """
+    if kind not in CROP_JUDGES:
+        raise ValueError(f"unknown crop judge {kind!r}; expected one of {sorted(CROP_JUDGES)}")
+    t0 = time.time()
+    if kind == "shape":
+        x, y, labels = render_shape_crops(num_train, seed=seed, augment=True)
+        train = (x, y)
+        heldout = render_shape_crops(num_val, seed=seed + 10_000)[:2]
+    else:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        held = np.arange(len(d.images)) % 5 == 0
+        train = render_digit_crops(d.images[~held], d.target[~held], num_train, seed)
+        heldout = render_digit_crops(d.images[held], d.target[held], num_val, seed + 10_000)
+        labels = [str(i) for i in range(10)]
+    out = Path(out) if out is not None else CROP_JUDGES[kind]
+    net = _fit(CropNet(len(labels)), *train, steps, seed, t0)
     xv, yv = heldout
     acc = float((Judge(net, labels).logits(xv).argmax(1).numpy() == yv).mean())
     meta = {"labels": labels, "width": 32, "heldout_accuracy": acc, "seed": seed}
-    save_weights(net, Path(out), meta)
-    print(f"{what}: held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s) -> {out}")
+    save_weights(net, out, meta)
+    print(f"{kind} judge: held-out accuracy {acc:.4f} ({time.time() - t0:.0f}s) -> {out}")
     return acc
-
-
-def train_shape_judge(
-    out: str | Path = SHAPE_JUDGE,
-    num_train: int = 12000,
-    steps: int = 2500,
-    seed: int = 0,
-    num_val: int = 2000,
-) -> float:
-    """Train the shape judge on ground-truth renders, save it, return held-out accuracy."""
-    t0 = time.time()
-    x, y, labels = render_shape_crops(num_train, seed=seed, augment=True)
-    heldout = render_shape_crops(num_val, seed=seed + 10_000)[:2]
-    return _fit_crop_judge("shape judge", out, (x, y), heldout, labels, steps, seed, t0)
-
-
-def train_digit_judge(
-    out: str | Path = DIGIT_JUDGE,
-    num_train: int = 12000,
-    steps: int = 2500,
-    seed: int = 0,
-    num_val: int = 2000,
-) -> float:
-    """Train the digit judge on the ``load_digits`` images of MovingDigits' train split (index % 5
-    != 0), save it, return accuracy on renders of the held-out images (index % 5 == 0)."""
-    from sklearn.datasets import load_digits
-
-    t0 = time.time()
-    d = load_digits()
-    held = np.arange(len(d.images)) % 5 == 0
-    train = render_digit_crops(d.images[~held], d.target[~held], num_train, seed)
-    heldout = render_digit_crops(d.images[held], d.target[held], num_val, seed + 10_000)
-    labels = [str(i) for i in range(10)]
-    return _fit_crop_judge("digit judge", out, train, heldout, labels, steps, seed, t0)
 
 
 def corrupt_order(video: torch.Tensor, kind: int, g: torch.Generator) -> torch.Tensor:
@@ -221,8 +235,6 @@ def train_feature_net(
     )
     torch.manual_seed(seed)
     net = VideoFeatureNet(cfg)
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     g = torch.Generator().manual_seed(seed)
 
     def batch(idx: torch.Tensor):
@@ -243,17 +255,11 @@ def train_feature_net(
             total = total + F.cross_entropy(outs["direction"][intact], ys["direction"][intact])
         return total
 
-    net.train()
-    for step in range(steps):
+    def loss_at(step: int) -> torch.Tensor:
         x, ys = batch(torch.randint(num_clips, (batch_size,), generator=g))
-        loss = loss_fn(net(x), ys)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == steps - 1:
-            print(f"  step {step:5d} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
-    net.eval()
+        return loss_fn(net(x), ys)
+
+    _optimise(net, loss_at, steps, lr=2e-3, log_every=100, t0=t0)
     with torch.no_grad():
         x, ys = batch(torch.arange(num_clips, num_clips + 256))
         outs = net(x)
@@ -289,9 +295,9 @@ def train_judges(which: str = "all", *, out: str = str(ASSETS), seed: int = 0) -
     try:
         acc: dict = {}
         if which in ("shape", "all"):
-            acc["shape"] = train_shape_judge(folder / SHAPE_JUDGE.name, seed=seed)
+            acc["shape"] = train_crop_judge("shape", folder / SHAPE_JUDGE.name, seed=seed)
         if which in ("digit", "all"):
-            acc["digit"] = train_digit_judge(folder / DIGIT_JUDGE.name, seed=seed)
+            acc["digit"] = train_crop_judge("digit", folder / DIGIT_JUDGE.name, seed=seed)
         if which in ("video", "all"):
             acc["video"] = train_feature_net(folder / VIDEO_FEATURES.name, seed=seed)
         return acc

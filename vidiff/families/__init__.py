@@ -26,11 +26,26 @@ import torch
 from torch import nn
 
 from vidiff.config import PipelineConfig, load_pipeline_config, to_dict
+from vidiff.files import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    export_tensors,
+    load_strict,
+    model_folder,
+    read_json,
+    read_weights,
+    write_model_folder,
+)
+from vidiff.pipeline import PipelineBase, VideoPipeline
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 FAMILIES = {"gan": "vidiff.families.gan:GANPipeline",
             "videogpt": "vidiff.families.videogpt:VideoGPTPipeline"}  # fmt: skip
+
+
+# generate() keywords only diffusion takes, and how a user sets each (the other families refuse them).
+DIFFUSION_OPTIONS = {"steps": "--steps", "sampler": "--sampler", "cfg": "--cfg",
+                     "noise_correlation": "--noise-correlation", "known_frames": "--first-frame",
+                     "frame_mask": "frame_mask", "cond": "cond"}  # fmt: skip
 
 
 def family_of(arch: str) -> str:
@@ -52,22 +67,19 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
         raise FileNotFoundError(
             f"{directory} is not an exported vidiff model: missing {CONFIG_NAME}"
         )
-    from vidiff.files import read_json
-
     meta = read_json(directory / CONFIG_NAME)
     arch = meta.get("model", {}).get("arch") if isinstance(meta, dict) else None
     if arch in FAMILIES:
         return _family_class(arch).load(directory, device=device)
-    from vidiff.pipeline import VideoPipeline
-
     return VideoPipeline.load(directory, device=device)
 
 
-class FamilyPipeline(nn.Module):
+class FamilyPipeline(PipelineBase):
     """Shared part of the non-diffusion families: the config, the caption tokenizer (the built-in
     vocabulary of ``model.text``), refusal of diffusion-only options, per-batch generation, and the
-    folder format. Subclasses build their networks and implement ``_generate_batch(prompts, seeds,
-    **options) -> (B, C, T, H, W)`` in ``[0, 1]``."""
+    folder format. Subclasses build their networks and implement ``_generate_batch(prompts,
+    generators, **options) -> (B, C, T, H, W)`` in ``[0, 1]``, drawing sample ``i``'s randomness from
+    ``generators[i]`` (seeded by its seed, :func:`seed_generators`)."""
 
     family = "?"
     baked_cfg = None  # no classifier-free guidance to report
@@ -87,18 +99,6 @@ class FamilyPipeline(nn.Module):
             )
         self.tokenizer = WordTokenizer(vocab, mc.text.get("max_length", 32))
 
-    @property
-    def num_frames(self) -> int:
-        return self.config.video.num_frames
-
-    @property
-    def size(self) -> int:
-        return self.config.video.size
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def tokens(self, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Word ids ``(B, max_length)`` and their mask, on the model's device."""
         ids, mask = self.tokenizer(list(captions))
@@ -109,27 +109,18 @@ class FamilyPipeline(nn.Module):
         prompts: list[str],
         seeds: list[int],
         *,
-        steps: int | None = None,
-        sampler: str | None = None,
-        cfg: float | None = None,
-        noise_correlation: float | None = None,
-        known_frames: torch.Tensor | None = None,
-        frame_mask: torch.Tensor | None = None,
-        cond: dict | None = None,
         batch_size: int = 16,
         callback: Any = None,
         **options: Any,
     ) -> torch.Tensor:
-        """One video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``. The diffusion-only
-        options (``steps``, ``sampler``, ``cfg``, ``noise_correlation``, known frames, ``cond``)
-        must be ``None``; ``options`` are the family's own (e.g. VideoGPT's ``temperature``)."""
+        """One video per (prompt, seed): ``(B, C, T, H, W)`` in ``[0, 1]``. ``options`` are the
+        family's own (``sampling_options``, e.g. VideoGPT's ``temperature``); the diffusion-only
+        keywords of :meth:`VideoPipeline.generate <vidiff.pipeline.VideoPipeline.generate>`
+        (:data:`DIFFUSION_OPTIONS`) are accepted only as ``None``, so callers pass one set."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
-        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
-                 "--noise-correlation": noise_correlation, "--first-frame": known_frames,
-                 "frame_mask": frame_mask, "cond": cond}  # fmt: skip
-        for flag, value in given.items():
-            if value is not None:
+        for key, flag in DIFFUSION_OPTIONS.items():
+            if options.pop(key, None) is not None:
                 raise ValueError(
                     f"{flag} is a diffusion option; this is a {self.family} model "
                     f"(model.arch={self.config.model.arch!r}), which takes none"
@@ -146,10 +137,14 @@ class FamilyPipeline(nn.Module):
         with torch.no_grad():
             for start in range(0, len(prompts), batch_size):
                 sl = slice(start, start + batch_size)
-                out.append(self._generate_batch(list(prompts[sl]), list(seeds[sl]), **options))
+                out.append(
+                    self._generate_batch(list(prompts[sl]), seed_generators(seeds[sl]), **options)
+                )
         return torch.cat(out).float().clamp(0, 1)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int], **options) -> torch.Tensor:
+    def _generate_batch(
+        self, prompts: list[str], generators: list[torch.Generator], **options
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     # ---- files ---------------------------------------------------------------------------------
@@ -165,33 +160,15 @@ class FamilyPipeline(nn.Module):
 
     def save(self, directory: str | Path, *, dtype: torch.dtype = torch.float32) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (this module's weights at ``dtype``)."""
-        from vidiff.files import save_safetensors
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous().clone()
-            for k, v in self.state_dict().items()
-        }
-        save_safetensors(tensors, directory / WEIGHTS_NAME, metadata={"format": "pt"})
-        text = json.dumps(self.export_config(), indent=2)
-        (directory / CONFIG_NAME).write_text(text + "\n")
-        return directory
+        tensors = export_tensors(self.state_dict(), dtype)
+        return write_model_folder(directory, tensors, self.export_config(), {"format": "pt"})
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> FamilyPipeline:
         """Read a folder written by :meth:`save` (weights as float32, checked finite)."""
-        from vidiff.files import check_finite, load_safetensors, load_strict
-
-        directory = Path(directory)
-        for name in (CONFIG_NAME, WEIGHTS_NAME):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(
-                    f"{directory} is not an exported vidiff model: missing {name}"
-                )
+        directory = model_folder(directory)
         pipe = cls(load_pipeline_config(directory / CONFIG_NAME))
-        state = load_safetensors(directory / WEIGHTS_NAME)
-        check_finite(state, directory / WEIGHTS_NAME)
+        state = read_weights(directory)
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         load_strict(pipe, state, directory / WEIGHTS_NAME)
         return pipe.to(device).eval()

@@ -12,7 +12,7 @@ import dataclasses
 import torch
 
 from vidiff.config import PipelineConfig
-from vidiff.families import FamilyPipeline, seed_generators
+from vidiff.families import FamilyPipeline
 from vidiff.models.gan import GANConfig, VideoGenerator, gan_config
 
 
@@ -52,5 +52,7 @@ class GANPipeline(FamilyPipeline):
         zc, zn = self.generator.draw_latents(generators, self.num_frames)
         return self.generator(ids, mask, zc, zn)
 
-    def _generate_batch(self, prompts: list[str], seeds: list[int]) -> torch.Tensor:
-        return (self.fake(prompts, seed_generators(seeds)) + 1) / 2
+    def _generate_batch(
+        self, prompts: list[str], generators: list[torch.Generator]
+    ) -> torch.Tensor:
+        return (self.fake(prompts, generators) + 1) / 2

@@ -14,7 +14,7 @@ import dataclasses
 import torch
 
 from vidiff.config import PipelineConfig
-from vidiff.families import FamilyPipeline, seed_generators
+from vidiff.families import FamilyPipeline
 from vidiff.models.videogpt import VideoGPT, check_sampling, sample_codes, videogpt_config
 from vidiff.models.vqvae import VQVAE, VQVAEConfig
 
@@ -83,7 +83,7 @@ class VideoGPTPipeline(FamilyPipeline):
     def _generate_batch(
         self,
         prompts: list[str],
-        seeds: list[int],
+        generators: list[torch.Generator],
         temperature: float | None = None,
         top_k: int | None = None,
     ) -> torch.Tensor:
@@ -91,7 +91,7 @@ class VideoGPTPipeline(FamilyPipeline):
         check_sampling(c.temperature if temperature is None else temperature,
                        c.top_k if top_k is None else top_k)  # fmt: skip
         ids, _ = self.tokens(prompts)
-        codes = sample_codes(self.prior, ids, seed_generators(seeds), temperature, top_k)
+        codes = sample_codes(self.prior, ids, generators, temperature, top_k)
         t, h, w = self.code_grid
         codes = codes.view(len(prompts), t, h, w)
         return (self.vqvae.decode(codes, self.num_frames) + 1) / 2

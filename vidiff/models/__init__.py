@@ -9,12 +9,11 @@ stays light.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 
 from torch import nn
 
-from vidiff.config import check_fields
+from vidiff.config import check_fields, preset_config
 
 # arch -> (module, config class, model class, presets dict)
 ARCHITECTURES: dict[str, tuple[str, str, str, str]] = {
@@ -42,11 +41,7 @@ def _arch(arch: str):
 def build_config(arch: str, preset: str, **overrides):
     """The preset's config dataclass with ``overrides`` applied (unknown names: ValueError)."""
     cfg_cls, _, presets = _arch(arch)
-    if preset not in presets:
-        raise ValueError(f"unknown {arch} preset {preset!r}; choose from {sorted(presets)}")
-    check_fields(overrides, cfg_cls, f"{arch} preset {preset!r}", "override")
-    # replace() re-runs __post_init__, so overridden values are validated too.
-    return dataclasses.replace(presets[preset], **overrides)
+    return preset_config(cfg_cls, presets, preset, arch, **overrides)
 
 
 def build_model(arch: str, preset: str, **overrides) -> nn.Module:

@@ -21,7 +21,6 @@ arrive as word ids ``(B, L)`` with a mask (:class:`vidiff.models.text.WordTokeni
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from vidiff.config import preset_config
 
 
 @dataclass
@@ -74,15 +75,7 @@ GAN_PRESETS: dict[str, GANConfig] = {
 
 def gan_config(preset: str | None, **overrides: Any) -> GANConfig:
     """A preset with ``overrides`` applied; ``preset=None``: ``overrides`` is the complete config."""
-    names = {f.name for f in dataclasses.fields(GANConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown GAN config key {unknown[0]!r}; valid keys: {sorted(names)}")
-    if preset is None:
-        return GANConfig(**overrides)
-    if preset not in GAN_PRESETS:
-        raise ValueError(f"unknown GAN preset {preset!r}; choose from {sorted(GAN_PRESETS)}")
-    return dataclasses.replace(GAN_PRESETS[preset], **overrides)
+    return preset_config(GANConfig, GAN_PRESETS, preset, "GAN", **overrides)
 
 
 class BagOfWords(nn.Module):

@@ -143,7 +143,7 @@ def _check_pipeline(src: Path) -> None:
 
 def _from_vidiff(src: Path, num_frames: int):
     """(pipeline config, image weights) of an exported vidiff image model."""
-    from vidiff.pipeline import WEIGHTS_NAME
+    from vidiff.files import WEIGHTS_NAME
 
     pc = load_pipeline_config(src / "config.json")
     if pc.video.num_frames != 1:

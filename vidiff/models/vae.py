@@ -44,7 +44,6 @@ scale measurement live in :mod:`vidiff.eval.reconstruction`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.config import preset_config
+from vidiff.files import load_arch_folder, write_arch_folder
 from vidiff.nn.norms import ChannelRMSNorm, GroupNorm32, num_groups
 from vidiff.nn.tiling import causal_chunks, spatial_tiles
 
@@ -143,13 +144,7 @@ VAE_PRESETS: dict[str, VAEConfig] = {
 def vae_config(preset: str = "vae-tiny", **overrides: Any) -> VAEConfig:
     """A preset's config with field overrides (validated again); unknown preset or field is a
     ``ValueError``. (Same contract as :func:`vidiff.models.build_config`.)"""
-    if preset not in VAE_PRESETS:
-        raise ValueError(f"unknown VAE preset {preset!r}; expected one of {sorted(VAE_PRESETS)}")
-    names = {f.name for f in dataclasses.fields(VAEConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown VAE config key(s) {unknown}; valid keys: {sorted(names)}")
-    return dataclasses.replace(VAE_PRESETS[preset], **overrides)
+    return preset_config(VAEConfig, VAE_PRESETS, preset, "VAE", **overrides)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -497,37 +492,15 @@ class CausalVideoVAE(nn.Module):
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> None:
         """Write ``config.json`` (``{"arch": "vae", "vae": {...}}``) + ``model.safetensors``."""
-        from vidiff.files import save_safetensors
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to(dtype).contiguous() for k, v in self.state_dict().items()}
-        save_safetensors(state, path / "model.safetensors")
         cfg = dataclasses.asdict(self.config)
         cfg.update(gan_weight=0.0)  # the export carries no discriminator (training-only)
-        text = json.dumps({"arch": "vae", "vae": cfg}, indent=2)
-        (path / "config.json").write_text(text + "\n")
+        write_arch_folder(path, "vae", cfg, self, dtype)
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> CausalVideoVAE:
         """Read a folder written by :meth:`save` / ``vidiff export`` (weights loaded as float32)."""
-        from safetensors.torch import load_file
-
-        from vidiff.files import check_finite
-
-        path = Path(path)
-        for name in ("config.json", "model.safetensors"):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"{path / name} not found: not an exported VAE folder")
-        meta = json.loads((path / "config.json").read_text())
-        if meta.get("arch") != "vae":
-            raise ValueError(f"{path} holds arch {meta.get('arch')!r}, not a VAE")
-        vae = cls(VAEConfig(**meta["vae"]))
-        state = load_file(str(path / "model.safetensors"))
-        check_finite(state, path / "model.safetensors")
-        state = {k: v.float() for k, v in state.items()}
-        vae.load_state_dict(state)
-        return vae.to(map_location).eval()
+        model = load_arch_folder(path, "vae", "VAE", cls, VAEConfig)
+        return model.to(map_location).eval()
 
 
 def build_vae(model_config: Any) -> CausalVideoVAE:

@@ -15,7 +15,6 @@ prompt and seed, not on its batch.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from vidiff.config import preset_config
 from vidiff.nn.attention import FeedForward, SelfAttention, attention
 from vidiff.nn.norms import RMSNorm
 from vidiff.nn.rope import RoPE, apply_rope
@@ -71,17 +71,7 @@ VIDEOGPT_PRESETS: dict[str, VideoGPTConfig] = {
 
 def videogpt_config(preset: str | None, **overrides: Any) -> VideoGPTConfig:
     """A preset with ``overrides``; ``preset=None``: ``overrides`` is the complete config."""
-    names = {f.name for f in dataclasses.fields(VideoGPTConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown VideoGPT config key {unknown[0]!r}; valid keys: {sorted(names)}")
-    if preset is None:
-        return VideoGPTConfig(**overrides)
-    if preset not in VIDEOGPT_PRESETS:
-        raise ValueError(
-            f"unknown VideoGPT preset {preset!r}; choose from {sorted(VIDEOGPT_PRESETS)}"
-        )
-    return dataclasses.replace(VIDEOGPT_PRESETS[preset], **overrides)
+    return preset_config(VideoGPTConfig, VIDEOGPT_PRESETS, preset, "VideoGPT", **overrides)
 
 
 class Block(nn.Module):

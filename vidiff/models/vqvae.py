@@ -28,7 +28,6 @@ statistics are not all-reduced: train the VQ-VAE on one process.) Values are mod
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from vidiff.config import preset_config
+from vidiff.files import load_arch_folder, write_arch_folder
 from vidiff.models.vae import Decoder, Encoder, VAEConfig
 
 
@@ -97,15 +98,7 @@ VQVAE_PRESETS: dict[str, VQVAEConfig] = {
 
 def vqvae_config(preset: str | None, **overrides: Any) -> VQVAEConfig:
     """A preset with ``overrides``; ``preset=None``: ``overrides`` is the complete config."""
-    names = {f.name for f in dataclasses.fields(VQVAEConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ValueError(f"unknown VQ-VAE config key {unknown[0]!r}; valid keys: {sorted(names)}")
-    if preset is None:
-        return VQVAEConfig(**overrides)
-    if preset not in VQVAE_PRESETS:
-        raise ValueError(f"unknown VQ-VAE preset {preset!r}; choose from {sorted(VQVAE_PRESETS)}")
-    return dataclasses.replace(VQVAE_PRESETS[preset], **overrides)
+    return preset_config(VQVAEConfig, VQVAE_PRESETS, preset, "VQ-VAE", **overrides)
 
 
 class VectorQuantizer(nn.Module):
@@ -241,40 +234,16 @@ class VQVAE(nn.Module):
     # ---- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
         """``config.json`` (``{"arch": "vqvae", "vqvae": {...}}``) + ``model.safetensors``."""
-        from vidiff.files import save_safetensors
-
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            k: (v.to(dtype) if v.is_floating_point() and k.endswith(("weight", "bias")) else v)
-            for k, v in self.state_dict().items()
-        }
-        save_safetensors({k: v.detach().cpu().contiguous() for k, v in state.items()},
-                         path / "model.safetensors")  # fmt: skip
-        text = json.dumps({"arch": "vqvae", "vqvae": dataclasses.asdict(self.config)}, indent=2)
-        (path / "config.json").write_text(text + "\n")
-        return path
+        # The codebook's EMA statistics stay float32 whatever ``dtype``: only weights and biases are cast.
+        weight = lambda name: name.endswith(("weight", "bias"))
+        return write_arch_folder(
+            path, "vqvae", dataclasses.asdict(self.config), self, dtype, weight
+        )
 
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> VQVAE:
         """Read a folder written by :meth:`save` / ``vidiff export`` (float32 weights)."""
-        from safetensors.torch import load_file
-
-        from vidiff.files import check_finite
-
-        path = Path(path)
-        for name in ("config.json", "model.safetensors"):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"{path / name} not found: not an exported VQ-VAE folder")
-        meta = json.loads((path / "config.json").read_text())
-        if meta.get("arch") != "vqvae":
-            raise ValueError(f"{path} holds arch {meta.get('arch')!r}, not a VQ-VAE")
-        model = cls(VQVAEConfig(**meta["vqvae"]))
-        state = load_file(str(path / "model.safetensors"))
-        check_finite(state, path / "model.safetensors")
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-        )
+        model = load_arch_folder(path, "vqvae", "VQ-VAE", cls, VQVAEConfig)
         return model.to(map_location).eval()
 
 

@@ -22,18 +22,20 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
-def _like(p: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-    return None if p is None else p.to(x.dtype)
+def _in_float32(norm, x: torch.Tensor, size, weight, bias, eps: float) -> torch.Tensor:
+    """``norm(x, size, weight, bias, eps)`` (``F.group_norm``, ``F.layer_norm``) computed in (at
+    least) float32, the affine parameters cast along; the output keeps ``x``'s dtype."""
+    xf = _upcast(x)
+    weight = None if weight is None else weight.to(xf.dtype)
+    bias = None if bias is None else bias.to(xf.dtype)
+    return norm(xf, size, weight, bias, eps).to(x.dtype)
 
 
 class GroupNorm32(nn.GroupNorm):
     """GroupNorm whose statistics are computed in (at least) float32; output keeps the input dtype."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = _upcast(x)
-        return F.group_norm(
-            xf, self.num_groups, _like(self.weight, xf), _like(self.bias, xf), self.eps
-        ).to(x.dtype)
+        return _in_float32(F.group_norm, x, self.num_groups, self.weight, self.bias, self.eps)
 
 
 def group_norm(channels: int, max_groups: int = 32, eps: float = 1e-6) -> GroupNorm32:
@@ -65,14 +67,10 @@ class RMSNorm(nn.Module):
         return F.rms_norm(xf, (x.shape[-1],), self.weight.to(xf.dtype), self.eps).to(x.dtype)
 
 
-class ChannelRMSNorm(nn.Module):
-    """RMS norm over the channels (dim 1) of ``(B, C, T, H, W)``, per pixel and frame, with a learned
-    gain (init 1). Computed in the input dtype, as the causal VAE was trained."""
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(channels))
+class ChannelRMSNorm(RMSNorm):
+    """:class:`RMSNorm` over the channels (dim 1) of ``(B, C, T, H, W)``, per pixel and frame, with
+    the same learned gain (init 1, one per channel: ``ChannelRMSNorm(channels)``). Computed in the
+    input dtype, as the causal VAE was trained."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + self.eps)
@@ -83,10 +81,7 @@ class LayerNorm32(nn.LayerNorm):
     """LayerNorm computed in (at least) float32; the output keeps the input dtype."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = _upcast(x)
-        return F.layer_norm(
-            xf, self.normalized_shape, _like(self.weight, xf), _like(self.bias, xf), self.eps
-        ).to(x.dtype)
+        return _in_float32(F.layer_norm, x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -58,8 +58,7 @@ def init_weights(objective: nn.Module, init: str) -> None:
     """Load ``init``'s ``model.safetensors`` into the objective built from its config (strict)."""
     from safetensors.torch import load_file
 
-    from vidiff.files import load_strict
-    from vidiff.pipeline import WEIGHTS_NAME
+    from vidiff.files import WEIGHTS_NAME, load_strict
 
     path = Path(init) / WEIGHTS_NAME
     if not path.is_file():
