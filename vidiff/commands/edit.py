@@ -58,7 +58,7 @@ def edit(
         layered: with --mask, edit the video's foreground on black (the background the model was
             trained on) and lay the regenerated region over the input's static background (its
             per-pixel median outside the mask): for a model trained on black backgrounds editing a
-            clip with another (on photographs: new colour in 5% -> 9x%, see docs/editing.md).
+            clip with another (on photographs: new colour in 57.8% -> 93.8% of 64 clips, see docs/editing.md).
         model: an exported model folder or a shipped model's name; default: the model shipped in
             the package.
         seed: the seed of the edit's noise.
