@@ -11,7 +11,14 @@ from tests.test_pipeline import PROMPTS, micro_pipeline
 from vidiff import cli
 from vidiff.data.edit_inputs import box_mask, fit_clip, fit_mask, read_mask
 from vidiff.data.video_io import read_video, write_video
-from vidiff.diffusion.editing import masked_denoiser, sdedit_start, strength_steps
+from vidiff.diffusion.editing import (
+    clean_plate,
+    composite_layer,
+    layer_input,
+    masked_denoiser,
+    sdedit_start,
+    strength_steps,
+)
 from vidiff.sampling import sample
 from vidiff.sampling.resample import sample_resampled
 
@@ -107,6 +114,64 @@ def test_edit_rejects_bad_shapes(pipe):
         pipe.edit(video, PROMPTS[:2], [0, 1], mask=mask[:, :, :4])
     with pytest.raises(ValueError, match="and/or a strength"):
         pipe.edit(video, PROMPTS[:2], [0, 1])
+
+
+def _over_texture(batch=2):
+    """Saturated squares moving right over a static random texture: (clips, texture, object masks)."""
+    g = torch.Generator().manual_seed(1)
+    plate = torch.rand(batch, 3, 1, 8, 8, generator=g) * 0.5 + 0.25  # never within 0.25 of black
+    cov = torch.zeros(batch, 1, 4, 8, 8)
+    for t in range(4):
+        cov[:, :, t, 2:5, t : t + 3] = 1.0
+    colour = torch.tensor([1.0, 0.0, 1.0]).view(1, 3, 1, 1, 1)
+    return plate * (1 - cov) + cov * colour, plate, cov[:, 0] > 0
+
+
+def test_clean_plate_recovers_the_background_behind_a_moving_object():
+    video, plate, obj = _over_texture()
+    # Each pixel the object crosses is uncovered in some frame: the plate is exact.
+    torch.testing.assert_close(clean_plate(video, obj), plate, atol=0, rtol=0)
+    # A pixel masked in every frame takes its nearest unmasked neighbour's value.
+    mask = obj.clone()
+    mask[:, :, 3, 3] = True
+    got = clean_plate(video, mask)[:, :, 0, 3, 3]
+    neighbours = [plate[:, :, 0, y, x] for y, x in [(2, 3), (4, 3), (3, 2), (3, 4)]]
+    assert any(torch.equal(got, n) for n in neighbours)
+    with pytest.raises(ValueError, match="pixels outside the mask"):
+        clean_plate(video, torch.ones_like(obj))
+
+
+def test_layer_input_and_composite_invert_each_other_on_a_saturated_object():
+    video, plate, obj = _over_texture()
+    black = torch.zeros(3)
+    layer = layer_input(video, plate, black)
+    # The foreground on black: the object alone, the texture gone.
+    torch.testing.assert_close(layer, video * obj[:, None], atol=0, rtol=0)
+    torch.testing.assert_close(composite_layer(layer, plate, black), video, atol=1e-6, rtol=0)
+    # A half-covered pixel of a new colour over the plate: (1 - a) plate + a colour.
+    half = torch.zeros_like(layer)
+    half[:, 1] = 0.5  # green at coverage 0.5 on black
+    want = 0.5 * plate.expand_as(half) + half
+    torch.testing.assert_close(composite_layer(half, plate, black), want, atol=1e-6, rtol=0)
+
+
+def test_layered_edit_keeps_the_outside_and_regenerates_over_the_plate(pipe):
+    video, _, obj = _over_texture()
+    mask = torch.zeros_like(obj)
+    mask[:, :, 1:6, :] = True
+    out = pipe.edit(video, PROMPTS[:2], [0, 1], mask=mask, layered=True)
+    outside = ~mask[:, None].expand_as(video)
+    assert torch.equal(out[outside], video[outside])  # bit for bit
+    # Inside: the model's edit of the foreground on black, laid over the clean plate (rows 1-5 are
+    # masked in every frame, so there it is filled from rows 0 and 6).
+    behind = clean_plate(video, mask)
+    canvas = layer_input(video, behind, torch.zeros(3))
+    layer = pipe.edit(canvas, PROMPTS[:2], [0, 1], mask=mask)
+    want = torch.where(mask[:, None], composite_layer(layer, behind, torch.zeros(3)), video)
+    torch.testing.assert_close(out, want, atol=1e-6, rtol=0)
+    assert not torch.allclose(out, pipe.edit(video, PROMPTS[:2], [0, 1], mask=mask), atol=1e-3)
+    with pytest.raises(ValueError, match="layered needs one"):
+        pipe.edit(video, PROMPTS[:2], [0, 1], strength=0.5, layered=True)
 
 
 def test_masked_denoiser_follows_the_inputs_noisy_trajectory():
@@ -247,6 +312,7 @@ def test_edit_command_writes_the_edit(files, capsys):
         (["in.png", "--mask", "box:0,0,9,8"], "must lie inside the 8x8 input"),
         (["in.png", "--mask", "{d}/wrong.png"], "is 4x4 but the input is 8x8"),
         (["in.png", "--mask", "box:0,0,4,4", "--resample", "-1"], "--resample"),
+        (["in.png", "--strength", "0.5", "--layered"], "--layered needs --mask"),
         (["short.png", "--strength", "0.5"], "has 2 frames; the model makes 4-frame clips"),
         (["in.png", "--strength", "0.5", "--out", "{d}/x.txt"], "cannot write a video"),
     ],

@@ -28,7 +28,7 @@ from vidiff.diffusion import (
     frame_conditioned,
     random_frame_mask,
 )
-from vidiff.diffusion.editing import masked_denoiser, sdedit_start
+from vidiff.diffusion.editing import layered_edit, masked_denoiser, sdedit_start
 from vidiff.diffusion.precond import Denoiser
 from vidiff.files import (
     CONFIG_NAME,
@@ -429,6 +429,7 @@ class VideoPipeline(PipelineBase):
         cfg: float | None = None,
         noise_correlation: float | None = None,
         frame_channels: bool = True,
+        layered: bool = False,
         batch_size: int = 16,
         callback=None,
     ) -> torch.Tensor:
@@ -442,7 +443,9 @@ class VideoPipeline(PipelineBase):
         without a mask is :meth:`generate` with the same seed. A mask of whole frames (each frame all
         regenerated or all kept) goes, on a model with frame conditioning and ``frame_channels``,
         through the model's frame-mask channels instead of RePaint (what it was trained on for
-        continuation; measured better in docs/editing.md). A video depends only on its input, mask,
+        continuation; measured better in docs/editing.md). ``layered``: edit the foreground on black,
+        the background the model knows, and lay the region over the input's clean plate
+        (:func:`~vidiff.diffusion.editing.layered_edit`). A video depends only on its input, mask,
         prompt and seed, not on its batch.
         """
         shape = (self.config.video.channels, self.num_frames, self.size, self.size)
@@ -456,11 +459,17 @@ class VideoPipeline(PipelineBase):
             raise ValueError(
                 f"mask must be bool {tuple(videos[:, 0].shape)}, got {mask.dtype} {tuple(mask.shape)}"
             )
-        if strength is None and mask is None:
+        if (strength is None or layered) and mask is None:
             raise ValueError(
-                "give a mask (regenerate inside it) and/or a strength (video-to-video)"
+                "give a mask (regenerate inside it; layered needs one) and/or a strength"
             )
         strength = 1.0 if strength is None else float(strength)
+        if layered:  # the same edit of the foreground on black, laid over the clean plate
+            kw = dict(strength=strength, resample=resample, steps=steps, sampler=sampler, cfg=cfg,
+                      noise_correlation=noise_correlation, frame_channels=frame_channels,
+                      batch_size=batch_size, callback=callback)  # fmt: skip
+            edit = lambda canvas: self.edit(canvas, prompts, seeds, mask=mask, **kw)
+            return layered_edit(edit, videos, mask, (0.0, 0.0, 0.0))
         if self.baked_cfg is not None and cfg is not None and cfg != 1.0:
             raise ValueError(
                 f"this distilled model has guidance w={self.baked_cfg:g} baked in; it takes no cfg"

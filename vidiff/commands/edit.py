@@ -24,6 +24,7 @@ def edit(
     mask: str | None = None,
     strength: float | None = None,
     resample: int = 0,
+    layered: bool = False,
     model: str | None = None,
     seed: int = 0,
     steps: int | None = None,
@@ -54,6 +55,10 @@ def edit(
         resample: RePaint resampling: repeat each step this many more times after re-noising (with
             --mask; costs (1 + R) x the steps; on the shipped model 2 lifts recolouring from 92% to
             95%, see docs/editing.md).
+        layered: with --mask, edit the video's foreground on black (the background the model was
+            trained on) and lay the regenerated region over the input's static background (its
+            per-pixel median outside the mask): for a model trained on black backgrounds editing a
+            clip with another (on photographs: new colour in 57.8% -> 93.8% of 64 clips, see docs/editing.md).
         model: an exported model folder or a shipped model's name; default: the model shipped in
             the package.
         seed: the seed of the edit's noise.
@@ -80,6 +85,8 @@ def edit(
         raise UserError("give --mask (regenerate inside it) and/or --strength (video to video)")
     if resample < 0 or (resample and mask is None):
         raise UserError(f"--resample takes a count >= 0 and needs --mask, got {resample}")
+    if layered and mask is None:
+        raise UserError("--layered needs --mask (the region to regenerate)")
     checks.positive("--steps", steps)
     checks.seed_range("--seed", seed)
     checks.sampler_name(sampler)
@@ -104,6 +111,7 @@ def edit(
         mask=regions,
         strength=strength,
         resample=resample,
+        layered=layered,
         steps=steps,
         sampler=sampler,
         noise_correlation=noise_correlation,
