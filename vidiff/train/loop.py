@@ -60,6 +60,7 @@ from vidiff.train.data import (
 from vidiff.train.ema import EMA
 from vidiff.train.finetune import init_weights, resolve_init, set_trainable
 from vidiff.train.logging import RunLogger, write_sample_sheet
+from vidiff.train.lora import add_lora_for_run, check_lora_run
 from vidiff.train.objectives import (
     ExtraStep,
     build_objective,
@@ -319,6 +320,7 @@ def train(
     config = resolve_init(config)  # model.init: the model and its diffusion settings
     tc = config.train
     validate(tc)
+    check_lora_run(config)
     hooks = hooks or Hooks()
     out_dir = Path(tc.out_dir)
     # The process group, as the Accelerator of `setup` will see it (cpu=True: gloo on CPU machines).
@@ -337,7 +339,10 @@ def train(
                 f"{tc.steps}); nothing to do. Raise train.steps to train further."
             )
             stored = with_stored_net(from_dict(Config, state["config"]), state)
-            m = model if model is not None else build_objective(stored)
+            m = model
+            if m is None:
+                m = build_objective(stored)
+                add_lora_for_run(m, stored)
             load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
@@ -357,6 +362,7 @@ def train(
         model = build_objective(with_stored_net(config, state))
         if state is None and config.model.init is not None:
             init_weights(model, config.model.init)
+        add_lora_for_run(model, config)  # train.trainable: lora (the base weights are in place)
     set_trainable(model, tc.trainable, config.model.arch)
     run = setup(config, model)
     acc = run.accelerator
