@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	else \
 	  $(PY) -m pip install -q "$(TORCH_CPU)"; \
 	fi
-	$(PY) -m pip install -q -e '.[dev,hf,camera]'
+	$(PY) -m pip install -q -e '.[dev,hf,camera,lora]'
 	touch $(STAMP)
 
 # The web app's extra (gradio), kept out of `setup` so that `make demo` stays light.

@@ -22,7 +22,7 @@ LAYERS = [
     {"nn", "interop"},
     {"models"},
     {"diffusion", "sampling"},
-    {"pipeline"},
+    {"pipeline", "adapters"},
     {"families"},
     {"eval"},
     {"train"},

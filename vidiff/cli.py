@@ -40,6 +40,7 @@ COMMANDS: dict[tuple[str, ...], str] = {
     ("sample",): "vidiff.commands.sample:generate",  # an alias of generate
     ("generate",): "vidiff.commands.sample:generate",
     ("edit",): "vidiff.commands.edit:edit",
+    ("tune",): "vidiff.commands.tune:tune",
     ("eval",): "vidiff.commands.eval:evaluate",
     ("eval-compare",): "vidiff.commands.compare:compare",
     ("eval-long",): "vidiff.commands.eval_long:eval_long",

@@ -133,9 +133,12 @@ class TrainConfig:
     eval_every: int = 0  # 0 = never
     eval_videos: int = 16
     # What the optimiser trains: "all", "temporal" (the temporal layers an inflation added; the rest,
-    # text encoder included, stays bit-identical) or a list of parameter-name patterns (fnmatch,
-    # e.g. "denoiser.net.*motion_modules*").
+    # text encoder included, stays bit-identical), "lora" (a LoRA adapter on the attention and
+    # temporal layers of a model.init model, vidiff/adapters.py) or a list of parameter-name
+    # patterns (fnmatch, e.g. "denoiser.net.*motion_modules*").
     trainable: str | list[str] = "all"
+    # The adapter of trainable: lora: {rank: 8, alpha: rank, targets: regex of module names}.
+    lora: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -104,6 +104,8 @@ def generate(
     anchor: bool = False,
     stride: int = 3,
     keyframe_model: str | None = None,
+    lora: str | None = None,
+    lora_scale: float = 1.0,
 ) -> list[Path]:
     """Generate videos from a prompt with the model shipped in the package (or --model DIR).
 
@@ -155,6 +157,9 @@ def generate(
         stride: frames between keyframes (--long keyframes).
         keyframe_model: a model trained with the stride conditioning for --long keyframes (default:
             --model, which must then have it).
+        lora: a LoRA adapter folder (vidiff export of a train.trainable=lora run, or vidiff tune)
+            to apply to --model; --model may also be such a folder (its base model + adapter).
+        lora_scale: the strength of the LoRA adapter: 1 as trained, 0 the base model.
     """
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
@@ -191,7 +196,16 @@ def generate(
         directory = checks.folder("--out-dir", out_dir or Path(out).with_suffix(""))
     else:
         checks.video_file("--out", out)
+    checks.non_negative("--lora-scale", lora_scale)
     torch_device = resolve_device(device)
+    from vidiff.adapters import adapter_base, is_adapter
+
+    if model is not None and is_adapter(model) and not (Path(model) / "config.json").is_file():
+        if lora is not None:  # --model ADAPTER: its base model, adapted
+            raise UserError(f"--model {model} is a LoRA adapter already; drop --lora or --model")
+        lora, model = model, str(resolve_model(adapter_base(model), f"the base of --model {model}"))
+    if lora is not None and not is_adapter(lora):
+        raise UserError(f"--lora {lora} is not a LoRA adapter folder (no vidiff_adapter.json)")
     if model is None and trajectory is not None and (TRAJECTORY_MODEL / "config.json").is_file():
         model = str(TRAJECTORY_MODEL)  # the shipped control model, when there is one
     if model is None:
@@ -205,6 +219,12 @@ def generate(
     extra = control_conditions(model, trajectory, camera)  # {key: (1, ...)}, checked before loading
 
     pipe = load_model(model, device=torch_device)
+    if lora is not None:
+        from vidiff.adapters import load_adapter
+
+        if not hasattr(pipe, "denoiser"):
+            raise UserError(f"--lora adapts a diffusion model; {model} is a {pipe.family} model")
+        load_adapter(pipe, lora, scale=lora_scale)
     family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
     _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
                           noise_correlation=noise_correlation, first_frame=first_frame,

@@ -70,7 +70,10 @@ def export(
 
     CHECKPOINT is a run directory (its newest checkpoint is used), a checkpoint directory, or an
     exported model folder (re-exported, e.g. a distilled student at float16). The folder gets
-    ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size). ``--steps``,
+    ``config.json`` + ``model.safetensors`` (``--dtype float16`` halves its size); a
+    ``train.trainable: lora`` run gets the adapter alone (``adapter_config.json`` +
+    ``adapter_model.safetensors``, peft's layout, and ``vidiff_adapter.json`` naming the base model),
+    which ``vidiff generate --lora DIR`` (or ``--model DIR``) applies. ``--steps``,
     ``--sampler``, ``--cfg`` and ``--noise-correlation`` (the share of the starting noise common to
     all frames) set the exported model's sampling defaults (else the training config's).
 
@@ -134,6 +137,16 @@ def export(
     from vidiff.train.objectives import ema_objective
 
     check_family(config.model.arch)
+    if config.train.trainable == "lora":  # the adapter alone, in peft's layout
+        from vidiff.adapters import save_adapter
+
+        given = {"--steps": steps, "--sampler": sampler, "--cfg": cfg,
+                 "--noise-correlation": noise_correlation}  # fmt: skip
+        if flags := [k for k, v in given.items() if v is not None]:
+            raise UserError(f"{', '.join(flags)}: a LoRA adapter samples as its base model does")
+        save_adapter(ema_objective(config, state, path), out, base=config.model.init)
+        print(f"vidiff: exported the LoRA adapter of {path} (step {state['step']}) to {out}")
+        return
     set_defaults(config.diffusion)
     ema_objective(config, state, path).save(out, dtype=DTYPES[dtype])
     print(f"vidiff: exported EMA weights of {path} (step {state['step']}) to {out}")

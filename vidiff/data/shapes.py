@@ -21,7 +21,8 @@ The (colour, shape) pairs in :data:`HELDOUT_PAIRS` never occur in the ``train`` 
 split uses only them (with all four directions) — the compositional generalisation test of e.g.
 "Compositional Visual Generation with Composable Diffusion Models" (Liu et al., 2022). With
 ``num_objects=2`` both objects follow the split's rule and have different colours, so that colour
-identifies each object.
+identifies each object. ``num_objects=[1, 2]`` draws each item's count from the list (a LoRA run
+that teaches two-object clips keeps one-object clips beside them, docs/lora.md).
 
 An item is a pure function of ``(seed, split, index)``. Ground truth per object: ``shape``, ``colour``,
 ``rgb``, ``direction``, ``velocity`` (px/frame at frame 0, x right, y down), ``speed``, ``radius``,
@@ -171,7 +172,7 @@ class MovingShapes(SyntheticClips):
     Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": str, "gt": dict}``.
     """
 
-    num_objects: int = 1
+    num_objects: int | list[int] = 1
     supersample: int = 4
     trajectory: bool = False
     caption_direction_dropout: float = 0.0
@@ -180,8 +181,10 @@ class MovingShapes(SyntheticClips):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.num_objects not in (1, 2):
-            raise ValueError(f"num_objects must be 1 or 2, got {self.num_objects}")
+        n = self.num_objects
+        counts = n if isinstance(n, (list, tuple)) else [n]
+        if not counts or any(c not in (1, 2) for c in counts):
+            raise ValueError(f"num_objects must be 1 or 2 (or a list of them), got {n}")
         if not 0.0 <= self.caption_direction_dropout <= 1.0:
             raise ValueError(
                 f"caption_direction_dropout must lie in [0, 1], got {self.caption_direction_dropout}"
@@ -241,8 +244,11 @@ class MovingShapes(SyntheticClips):
 
     def __getitem__(self, index: int) -> dict:
         rng = self.rng(index)
+        count = self.num_objects
+        if isinstance(count, (list, tuple)):  # drawn only for a list: other items are unchanged
+            count = count[rng.integers(len(count))]
         objects: list[dict] = []
-        for _ in range(self.num_objects):
+        for _ in range(count):
             objects.append(self._sample_object(rng, {o["colour"] for o in objects}))
         t, s = self.num_frames, self.size
         frames = np.zeros((3, t, s, s), dtype=np.float32)  # (C, T, H, W)

@@ -8,7 +8,8 @@ Every exported model folder holds ``config.json`` (a :class:`~vidiff.config.Pipe
 * ``videogpt`` -- a VQ-VAE and a causal transformer over its codes,
   :class:`vidiff.families.videogpt.VideoGPTPipeline`.
 
-:func:`load_model` reads the folder and returns the right object; all of them offer
+:func:`load_model` reads the folder and returns the right object (a LoRA adapter folder,
+:mod:`vidiff.adapters`: its base model with the adapter applied); all of them offer
 ``generate(prompts, seeds, ...) -> (B, C, T, H, W)`` in ``[0, 1]`` (a clip depends on its prompt and
 seed, never on its batch), ``num_frames``, ``size``, ``config`` and ``save(dir, dtype=)``, so
 ``vidiff generate``, ``vidiff eval`` and the Python API treat them alike. Options that only mean
@@ -63,6 +64,10 @@ def _family_class(arch: str) -> type:
 def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model of an exported folder, whatever its family (see the module docstring)."""
     directory = Path(directory)
+    from vidiff.adapters import is_adapter, load_adapted
+
+    if is_adapter(directory) and not (directory / CONFIG_NAME).is_file():  # its base + the adapter
+        return load_adapted(directory, device=device)
     if not (directory / CONFIG_NAME).is_file():
         raise FileNotFoundError(
             f"{directory} is not an exported vidiff model: missing {CONFIG_NAME}"

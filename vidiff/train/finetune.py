@@ -17,7 +17,7 @@ from torch import nn
 
 from vidiff.config import Config, DiffusionConfig, ModelConfig
 
-TRAINABLE = ("all", "temporal")
+TRAINABLE = ("all", "temporal", "lora")
 
 
 def resolve_init(config: Config) -> Config:
@@ -82,6 +82,11 @@ def trainable_names(objective: nn.Module, spec: str | list[str], arch: str) -> l
         chosen = [n for n in names if is_temporal(arch, n)]
         if not chosen:
             raise ValueError(f"train.trainable=temporal: this {arch} model has no temporal layers")
+        return chosen
+    if spec == "lora":  # the adapter vidiff.adapters.add_lora_for_run put on the network
+        chosen = [n for n in names if ".lora_" in n]
+        if not chosen:
+            raise ValueError("train.trainable=lora: the model carries no LoRA adapter")
         return chosen
     patterns = [spec] if isinstance(spec, str) else list(spec)
     chosen = []

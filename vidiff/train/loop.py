@@ -43,6 +43,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState
 from torch import nn
 from torch.utils.data import Dataset
 
+from vidiff.adapters import add_lora_for_run, check_lora_run
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
 from vidiff.train.checkpoint import CheckpointWriter, load_rng, set_rng_state, start_point
@@ -338,6 +339,7 @@ def train(
     config = resolve_init(config)  # model.init: the model and its diffusion settings
     tc = config.train
     validate(tc)
+    check_lora_run(config)
     hooks = hooks or Hooks()
     out_dir = Path(tc.out_dir)
     # The process group, as the Accelerator of `setup` will see it (cpu=True: gloo on CPU machines).
@@ -356,7 +358,10 @@ def train(
                 f"{tc.steps}); nothing to do. Raise train.steps to train further."
             )
             stored = with_stored_net(from_dict(Config, state["config"]), state)
-            m = model if model is not None else build_objective(stored)
+            m = model
+            if m is None:
+                m = build_objective(stored)
+                add_lora_for_run(m, stored)
             load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
@@ -376,6 +381,7 @@ def train(
         model = build_objective(with_stored_net(config, state))
         if state is None and config.model.init is not None:
             init_weights(model, config.model.init)
+        add_lora_for_run(model, config)  # train.trainable: lora (the base weights are in place)
     set_trainable(model, tc.trainable, config.model.arch)
     if tc.trainable == "temporal" and config.data.image_ratio > 0:
         # A 1-frame batch passes no temporal layer: its loss would depend on no trainable weight.

@@ -71,6 +71,9 @@ def ema_objective(config: Any, state: dict[str, Any], source: str | Path) -> nn.
 
     weights = state["ema"]["module"]
     check_finite(weights, f"checkpoint {source}")
+    from vidiff.adapters import add_lora_for_run
+
     objective = build_objective(with_stored_net(config, state))
+    add_lora_for_run(objective, config)  # a LoRA run's state holds base and adapter weights
     load_strict(objective, weights, f"checkpoint {source}")
     return objective

@@ -1,0 +1,222 @@
+"""LoRA adapters (peft) on a micro U-Net: identity at init, scale 0 is the base, the adapter folder
+round-trips, only the adapter trains (and resumes), export/generate/tune run end to end, bad input
+is one clear error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.test_pipeline import PROMPTS, micro_pipeline
+from vidiff import cli
+from vidiff.adapters import (
+    ADAPTER_CONFIG,
+    ADAPTER_META,
+    ADAPTER_WEIGHTS,
+    LoraOptions,
+    add_lora,
+    default_targets,
+    load_adapter,
+    lora_config,
+    save_adapter,
+    set_lora_scale,
+)
+from vidiff.config import load_config
+from vidiff.data.shapes import MovingShapes
+from vidiff.pipeline import VideoPipeline
+
+SEEDS = [0, 1]
+
+
+def _sample(pipe):
+    return pipe.generate(PROMPTS[:2], SEEDS, steps=2)
+
+
+def _adapted(rank=2):
+    """A micro pipeline with an adapter whose B is random (a fresh one is exactly zero)."""
+    pipe = micro_pipeline()
+    add_lora(pipe, lora_config(pipe.net, LoraOptions(rank=rank)))
+    with torch.no_grad():
+        for name, p in pipe.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    return pipe
+
+
+def test_targets_are_attention_and_temporal_layers_only():
+    names = default_targets(micro_pipeline().net)
+    assert any(".temporal.conv" in n for n in names)
+    assert any(n.endswith("cross.q") for n in names) and any("spatial.qkv" in n for n in names)
+    assert not any(".ff." in n or "time_embed" in n or "res.conv" in n for n in names)
+
+
+def test_fresh_adapter_changes_nothing_and_alone_is_trainable():
+    pipe = micro_pipeline()
+    base = _sample(pipe)
+    add_lora(pipe, lora_config(pipe.net, LoraOptions(rank=4)))
+    trainable = [n for n, p in pipe.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+    assert torch.equal(_sample(pipe), base)  # B = 0: the adapted model is its base
+
+
+def test_scale_zero_is_the_base_and_scale_one_is_not():
+    base = _sample(micro_pipeline())
+    pipe = _adapted()
+    adapted = _sample(pipe)
+    assert (adapted - base).abs().max() > 1e-3
+    set_lora_scale(pipe, 0.0)
+    assert torch.equal(_sample(pipe), base)
+    set_lora_scale(pipe, 1.0)
+    assert torch.equal(_sample(pipe), adapted)
+
+
+def test_adapter_folder_round_trips_in_peft_layout(tmp_path):
+    pipe = _adapted()
+    expected = _sample(pipe)
+    micro_pipeline().save(tmp_path / "base")
+    save_adapter(pipe, tmp_path / "adapter", base=tmp_path / "base")
+    files = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert files == {ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_META}
+    config = json.loads((tmp_path / "adapter" / ADAPTER_CONFIG).read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 2
+    from safetensors.torch import load_file
+
+    keys = list(load_file(str(tmp_path / "adapter" / ADAPTER_WEIGHTS)))
+    assert keys and all(".lora_A.weight" in k or ".lora_B.weight" in k for k in keys)
+    loaded = load_adapter(VideoPipeline.load(tmp_path / "base"), tmp_path / "adapter")
+    assert torch.equal(_sample(loaded), expected)
+    from vidiff.families import load_model  # an adapter folder loads as its base + adapter
+
+    assert torch.equal(_sample(load_model(tmp_path / "adapter")), expected)
+
+
+def test_adapter_refuses_another_network(tmp_path):
+    pipe = _adapted()
+    save_adapter(pipe, tmp_path / "adapter", base=tmp_path)
+    other = VideoPipeline(
+        load_config(
+            None,
+            [
+                "model.net={model_channels: 16, channel_mult: [1, 2], attention_resolutions: [2], head_dim: 8}",
+                "model.text={vocab: [a, red], dim: 16, depth: 1, num_heads: 2}",
+            ],
+        ).pipeline_config()
+    )
+    with pytest.raises(ValueError, match="trained on another network"):
+        load_adapter(other, tmp_path / "adapter")
+    with pytest.raises(FileNotFoundError, match="missing vidiff_adapter.json"):
+        load_adapter(micro_pipeline(), tmp_path)
+
+
+def _lora_run(tmp_path, base, *extra):
+    return load_config(
+        None,
+        [
+            f"model.init={base}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "train.trainable=lora",
+            "train.lora={rank: 2}",
+            "train.steps=4",
+            "train.batch_size=2",
+            "train.ckpt_every=2",
+            "train.warmup_steps=1",
+            "train.lr=1.0e-2",
+            "train.ema_decay=0.5",
+            "data.num_frames=4",
+            "data.size=8",
+            *extra,
+        ],
+    )
+
+
+def test_lora_training_trains_the_adapter_alone_resumes_and_exports(tmp_path):
+    from vidiff.train.checkpoint import latest_checkpoint, load_state
+    from vidiff.train.loop import train
+
+    micro_pipeline().save(tmp_path / "base")
+    before = VideoPipeline.load(tmp_path / "base").state_dict()
+    data = (MovingShapes(8, num_frames=4, size=8), None)
+    result = train(_lora_run(tmp_path, tmp_path / "base"), datasets=data, progress=False)
+    after = result.model.state_dict()
+    for key, value in before.items():  # the base weights, now under base_layer, are untouched
+        wrapped = key.replace(".weight", ".base_layer.weight").replace(".bias", ".base_layer.bias")
+        assert torch.equal(after.get(key, after.get(wrapped)), value), key
+    lora = {k: v for k, v in after.items() if "lora_B" in k}
+    assert lora and any(v.abs().sum() > 0 for v in lora.values())
+    state = load_state(latest_checkpoint(tmp_path / "run"))
+    assert len(state["optimizer"]["state"]) == sum(".lora_" in k for k in after)
+
+    # resuming from step 2 lands on the same adapter as the straight run
+    straight = {k: v.clone() for k, v in after.items()}
+    (tmp_path / "run" / "checkpoints" / "ckpt-0000004").rename(tmp_path / "ckpt4")
+    resumed = train(
+        _lora_run(tmp_path, tmp_path / "base"), resume=True, datasets=data, progress=False
+    )
+    assert all(torch.equal(resumed.model.state_dict()[k], v) for k, v in straight.items())
+
+    cli.main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "adapter")])
+    assert (tmp_path / "adapter" / ADAPTER_WEIGHTS).is_file()
+    assert (tmp_path / "adapter" / ADAPTER_WEIGHTS).stat().st_size < (
+        tmp_path / "base" / "model.safetensors"
+    ).stat().st_size
+    for scale in ("0", "1"):
+        cli.main(["generate", "--model", str(tmp_path / "base"), "--lora",
+                  str(tmp_path / "adapter"), "--lora-scale", scale, PROMPTS[0],
+                  "-o", str(tmp_path / f"s{scale}.gif"), "--no-progress"])  # fmt: skip
+    cli.main(["generate", "--model", str(tmp_path / "base"), PROMPTS[0],
+              "-o", str(tmp_path / "b.gif"), "--no-progress"])  # fmt: skip
+    assert (tmp_path / "s0.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
+    assert (tmp_path / "s1.gif").read_bytes() != (tmp_path / "b.gif").read_bytes()
+
+
+def test_lora_run_errors_are_one_line(tmp_path):
+    from vidiff.train.loop import train
+
+    micro_pipeline().save(tmp_path / "base")
+    data = (MovingShapes(4, num_frames=4, size=8), None)
+    with pytest.raises(ValueError, match="set model.init"):
+        cfg = load_config(None, ["train.trainable=lora", f"train.out_dir={tmp_path / 'r'}"])
+        train(cfg, datasets=data, progress=False)
+    with pytest.raises(ValueError, match="'train.lora.rnak'"):
+        train(_lora_run(tmp_path, tmp_path / "base", "train.lora={rnak: 2}"), datasets=data)
+    with pytest.raises(ValueError, match="train.lora is set but train.trainable is not lora"):
+        train(_lora_run(tmp_path, tmp_path / "base", "train.trainable=all"), datasets=data)
+    with pytest.raises(ValueError, match="no 'nothing' layer"):
+        cfg = _lora_run(tmp_path, tmp_path / "base", "train.lora={targets: nothing}")
+        train(cfg, datasets=data, progress=False)
+
+
+def test_generate_lora_errors(tmp_path, capsys):
+    micro_pipeline().save(tmp_path / "base")
+    for args, message in (
+        (["--lora", str(tmp_path / "none")], "is not a LoRA adapter folder"),
+        (["--lora", str(tmp_path / "base")], "is not a LoRA adapter folder"),
+        (["--lora-scale", "-1"], "--lora-scale must be >= 0"),
+    ):
+        argv = ["generate", "--model", str(tmp_path / "base"), *args, PROMPTS[0],
+                "-o", str(tmp_path / "v.gif")]  # fmt: skip
+        assert cli.main(argv) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_tune_runs_end_to_end_and_generate_loads_it(tmp_path, capsys):
+    from vidiff.data.video_io import write_video
+
+    micro_pipeline().save(tmp_path / "base")
+    item = MovingShapes(1, num_frames=4, size=8)[0]
+    write_video(item["video"], tmp_path / "clip.gif", fps=8)
+    cli.main(["tune", str(tmp_path / "clip.gif"), item["caption"], "-o", str(tmp_path / "tuned"),
+              "--model", str(tmp_path / "base"), "--steps", "3", "--rank", "2",
+              "--no-progress"])  # fmt: skip
+    assert (tmp_path / "tuned" / ADAPTER_WEIGHTS).is_file()
+    meta = json.loads((tmp_path / "tuned" / ADAPTER_META).read_text())
+    assert meta["base_model"] == str((tmp_path / "base").resolve())
+    cli.main(["generate", "--model", str(tmp_path / "tuned"), "a blue square moving left",
+              "-o", str(tmp_path / "v.gif"), "--no-progress"])  # fmt: skip
+    assert (tmp_path / "v.gif").is_file()
+    argv = ["tune", str(tmp_path / "clip.gif"), "a purple circle moving left",
+            "-o", str(tmp_path / "t2"), "--model", str(tmp_path / "base")]  # fmt: skip
+    assert cli.main(argv) == 2  # a word the base model does not know
+    assert "unknown word 'purple'" in capsys.readouterr().err
