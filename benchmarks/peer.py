@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmarks against lucidrains' video-diffusion-pytorch (the "peer").
+"""Shared helpers for the benchmarks against lucidrains' video-diffusion-pytorch (the "peer") and,
+in ``unet_speed.py``, his make-a-video-pytorch ``SpaceTimeUnet`` (installed in the same venv).
 
 Imported by ``unet_speed.py`` and ``time_to_quality.py`` both in the project's ``.venv`` (the driver)
 and inside the peer's own venv ``benchmarks/.venv-peer`` (the workers), so this module imports only
@@ -25,6 +26,7 @@ PEER_VENV = ROOT / "benchmarks" / ".venv-peer"
 PEER_PY = PEER_VENV / "bin" / "python"
 VIDIFF_PY = ROOT / ".venv" / "bin" / "python"
 PEER_VERSION = "0.7.0"
+MAKE_A_VIDEO_VERSION = "0.4.0"
 SETUP_COMMANDS = [
     [sys.executable, "-m", "venv", str(PEER_VENV)],
     [str(PEER_VENV / "bin" / "pip"), "install", "torch==2.13.0"],
@@ -43,6 +45,15 @@ SETUP_COMMANDS = [
         "tqdm",
         "pillow",
         "numpy",
+    ],
+    # make-a-video-pytorch's only other requirement, classifier-free-guidance-pytorch (text
+    # conditioning through downloaded encoders), is never imported by its SpaceTimeUnet.
+    [
+        str(PEER_VENV / "bin" / "pip"),
+        "install",
+        "--no-deps",
+        f"make-a-video-pytorch=={MAKE_A_VIDEO_VERSION}",
+        "packaging",
     ],
 ]
 
@@ -94,6 +105,16 @@ def import_peer():
     return video_diffusion_pytorch
 
 
+def import_make_a_video():
+    """``make_a_video_pytorch`` (its ``SpaceTimeUnet``), warnings silenced."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import make_a_video_pytorch
+
+    return make_a_video_pytorch
+
+
 def size_unet3d(torch, unet3d, target_params: int, **kwargs) -> tuple[int, int, int]:
     """``(dim, attn_heads, params)`` of the peer ``Unet3D`` closest to ``target_params`` (log ratio).
 
@@ -115,6 +136,18 @@ def size_unet3d(torch, unet3d, target_params: int, **kwargs) -> tuple[int, int, 
     return dim, heads, n
 
 
+def worker_env(threads: int) -> dict:
+    """The environment of a worker subprocess: ``threads`` BLAS/OpenMP threads, no PYTHONPATH."""
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONWARNINGS": "ignore",
+    }
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 def run_worker(
     python: Path,
     script: Path,
@@ -127,19 +160,12 @@ def run_worker(
     With ``stream_stderr`` the worker's stderr (progress) goes straight to ours, else it is captured
     and shown only when the worker fails.
     """
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(threads),
-        "MKL_NUM_THREADS": str(threads),
-        "PYTHONWARNINGS": "ignore",
-    }
-    env.pop("PYTHONPATH", None)
     out = subprocess.run(
         [str(python), str(script), *args],
         stdout=subprocess.PIPE,
         stderr=None if stream_stderr else subprocess.PIPE,
         text=True,
-        env=env,
+        env=worker_env(threads),
         cwd=ROOT,
     )
     if out.returncode != 0:

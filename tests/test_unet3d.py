@@ -288,6 +288,20 @@ def test_presets_parameter_counts():
     assert 1.0e6 <= count("unet-tiny") <= 3.0e6
     assert 10e6 <= count("unet-small") <= 20e6
     assert count("unet-base") >= 100e6
+    # sized to make-a-video-pytorch's SpaceTimeUnet(dim=18), 6.07M, within 10% (benchmarks/README.md)
+    assert 0.9 * 6.07e6 <= count("unet-cpu") <= 1.1 * 6.07e6
+
+
+def test_cpu_preset_halves_time_in_its_low_levels():
+    # unet-cpu runs its 8x8 and 4x4 levels on T/2 and T/4 frames (Lumiere): T must split in 4
+    net = build_model("unet3d", "unet-cpu")
+    _perturb(net)
+    c = torch.rand(1) * 1000
+    x = torch.randn(1, 3, 4, 8, 8)
+    assert net(x, c).shape == x.shape
+    assert net(torch.randn(1, 3, 1, 8, 8), c).shape == (1, 3, 1, 8, 8)  # images still work
+    with pytest.raises(ValueError, match="T=6"):
+        net(torch.randn(1, 3, 6, 8, 8), c)
 
 
 def test_build_model_validation_and_config_round_trip():

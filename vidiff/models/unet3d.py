@@ -543,6 +543,19 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         head_dim=32,
         pooled_context=True,
     ),
+    # ~6.2M parameters, ~13 GFLOP per clip: CPU training throughput at make-a-video-pytorch's
+    # SpaceTimeUnet size (benchmarks/unet_speed.py). unet-tiny's 16 channels at full resolution, the
+    # width at 8x8 and 4x4, where those levels run on T/2 and T/4 frames (Lumiere): clips need T
+    # divisible by 4 (or T = 1).
+    "unet-cpu": UNet3DConfig(
+        model_channels=16,
+        channel_mult=(1, 2, 6, 10),
+        num_res_blocks=1,
+        attention_resolutions=(4, 8),
+        head_dim=32,
+        pooled_context=True,
+        temporal_downsample=(1, 2),
+    ),
     # ~140M parameters: GPU training at 64x64 and above.
     "unet-base": UNet3DConfig(
         model_channels=128,
