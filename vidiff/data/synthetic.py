@@ -1,7 +1,8 @@
 """What the procedural datasets (MovingShapes, BouncingBalls, MovingDigits) have in common.
 
 An item is a pure function of ``(seed, split, index)``: :meth:`SyntheticClips.rng` is its generator.
-Sizes and speeds are given at :data:`REFERENCE_SIZE` pixels and scale with the frame size.
+Sizes and speeds are given at :data:`REFERENCE_SIZE` pixels and scale with the frame size (with the
+shorter side of a non-square frame, for the sets that draw one).
 """
 
 from __future__ import annotations
@@ -13,22 +14,44 @@ SPLITS = ("train", "heldout")
 REFERENCE_SIZE = 32  # px: the frame size at which the sets' radii and speeds are stated
 
 
+def frame_size(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``S`` or ``(H, W)`` -> ``(H, W)``."""
+    if isinstance(size, (tuple, list)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    if isinstance(size, (tuple, list)):
+        raise ValueError(f"size must be S or (H, W), got {list(size)}")
+    return int(size), int(size)
+
+
 class SyntheticClips(Dataset):
-    """Base class: checks and keeps ``num_items, split, num_frames, size, seed`` and ``scale``."""
+    """Base class: checks and keeps ``num_items, split, num_frames, size, seed`` and ``scale``.
 
-    min_size = 8  # px: the smallest frame a subclass can draw in
+    ``size`` is ``S`` (square frames) or ``(H, W)`` for the subclasses with ``rectangular = True``;
+    ``self.size`` stays the int ``S`` for a square frame, so square items are what they always were,
+    and ``self.height``, ``self.width`` hold the frame either way.
+    """
 
-    def __init__(self, num_items: int, split: str, num_frames: int, size: int, seed: int) -> None:
+    min_size = 8  # px: the smallest frame side a subclass can draw in
+    rectangular = False  # whether the subclass draws non-square frames
+
+    def __init__(
+        self, num_items: int, split: str, num_frames: int, size: int | tuple[int, int], seed: int
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        if num_items < 1 or num_frames < 1 or size < self.min_size:
+        h, w = frame_size(size)
+        if h != w and not self.rectangular:
+            raise ValueError(f"{type(self).__name__} draws square frames only; got size {h}x{w}")
+        if num_items < 1 or num_frames < 1 or min(h, w) < self.min_size:
             raise ValueError(
                 f"need num_items >= 1, num_frames >= 1, size >= {self.min_size}; "
-                f"got {num_items}, {num_frames}, {size}"
+                f"got {num_items}, {num_frames}, {h if h == w else f'{h}x{w}'}"
             )
-        self.num_items, self.split, self.num_frames, self.size = num_items, split, num_frames, size
+        self.num_items, self.split, self.num_frames = num_items, split, num_frames
+        self.height, self.width = h, w
+        self.size: int | tuple[int, int] = h if h == w else (h, w)
         self.seed = seed
-        self.scale = size / REFERENCE_SIZE
+        self.scale = min(h, w) / REFERENCE_SIZE
 
     def __len__(self) -> int:
         return self.num_items
