@@ -196,3 +196,19 @@ def test_size_eval_scores_each_shape():
     with pytest.raises(ValueError, match="size 8x9"):
         size_eval(pipe, [(4, 8, 9)], num_videos=2)
     assert isinstance(pipe, VideoPipeline)
+
+
+def test_native_sizes_benchmark_runs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "native_sizes.py"
+    spec = importlib.util.spec_from_file_location("bench_native_sizes", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    _micro_pipeline().save(tmp_path / "dit")
+    args = [str(tmp_path / "dit"), "--shapes", "4x8x8", "3x8x12", "--num-videos", "2"]
+    bench.main([*args, "--steps", "1", "--splits", "train", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert "| 4x8x8 | train |" in out and "| 3x8x12 | train |" in out
+    assert (tmp_path / "r.json").stat().st_size > 0
