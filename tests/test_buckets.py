@@ -212,3 +212,17 @@ def test_native_sizes_benchmark_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| 4x8x8 | train |" in out and "| 3x8x12 | train |" in out
     assert (tmp_path / "r.json").stat().st_size > 0
+
+
+def test_checkpoints_from_before_buckets_still_resume():
+    """A checkpoint's config written before data.buckets existed lacks the key: it means no buckets."""
+    from vidiff.config import to_dict
+    from vidiff.train.settings import check_resumable
+
+    cfg = load_config(None, MICRO_DIT[:7])
+    stored = to_dict(cfg)
+    for key in ("buckets", "bucket_batch"):
+        del stored["data"][key]
+    check_resumable(cfg, stored)
+    with pytest.raises(ValueError, match=r"data.buckets \(\[\] -> \['4x8x8', '2x8x12'\]\)"):
+        check_resumable(load_config(None, MICRO_DIT), stored)
