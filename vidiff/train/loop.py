@@ -396,14 +396,14 @@ def train(
         check_exact_resume(config, state, acc.num_processes, allow_changes)
         restore(run, state, ckpt)
         log(f"vidiff: resumed {out_dir} from {ckpt.name} (step {run.step})")
+    # data.buckets: each bucket's global batch (None without), checked before anything is written
+    per_bucket = plan_buckets(config, model, acc.num_processes * tc.grad_accum)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_config(config, out_dir / "config.yaml")
 
     layout = Layout(tc.batch_size, acc.num_processes, acc.process_index, tc.grad_accum)
     n_images = None if images is None else len(images)
-    parts = acc.num_processes * tc.grad_accum
-    per_bucket = plan_buckets(config, model, parts)  # None without data.buckets
     plan = DataPlan(tc.seed, layout, len(videos), n_images, config.data.image_ratio, per_bucket)
     batches = train_batches(
         plan,
