@@ -226,3 +226,12 @@ def test_checkpoints_from_before_buckets_still_resume():
     check_resumable(cfg, stored)
     with pytest.raises(ValueError, match=r"data.buckets \(\[\] -> \['4x8x8', '2x8x12'\]\)"):
         check_resumable(load_config(None, MICRO_DIT), stored)
+
+
+def test_buckets_need_the_bucketed_training_set(tmp_path):
+    cfg = load_config(None, [*MICRO_DIT, f"train.out_dir={tmp_path / 'r'}"])
+    plain = MovingShapes(num_items=8, size=8, num_frames=4)
+    with pytest.raises(
+        ValueError, match="data.buckets needs the training set built from the config"
+    ):
+        train(cfg, datasets=(plain, None), progress=False)

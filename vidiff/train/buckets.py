@@ -122,14 +122,19 @@ class BucketedClips(Dataset):
         return len(self.datasets[0])
 
 
-def plan_buckets(config: Any, model: Any, parts: int) -> list[int] | None:
+def plan_buckets(config: Any, model: Any, videos: Dataset, parts: int) -> list[int] | None:
     """The global batch of each ``data.buckets`` bucket for the trainer (None without buckets),
     after checking that the model makes every bucket's shape: only a DiT does (its patches and RoPE
-    take any grid), in whole patches (of latents with a VAE)."""
+    take any grid), in whole patches (of latents with a VAE); ``videos`` must hold the buckets."""
     dc = config.data
     if not dc.buckets:
         return None
     buckets = parse_buckets(dc.buckets)
+    if not isinstance(videos, BucketedClips) or videos.buckets != buckets:
+        raise ValueError(
+            "data.buckets needs the training set built from the config (one dataset per bucket, "
+            f"vidiff.train.data.build_train_datasets); got {type(videos).__name__}"
+        )
     check = getattr(model, "video_shape", None)
     if config.model.arch != "dit" or check is None:
         raise ValueError(

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidiff.config import Config, DataConfig
+from vidiff.train.buckets import BucketedClips
 
 _MASK64 = (1 << 64) - 1
 
@@ -213,7 +214,7 @@ class _KeyedItems(Dataset):
     def __getitem__(self, key: Key) -> dict[str, Any]:
         kind, index, epoch, seed, bucket = key
         dataset = self.images if kind == "image" and self.images is not None else self.videos
-        if hasattr(dataset, "bucket"):  # BucketedClips: the clip at the step's shape
+        if isinstance(dataset, BucketedClips):  # the clip at the step's shape
             dataset = dataset.bucket(bucket)
         if hasattr(dataset, "set_epoch"):
             # Folder datasets draw random starts/crops from (seed, epoch, index): new ones each epoch,
@@ -316,7 +317,7 @@ def build_train_datasets(dc: DataConfig, seed: int) -> tuple[Dataset, Dataset | 
 def _bucketed(dc: DataConfig, kwargs: dict[str, Any]) -> Dataset:
     """``data.buckets``: the dataset once per clip shape (the same items at each shape)."""
     from vidiff.data import build_dataset
-    from vidiff.train.buckets import BucketedClips, parse_buckets
+    from vidiff.train.buckets import parse_buckets
 
     if dc.name == "images" or dc.image_root is not None:
         raise ValueError(
@@ -337,8 +338,6 @@ def dataset_vocabulary(dataset: Dataset, scan: int = 2000) -> list[str]:
     """The words a dataset's captions use: its module's ``vocabulary()`` (the synthetic sets), else its
     ``captions()`` (folders know them without decoding), else the captions of its first ``scan`` items."""
     import importlib
-
-    from vidiff.train.buckets import BucketedClips
 
     if isinstance(dataset, BucketedClips):
         dataset = dataset.bucket(0)

@@ -397,7 +397,7 @@ def train(
         restore(run, state, ckpt)
         log(f"vidiff: resumed {out_dir} from {ckpt.name} (step {run.step})")
     # data.buckets: each bucket's global batch (None without), checked before anything is written
-    per_bucket = plan_buckets(config, model, acc.num_processes * tc.grad_accum)
+    per_bucket = plan_buckets(config, model, videos, acc.num_processes * tc.grad_accum)
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_config(config, out_dir / "config.yaml")
