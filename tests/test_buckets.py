@@ -235,3 +235,19 @@ def test_buckets_need_the_bucketed_training_set(tmp_path):
         ValueError, match="data.buckets needs the training set built from the config"
     ):
         train(cfg, datasets=(plain, None), progress=False)
+
+
+def test_latent_dit_trains_on_several_shapes(tmp_path):
+    """With a VAE the buckets are pixel shapes of whole latents; the loss takes each as it comes."""
+    from tests.test_vae import micro_vae
+
+    micro_vae().save(tmp_path / "vae")
+    pipe = _micro_pipeline(
+        f"model.vae={tmp_path / 'vae'}", "data.num_frames=5", "data.size=16",
+        "model.net.patch_size=[1, 1, 1]",
+    )  # fmt: skip
+    for t, h, w in [(5, 16, 16), (9, 16, 24), (1, 24, 16)]:
+        video = MovingShapes(num_items=2, size=(h, w), num_frames=t, walls=True)[0]["video"]
+        loss = pipe.training_loss(video[None], ["a red circle moving right"], [0])
+        assert loss.shape == (1,) and torch.isfinite(loss).all()
+        loss.sum().backward()
