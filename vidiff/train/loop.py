@@ -398,6 +398,9 @@ def train(
         log(f"vidiff: resumed {out_dir} from {ckpt.name} (step {run.step})")
     # data.buckets: each bucket's global batch (None without), checked before anything is written
     per_bucket = plan_buckets(config, model, videos, acc.num_processes * tc.grad_accum)
+    if per_bucket:
+        shown = ", ".join(f"{b} (batch {n})" for b, n in zip(videos.buckets, per_bucket))
+        log(f"vidiff: one clip shape per step from data.buckets: {shown}")
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_config(config, out_dir / "config.yaml")
