@@ -17,11 +17,10 @@ from vidiff.train.buckets import (
     Bucket,
     BucketedClips,
     bucket_batches,
-    draw_bucket,
     parse_buckets,
 )
 from vidiff.train.checkpoint import load_state
-from vidiff.train.data import DataPlan, Layout, build_train_datasets, train_batches
+from vidiff.train.data import DataPlan, Layout, build_train_datasets, draw_bucket, train_batches
 from vidiff.train.loop import train
 
 MICRO_DIT = [

@@ -21,7 +21,6 @@ from typing import Any
 from torch.utils.data import Dataset
 
 BUCKET_BATCH = ("fixed", "tokens")
-_BUCKET_STREAM = 5  # the seed stream of the bucket draw (see vidiff.train.data._STREAM_IDS)
 _TEXT = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*$")
 
 
@@ -86,13 +85,6 @@ def bucket_batches(buckets: list[Bucket], batch_size: int, parts: int, mode: str
         return [batch_size] * len(buckets)
     most = max(b.voxels for b in buckets)
     return [max(parts, batch_size * most // b.voxels // parts * parts) for b in buckets]
-
-
-def draw_bucket(seed: int, step: int, num_buckets: int) -> int:
-    """The bucket of optimiser step ``step``: uniform over the buckets, seeded by ``(seed, step)``."""
-    from vidiff.train.data import mix_seed
-
-    return mix_seed(seed, _BUCKET_STREAM, step) % num_buckets if num_buckets > 1 else 0
 
 
 class BucketedClips(Dataset):

@@ -54,7 +54,7 @@ def mix_seed(*values: int) -> int:
     return h >> 1
 
 
-_STREAM_IDS = {"video": 1, "image": 2, "kind": 3, "sample": 4}
+_STREAM_IDS = {"video": 1, "image": 2, "kind": 3, "sample": 4, "bucket": 5}
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:
@@ -68,6 +68,13 @@ def is_image_step(seed: int, step: int, image_ratio: float) -> bool:
     if image_ratio <= 0:
         return False
     return (mix_seed(seed, _STREAM_IDS["kind"], step) >> 11) * 2.0**-52 < image_ratio
+
+
+def draw_bucket(seed: int, step: int, num_buckets: int) -> int:
+    """The clip-shape bucket of step ``step`` (``data.buckets``): uniform, seeded by ``(seed, step)``."""
+    if num_buckets <= 1:
+        return 0
+    return mix_seed(seed, _STREAM_IDS["bucket"], step) % num_buckets
 
 
 class EpochPermutation:
@@ -154,8 +161,6 @@ class DataPlan:
 
     def bucket(self, step: int) -> int:
         """The clip-shape bucket of step ``step`` (0 without buckets)."""
-        from vidiff.train.buckets import draw_bucket
-
         return draw_bucket(self.seed, step, len(self.layouts))
 
     def global_batch(self, step: int) -> int:
