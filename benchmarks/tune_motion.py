@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidiff.adapters import load_adapted
 from vidiff.data.shapes import COLOURS, MovingShapes
 from vidiff.eval.motion import measure_trajectory, trajectory_errors
 from vidiff.eval.probes import score_shapes
 from vidiff.pipeline import VideoPipeline
 from vidiff.runtime import DEFAULT_MODEL
-from vidiff.adapters import load_adapted
 from vidiff.train.tune import TuneSettings, tune
 
 

@@ -35,6 +35,12 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
     image_root: str | None = None  # joint image-video training: a folder of images (1-frame clips)
     image_ratio: float = 0.0  # fraction of steps that train on image batches (T = 1)
+    # Native sizes and lengths (a DiT): clip shapes 'TxHxW' (or {num_frames, height, width}), one
+    # drawn per step (vidiff/train/buckets.py); num_frames and size stay the default sample shape.
+    buckets: list[Any] = field(default_factory=list)
+    bucket_batch: str = (
+        "fixed"  # fixed | tokens: scale each bucket's batch to equal pixels x frames
+    )
     num_workers: int = 0
 
 

@@ -17,6 +17,11 @@ any length and the object never leaves the frame. The caption names the directio
 frame ``t`` of the clip is frame ``t k`` of the bouncing video, and the item carries
 ``cond = {"stride": k}`` (the ``stride`` conditioning of a keyframe model, docs/long-video.md).
 
+Frames may be non-square: ``size=(H, W)`` draws on an H x W frame, with lengths scaled by the
+shorter side (so a 32 x 48 clip has the objects and speeds of a 32 x 32 one on a wider stage); an
+object moving along the long side may start anywhere that keeps its path inside. ``gt["size"]`` is
+``S`` for square clips, else ``(H, W)``.
+
 The (colour, shape) pairs in :data:`HELDOUT_PAIRS` never occur in the ``train`` split; the ``heldout``
 split uses only them (with all four directions) — the compositional generalisation test of e.g.
 "Compositional Visual Generation with Composable Diffusion Models" (Liu et al., 2022). With
@@ -169,8 +174,10 @@ def bounce_path(
 class MovingShapes(SyntheticClips):
     """Procedural text-to-video clips of moving coloured shapes (see the module docstring).
 
-    Items are ``{"video": (3, T, S, S) float32 in [0, 1], "caption": str, "gt": dict}``.
+    Items are ``{"video": (3, T, H, W) float32 in [0, 1], "caption": str, "gt": dict}``.
     """
+
+    rectangular = True
 
     num_objects: int | list[int] = 1
     supersample: int = 4
@@ -199,12 +206,15 @@ class MovingShapes(SyntheticClips):
         if self.walls:
             return  # any length: the object bounces off the border
         # The largest object must be able to travel the slowest speed for T-1 frames inside the frame.
+        # Motion may be along either axis, so the shorter side must hold the path.
         r_max, v_min = RADIUS_RANGE[1] * self.scale, SPEED_RANGE[0] * self.scale
-        num_frames, size = self.num_frames, self.size
-        if (num_frames - 1) * v_min > size - 2 * r_max:
-            longest = int((size - 2 * r_max) / v_min) + 1
+        num_frames = self.num_frames
+        side = min(self.height, self.width)
+        if (num_frames - 1) * v_min > side - 2 * r_max:
+            longest = int((side - 2 * r_max) / v_min) + 1
+            shown = f"{side}px" if self.height == self.width else f"{self.height}x{self.width}"
             raise ValueError(
-                f"MovingShapes: {num_frames} frames do not fit in a {size}px frame at the minimum speed "
+                f"MovingShapes: {num_frames} frames do not fit in a {shown} frame at the minimum speed "
                 f"{v_min:.2f} px/frame; use num_frames <= {longest} or a larger size, "
                 "or walls=True (the object bounces off the border)"
             )
@@ -213,21 +223,22 @@ class MovingShapes(SyntheticClips):
         pairs = [p for p in self.pairs if p[0] not in used_colours]
         colour, shape = pairs[rng.integers(len(pairs))]
         direction = DIRECTIONS[rng.integers(len(DIRECTIONS))]
-        s, t = self.size, self.num_frames
+        h, w, t = self.height, self.width, self.num_frames
         r = rng.uniform(*RADIUS_RANGE) * self.scale
         ux, uy = DIRECTION_VECTORS[direction]
         if self.walls:  # any start inside, any speed: the border reflects the object
             speed = rng.uniform(*SPEED_RANGE) * self.scale
-            x0, y0 = rng.uniform(r, s - r, size=2)
+            x0, y0 = rng.uniform(r, np.array([w - r, h - r]))  # as size=2 when square
             start_xy = (float(x0), float(y0))
         else:
+            s, s_across = (w, h) if ux != 0 else (h, w)  # the frame along and across the motion
             # Speed is capped so that the path fits (only binds for long clips).
             v_hi = min(SPEED_RANGE[1] * self.scale, (s - 2 * r) / max(t - 1, 1))
             speed = rng.uniform(SPEED_RANGE[0] * self.scale, v_hi)
             travel = speed * (t - 1)
             # Along the motion: start anywhere that keeps the end inside; across it: anywhere inside.
             along = rng.uniform(r, s - r - travel)
-            across = rng.uniform(r, s - r)
+            across = rng.uniform(r, s_across - r)
             sign = ux + uy  # +1 for right/down, -1 for left/up
             start = along if sign > 0 else s - along
             start_xy = (start, across) if ux != 0 else (across, start)
@@ -250,15 +261,15 @@ class MovingShapes(SyntheticClips):
         objects: list[dict] = []
         for _ in range(count):
             objects.append(self._sample_object(rng, {o["colour"] for o in objects}))
-        t, s = self.num_frames, self.size
-        frames = np.zeros((3, t, s, s), dtype=np.float32)  # (C, T, H, W)
+        t, s, h, w = self.num_frames, self.size, self.height, self.width
+        frames = np.zeros((3, t, h, w), dtype=np.float32)  # (C, T, H, W)
         stride = 1 if self.strides is None else self.strides[rng.integers(len(self.strides))]
         steps = np.arange(t, dtype=np.float64) * stride  # video frame of each clip frame
         for o in objects:
             (x0, y0), (vx, vy), r = o.pop("start"), o["velocity"], o["radius"]
             if self.walls:
-                cx, sx = bounce_path(x0, vx, steps, r, s)  # box centres (T,), signs (T,)
-                cy, sy = bounce_path(y0, vy, steps, r, s)
+                cx, sx = bounce_path(x0, vx, steps, r, w)  # box centres (T,), signs (T,)
+                cy, sy = bounce_path(y0, vy, steps, r, h)
             else:
                 cx, cy, sx, sy = x0 + vx * steps, y0 + vy * steps, np.ones(t), np.ones(t)
             vel = np.stack([vx * sx, vy * sy], -1)  # (T, 2): the velocity leaving frame t
@@ -285,7 +296,7 @@ class MovingShapes(SyntheticClips):
             cond["stride"] = float(stride)
         if self.trajectory:
             centroids = torch.stack([o["centroids"] for o in objects])  # (N, T, 2)
-            cond["trajectory"] = trajectory_heatmap(centroids, s)  # (1, T, S, S)
+            cond["trajectory"] = trajectory_heatmap(centroids, s)  # (1, T, H, W)
         if cond:
             item["cond"] = cond
         return item

@@ -304,7 +304,7 @@ def score_shapes(
         judge = load_shape_judge()
     expected = objects if objects is not None else parse_shapes_caption(caption)
     v = to_numpy(video)
-    size = v.shape[-1]
+    size = min(v.shape[-2:])  # speeds scale with the shorter side (MovingShapes)
     dets = detect_objects(v)
     alpha = alpha_map(v)
     tracks = track_objects(dets, len(expected))

@@ -49,8 +49,11 @@ class EvalSet:
     real_captions: list[str] = field(default_factory=list)  # the real clips' (default: prompts)
 
 
-def build_real_dataset(dataset: str, split: str, num_items: int, num_frames: int, size: int):
-    """The synthetic dataset that evaluation compares against (same frames and size as the model)."""
+def build_real_dataset(
+    dataset: str, split: str, num_items: int, num_frames: int, size: int | tuple[int, int]
+):
+    """The synthetic dataset that evaluation compares against (same frames and size as the model;
+    ``size`` S or (H, W), non-square for MovingShapes)."""
     from vidiff.data import build_dataset
 
     if dataset not in DATASETS:
@@ -91,7 +94,7 @@ def eval_sets(
     dataset: str,
     num_videos: int,
     num_frames: int,
-    size: int,
+    size: int | tuple[int, int],
     seed: int = 0,
     splits: tuple[str, ...] = SPLITS,
     all_prompts: bool = False,
@@ -203,6 +206,9 @@ def generate(
         mask[:, :k] = True
     t0 = time.perf_counter()
     kwargs = dict(steps=steps, sampler=sampler, cfg=cfg, noise_correlation=noise_correlation)
+    t, h, w = es.real.shape[2:]
+    if (t, h, w) != (pipeline.num_frames, pipeline.size, pipeline.size):
+        kwargs.update(num_frames=t, size=(h, w))  # a set of another shape (a DiT's native sizes)
     batches = []
     for start in range(0, len(es.prompts), batch_size):
         part = slice(start, start + batch_size)

@@ -18,6 +18,10 @@ accumulation micro-step ``a`` of ``A``, takes the ``m = B / (A P)`` global indic
 Joint image-video training (VDM, Ho et al. 2022; Imagen Video): with ``data.image_ratio > 0`` a seeded
 coin per step decides that the step trains on 1-frame images -- from ``data.image_root`` when given,
 else the first frame of clips -- so that one model learns from images and videos together.
+
+Native sizes and lengths (``data.buckets``, :mod:`vidiff.train.buckets`): a seeded draw per step picks
+the clip shape ``T x H x W`` of the whole step; the step takes its bucket's global batch from the
+same position stream, so the data order stays a pure function of ``(seed, step, positions)``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidiff.config import Config, DataConfig
+from vidiff.train.buckets import BucketedClips
 
 _MASK64 = (1 << 64) - 1
 
@@ -49,7 +54,7 @@ def mix_seed(*values: int) -> int:
     return h >> 1
 
 
-_STREAM_IDS = {"video": 1, "image": 2, "kind": 3, "sample": 4}
+_STREAM_IDS = {"video": 1, "image": 2, "kind": 3, "sample": 4, "bucket": 5}
 
 
 def sample_seed(seed: int, step: int, index: int) -> int:
@@ -63,6 +68,13 @@ def is_image_step(seed: int, step: int, image_ratio: float) -> bool:
     if image_ratio <= 0:
         return False
     return (mix_seed(seed, _STREAM_IDS["kind"], step) >> 11) * 2.0**-52 < image_ratio
+
+
+def draw_bucket(seed: int, step: int, num_buckets: int) -> int:
+    """The clip-shape bucket of step ``step`` (``data.buckets``): uniform, seeded by ``(seed, step)``."""
+    if num_buckets <= 1:
+        return 0
+    return mix_seed(seed, _STREAM_IDS["bucket"], step) % num_buckets
 
 
 class EpochPermutation:
@@ -112,19 +124,33 @@ class Layout:
         return range(start, start + self.micro_batch)
 
 
-Key = tuple[str, int, int, int]  # (kind, item index, epoch, sample seed)
+Key = tuple[str, int, int, int, int]  # (kind, item index, epoch, sample seed, bucket)
 
 
 class DataPlan:
-    """Which items every process trains on at every step: a pure function of (step, positions)."""
+    """Which items every process trains on at every step: a pure function of (step, positions).
+
+    ``bucket_batches``: the global batch of each clip-shape bucket (``data.buckets``); a step draws
+    one bucket and uses its batch. Without it there is one bucket of ``layout.global_batch``.
+    """
 
     def __init__(
-        self, seed: int, layout: Layout, video_len: int, image_len: int | None, image_ratio: float
+        self,
+        seed: int,
+        layout: Layout,
+        video_len: int,
+        image_len: int | None,
+        image_ratio: float,
+        bucket_batches: list[int] | None = None,
     ):
         if not 0.0 <= image_ratio <= 1.0:
             raise ValueError(f"data.image_ratio must be in [0, 1], got {image_ratio}")
         self.seed = seed
         self.layout = layout
+        self.layouts = [
+            Layout(b, layout.num_processes, layout.process_index, layout.grad_accum)
+            for b in (bucket_batches or [layout.global_batch])
+        ]
         self.image_ratio = image_ratio
         self.orders = {"video": EpochPermutation(video_len, seed, "video")}
         if image_len is not None:
@@ -132,6 +158,14 @@ class DataPlan:
 
     def kind(self, step: int) -> str:
         return "image" if is_image_step(self.seed, step, self.image_ratio) else "video"
+
+    def bucket(self, step: int) -> int:
+        """The clip-shape bucket of step ``step`` (0 without buckets)."""
+        return draw_bucket(self.seed, step, len(self.layouts))
+
+    def global_batch(self, step: int) -> int:
+        """The number of clips step ``step`` trains on, over all processes."""
+        return self.layouts[self.bucket(step)].global_batch
 
     def stream(self, kind: str) -> str:
         """Images come from their own folder when there is one, else from the video stream."""
@@ -141,21 +175,22 @@ class DataPlan:
         """Data positions after step ``step``."""
         out = dict(positions)
         stream = self.stream(self.kind(step))
-        out[stream] = out.get(stream, 0) + self.layout.global_batch
+        out[stream] = out.get(stream, 0) + self.global_batch(step)
         return out
 
     def keys(self, step: int, positions: dict[str, int]) -> list[list[Key]]:
-        """This process's micro-batches of step ``step``: lists of ``(kind, item, epoch, sample seed)``."""
-        kind = self.kind(step)
+        """This process's micro-batches of step ``step``: lists of
+        ``(kind, item, epoch, sample seed, bucket)``."""
+        kind, bucket = self.kind(step), self.bucket(step)
         stream = self.stream(kind)
         base, order = positions.get(stream, 0), self.orders[stream]
-        n = order.length
+        n, layout = order.length, self.layouts[bucket]
         return [
             [
-                (kind, order[base + g], (base + g) // n, sample_seed(self.seed, step, g))
-                for g in self.layout.indices(a)
+                (kind, order[base + g], (base + g) // n, sample_seed(self.seed, step, g), bucket)
+                for g in layout.indices(a)
             ]
-            for a in range(self.layout.grad_accum)
+            for a in range(layout.grad_accum)
         ]
 
 
@@ -174,7 +209,7 @@ class _BatchKeys:
 
 
 class _KeyedItems(Dataset):
-    """Maps a key ``(kind, index, epoch, seed)`` to a training item ``{video, caption, seed, cond}``;
+    """Maps a key ``(kind, index, epoch, seed, bucket)`` to a training item ``{video, caption, seed, cond}``;
     ``cond`` holds the item's own conditionings (its ``cond`` dict, keyed by cond name, e.g. a
     per-frame camera motion), ``{}`` for most datasets."""
 
@@ -182,8 +217,10 @@ class _KeyedItems(Dataset):
         self.videos, self.images = videos, images
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
-        kind, index, epoch, seed = key
+        kind, index, epoch, seed, bucket = key
         dataset = self.images if kind == "image" and self.images is not None else self.videos
+        if isinstance(dataset, BucketedClips):  # the clip at the step's shape
+            dataset = dataset.bucket(bucket)
         if hasattr(dataset, "set_epoch"):
             # Folder datasets draw random starts/crops from (seed, epoch, index): new ones each epoch,
             # yet a pure function of the data position (so resumes and worker processes agree).
@@ -268,7 +305,10 @@ def build_train_datasets(dc: DataConfig, seed: int) -> tuple[Dataset, Dataset | 
             "seed": seed,
             "split": "train",
         }
-    videos = build_dataset(dc.name, **{**kwargs, **dc.options})
+    if dc.buckets:
+        videos = _bucketed(dc, kwargs)
+    else:
+        videos = build_dataset(dc.name, **{**kwargs, **dc.options})
     images = None
     if dc.image_root is not None:
         if dc.image_ratio <= 0:
@@ -279,11 +319,33 @@ def build_train_datasets(dc: DataConfig, seed: int) -> tuple[Dataset, Dataset | 
     return videos, images
 
 
+def _bucketed(dc: DataConfig, kwargs: dict[str, Any]) -> Dataset:
+    """``data.buckets``: the dataset once per clip shape (the same items at each shape)."""
+    from vidiff.data import build_dataset
+    from vidiff.train.buckets import parse_buckets
+
+    if dc.name == "images" or dc.image_root is not None:
+        raise ValueError(
+            "data.buckets draws clip shapes from a clip dataset; image steps take their bucket's "
+            "first frames (data.image_ratio), so leave data.image_root unset and data.name != images"
+        )
+    buckets, parts = parse_buckets(dc.buckets), []
+    for b in buckets:
+        shape = {"num_frames": b.num_frames, "size": b.size}
+        try:
+            parts.append(build_dataset(dc.name, **{**kwargs, **dc.options, **shape}))
+        except ValueError as e:
+            raise ValueError(f"data.buckets entry {b}: {e}") from None
+    return BucketedClips(buckets, parts)
+
+
 def dataset_vocabulary(dataset: Dataset, scan: int = 2000) -> list[str]:
     """The words a dataset's captions use: its module's ``vocabulary()`` (the synthetic sets), else its
     ``captions()`` (folders know them without decoding), else the captions of its first ``scan`` items."""
     import importlib
 
+    if isinstance(dataset, BucketedClips):
+        dataset = dataset.bucket(0)
     module = importlib.import_module(type(dataset).__module__)
     if callable(getattr(module, "vocabulary", None)):
         return list(module.vocabulary())

@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 from vidiff.adapters import add_lora_for_run, check_lora_run
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
+from vidiff.train.buckets import plan_buckets
 from vidiff.train.checkpoint import CheckpointWriter, load_rng, set_rng_state, start_point
 from vidiff.train.data import (
     DataPlan,
@@ -401,13 +402,18 @@ def train(
         check_exact_resume(config, state, acc.num_processes, allow_changes)
         restore(run, state, ckpt)
         log(f"vidiff: resumed {out_dir} from {ckpt.name} (step {run.step})")
+    # data.buckets: each bucket's global batch (None without), checked before anything is written
+    per_bucket = plan_buckets(config, model, videos, acc.num_processes * tc.grad_accum)
+    if per_bucket:
+        shown = ", ".join(f"{b} (batch {n})" for b, n in zip(videos.buckets, per_bucket))
+        log(f"vidiff: one clip shape per step from data.buckets: {shown}")
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_config(config, out_dir / "config.yaml")
 
     layout = Layout(tc.batch_size, acc.num_processes, acc.process_index, tc.grad_accum)
     n_images = None if images is None else len(images)
-    plan = DataPlan(tc.seed, layout, len(videos), n_images, config.data.image_ratio)
+    plan = DataPlan(tc.seed, layout, len(videos), n_images, config.data.image_ratio, per_bucket)
     batches = train_batches(
         plan,
         videos,
@@ -436,12 +442,13 @@ def train(
     # ---- the loop ------------------------------------------------------------------------------
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    window, t_window = 0, time.perf_counter()
+    window, n, t_window = 0, 0, time.perf_counter()
     logged: list[dict[str, float]] = []
     check_every_step = acc.device.type == "cpu"  # reading the flag costs no device sync there
     try:
         while run.step < tc.steps:
             out = train_step(run, next(batches))
+            n += plan.global_batch(run.step - 1)  # clips this step, over all processes
             run.positions = plan.advance(run.step - 1, run.positions)
             step = run.step
             for k, v in out.items():
@@ -456,7 +463,6 @@ def train(
 
             if is_log:
                 # One collective per log, not per step: the mean losses over the window, all processes.
-                n = window * tc.batch_size
                 dt = time.perf_counter() - t_window
                 means = {k: acc.reduce(v, reduction="sum").item() / n for k, v in sums.items()}
                 scalars = {
@@ -472,7 +478,7 @@ def train(
                 logged.append({"step": step, **scalars})
                 if is_main and hooks.log is not None:
                     hooks.log(step, scalars)
-                sums, window, t_window = {}, 0, time.perf_counter()
+                sums, window, n, t_window = {}, 0, 0, time.perf_counter()
             if is_ckpt:
                 _check_finite(run, ckpt, weights=True)  # right before writing: nothing bad on disk
                 ckpt = writer.save(

@@ -96,9 +96,12 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def check_resumable(config: Config, stored: dict[str, Any]) -> None:
-    """The model-shaping part of the config must match the checkpoint's; name what differs."""
+    """The model-shaping part of the config must match the checkpoint's; name what differs. A field
+    the checkpoint's config lacks (one added to vidiff since) counts as its default value."""
     now = _flatten({k: v for k, v in to_dict(config).items() if k != "train"})
     then = _flatten({k: v for k, v in stored.items() if k != "train"})
+    defaults = _flatten(to_dict(Config()))
+    then.update({k: defaults[k] for k in now if k not in then and k in defaults})
     diff = sorted(
         k for k in set(now) | set(then) if now.get(k) != then.get(k) and k not in RESUME_MUTABLE
     )
