@@ -522,6 +522,10 @@ class UNet3D(ConditionedNet):
 # Presets. ``context_dim`` is left None: the pipeline sets it to its text encoder's ``.dim``
 # (``build_model("unet3d", "unet-tiny", context_dim=encoder.dim)``).
 
+# What the small presets share: attention only at 8x8 and 4x4 of a 32x32 clip, 32-wide heads, the
+# pooled caption in the time embedding.
+_SMALL = dict(attention_resolutions=(4, 8), head_dim=32, pooled_context=True)
+
 UNET_PRESETS: dict[str, UNet3DConfig] = {
     # ~1.6M parameters, ~11 GFLOP fwd+bwd per 16x32x32 clip: tests and CPU training. Few channels at
     # full resolution (where a 32x32 frame costs most), the width in the 8x8 and 4x4 levels with
@@ -530,18 +534,14 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         model_channels=16,
         channel_mult=(1, 2, 4, 4),
         num_res_blocks=1,
-        attention_resolutions=(4, 8),
-        head_dim=32,
-        pooled_context=True,
+        **_SMALL,
     ),
     # ~15M parameters, ~74 GFLOP per clip: a stronger CPU / small-GPU model.
     "unet-small": UNet3DConfig(
         model_channels=32,
         channel_mult=(1, 2, 4, 6),
         num_res_blocks=2,
-        attention_resolutions=(4, 8),
-        head_dim=32,
-        pooled_context=True,
+        **_SMALL,
     ),
     # ~6.2M parameters, ~13 GFLOP per clip: CPU training throughput at make-a-video-pytorch's
     # SpaceTimeUnet size (benchmarks/unet_speed.py). unet-tiny's 16 channels at full resolution, the
@@ -551,9 +551,7 @@ UNET_PRESETS: dict[str, UNet3DConfig] = {
         model_channels=16,
         channel_mult=(1, 2, 6, 10),
         num_res_blocks=1,
-        attention_resolutions=(4, 8),
-        head_dim=32,
-        pooled_context=True,
+        **_SMALL,
         temporal_downsample=(1, 2),
     ),
     # ~140M parameters: GPU training at 64x64 and above.
