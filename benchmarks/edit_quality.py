@@ -183,17 +183,20 @@ def sdedit(pipe, items, videos, strength, seed: int, batch: int) -> list[dict]:
         for it, res in zip(part, out):
             v = score_shapes(res, it["prompt"])
             err = track_error(res, it["gt"])
-            rows.append(
-                {
-                    "track_err": err,
-                    "track_ok": float(err <= 3.0),
-                    "colour_ok": v["colour_ok"],
-                    "shape_ok": v["shape_ok"],
-                    "direction_ok": v["direction_ok"],
-                    "recoloured_on_track": float(err <= 3.0 and v["colour_ok"] == 1.0),
-                }
-            )
+            row = track_row(v, err)
+            row["recoloured_on_track"] = float(err <= 3.0 and v["colour_ok"] == 1.0)
+            rows.append(row)
     return rows
+
+
+def track_row(verdict: dict, err: float) -> dict:
+    """One edited clip's row: its centroid-track error (px) and whether it is within 3 px, and the
+    shapes probe's colour / shape / direction verdicts."""
+    return {
+        "track_err": err,
+        "track_ok": float(err <= 3.0),
+        **{k: verdict[k] for k in ("colour_ok", "shape_ok", "direction_ok")},
+    }
 
 
 def continuation(pipe, items, method: str, seed: int, batch: int, known: int = 8) -> list[dict]:
@@ -221,15 +224,7 @@ def continuation(pipe, items, method: str, seed: int, batch: int, known: int = 8
             gt = it["gt"]["centroids"].numpy()
             d = np.linalg.norm(track.centroids[known:] - gt[known:], axis=1)
             err = float(np.nanmean(d)) if track.present[known:].mean() >= 0.5 else math.inf
-            rows.append(
-                {
-                    "track_err": err,
-                    "track_ok": float(err <= 3.0),
-                    "colour_ok": v["colour_ok"],
-                    "shape_ok": v["shape_ok"],
-                    "direction_ok": v["direction_ok"],
-                }
-            )
+            rows.append(track_row(v, err))
     return rows
 
 

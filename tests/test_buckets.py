@@ -238,13 +238,9 @@ def test_buckets_need_the_bucketed_training_set(tmp_path):
 
 def test_latent_dit_trains_on_several_shapes(tmp_path):
     """With a VAE the buckets are pixel shapes of whole latents; the loss takes each as it comes."""
-    from tests.test_vae import micro_vae
+    from tests.test_native_sizes import micro_latent_dit
 
-    micro_vae().save(tmp_path / "vae")
-    pipe = _micro_pipeline(
-        f"model.vae={tmp_path / 'vae'}", "data.num_frames=5", "data.size=16",
-        "model.net.patch_size=[1, 1, 1]",
-    )  # fmt: skip
+    pipe = micro_latent_dit(tmp_path)
     for t, h, w in [(5, 16, 16), (9, 16, 24), (1, 24, 16)]:
         video = MovingShapes(num_items=2, size=(h, w), num_frames=t, walls=True)[0]["video"]
         loss = pipe.training_loss(video[None], ["a red circle moving right"], [0])

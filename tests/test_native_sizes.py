@@ -15,6 +15,15 @@ from vidiff.data.video_io import read_video
 PROMPT = ["a red circle moving right"]
 
 
+def micro_latent_dit(tmp_path):
+    """A micro latent DiT over a micro VAE saved in ``tmp_path`` (5 frames of 16x16, 1x1x1 patches)."""
+    micro_vae().save(tmp_path / "vae")
+    return _micro_pipeline(
+        f"model.vae={tmp_path / 'vae'}", "data.num_frames=5", "data.size=16",
+        "model.net.patch_size=[1, 1, 1]",
+    )  # fmt: skip
+
+
 def test_dit_samples_other_sizes_and_lengths():
     pipe = _micro_pipeline()  # trained shape: 4 frames of 8x8, patches 1x2x2
     default = pipe.generate(PROMPT, [0])
@@ -30,11 +39,7 @@ def test_dit_samples_other_sizes_and_lengths():
 
 
 def test_latent_dit_samples_other_sizes(tmp_path):
-    micro_vae().save(tmp_path / "vae")
-    pipe = _micro_pipeline(
-        f"model.vae={tmp_path / 'vae'}", "data.num_frames=5", "data.size=16",
-        "model.net.patch_size=[1, 1, 1]",
-    )  # fmt: skip
+    pipe = micro_latent_dit(tmp_path)
     video = pipe.generate(PROMPT, [0], num_frames=9, size=(16, 24))
     assert video.shape == (1, 3, 9, 16, 24)
     with pytest.raises(ValueError, match="multiple of 4"):

@@ -43,7 +43,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState
 from torch import nn
 from torch.utils.data import Dataset
 
-from vidiff.adapters import add_lora_for_run, check_lora_run
+from vidiff.adapters import check_lora_run
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
 from vidiff.train.buckets import plan_buckets
@@ -57,7 +57,7 @@ from vidiff.train.data import (
     train_batches,
 )
 from vidiff.train.ema import EMA
-from vidiff.train.finetune import init_weights, resolve_init, set_trainable
+from vidiff.train.finetune import resolve_init, set_trainable
 from vidiff.train.fsdp import (
     accelerate_env,
     check_fsdp,
@@ -71,9 +71,9 @@ from vidiff.train.fsdp import (
 from vidiff.train.logging import RunLogger, default_eval_hook, default_sample_hook
 from vidiff.train.objectives import (
     ExtraStep,
-    build_objective,
     call_hook,
     extra_steps,
+    run_objective,
     trainable_parameters,
 )
 from vidiff.train.settings import (
@@ -358,11 +358,11 @@ def train(
                 f"vidiff: run in {out_dir} already finished at step {state['step']} (train.steps="
                 f"{tc.steps}); nothing to do. Raise train.steps to train further."
             )
-            stored = with_stored_net(from_dict(Config, state["config"]), state)
-            m = model
-            if m is None:
-                m = build_objective(stored)
-                add_lora_for_run(m, stored)
+            m = (
+                model
+                if model is not None
+                else run_objective(from_dict(Config, state["config"]), state)
+            )
             load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)
 
@@ -379,10 +379,7 @@ def train(
         check_resumable(config, state["config"])
     torch.manual_seed(tc.seed)  # identical initial weights on every process
     if model is None:
-        model = build_objective(with_stored_net(config, state))
-        if state is None and config.model.init is not None:
-            init_weights(model, config.model.init)
-        add_lora_for_run(model, config)  # train.trainable: lora (the base weights are in place)
+        model = run_objective(config, state)
     set_trainable(model, tc.trainable, config.model.arch)
     if tc.trainable == "temporal" and config.data.image_ratio > 0:
         # A 1-frame batch passes no temporal layer: its loss would depend on no trainable weight.

@@ -67,13 +67,24 @@ def ema_objective(config: Any, state: dict[str, Any], source: str | Path) -> nn.
     """The objective of a training checkpoint (``state``, read from ``source``) holding its EMA
     weights, for export; a :class:`~vidiff.files.NonFiniteWeightsError` if they are not finite."""
     from vidiff.files import check_finite, load_strict
-    from vidiff.train.settings import with_stored_net
 
     weights = state["ema"]["module"]
     check_finite(weights, f"checkpoint {source}")
+    objective = run_objective(config, state)
+    load_strict(objective, weights, f"checkpoint {source}")
+    return objective
+
+
+def run_objective(config: Any, state: dict[str, Any] | None = None) -> nn.Module:
+    """The objective a run trains, before any checkpoint weights: built from ``config`` (with the
+    network a checkpoint ``state`` stored), ``model.init``'s base weights on a fresh run, then the
+    LoRA adapter of ``train.trainable: lora`` on top (a checkpoint holds base and adapter weights)."""
     from vidiff.adapters import add_lora_for_run
+    from vidiff.train.finetune import init_weights
+    from vidiff.train.settings import with_stored_net
 
     objective = build_objective(with_stored_net(config, state))
-    add_lora_for_run(objective, config)  # a LoRA run's state holds base and adapter weights
-    load_strict(objective, weights, f"checkpoint {source}")
+    if state is None and config.model.init is not None:
+        init_weights(objective, config.model.init)
+    add_lora_for_run(objective, config)
     return objective
