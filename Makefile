@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model gallery vae image-model models lineage vqvae leaderboard
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model trajectory-model camera-model gallery vae image-model models lineage vqvae leaderboard
 
 setup: $(STAMP)
 
@@ -94,6 +94,26 @@ image-model: setup
 	$(VENV)/bin/vidiff export $(IMAGE_RUN) -o $(IMAGE_RUN)/model
 	rm -rf vidiff/assets/shapes-image-video
 	$(VENV)/bin/vidiff inflate $(IMAGE_RUN)/model -o vidiff/assets/shapes-image-video --num-frames 16
+
+# The shipped control models (docs/control.md), each trained (resumable), exported at float16,
+# scored by its probe with the figures recorded in eval.json, and installed by name:
+# `shapes-trajectory` (the default model grown by the trajectory conditioning and fine-tuned; picked
+# by `vidiff generate --trajectory`) and `textures-camera` (camera moves over photos).
+TRAJ_RUN   ?= runs/shapes-trajectory
+CAMERA_RUN ?= runs/textures-camera
+trajectory-model: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-trajectory.yaml train.out_dir=$(TRAJ_RUN) --resume
+	$(VENV)/bin/vidiff export $(TRAJ_RUN) -o $(TRAJ_RUN)/model --dtype float16
+	$(PY) benchmarks/control_probe.py trajectory --model $(TRAJ_RUN)/model --n 64 --record
+	rm -rf vidiff/assets/shapes-trajectory
+	cp -r $(TRAJ_RUN)/model vidiff/assets/shapes-trajectory
+
+camera-model: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/textures-camera.yaml train.out_dir=$(CAMERA_RUN) --resume
+	$(VENV)/bin/vidiff export $(CAMERA_RUN) -o $(CAMERA_RUN)/model --dtype float16
+	$(PY) benchmarks/control_probe.py camera --model $(CAMERA_RUN)/model --n 60 --record
+	rm -rf vidiff/assets/textures-camera
+	cp -r $(CAMERA_RUN)/model vidiff/assets/textures-camera
 
 # The shipped models: name, kind, frames x H x W, steps, size, recorded figures.
 models: setup

@@ -1,20 +1,25 @@
 """Score a control model with vidiff's probes (docs/control.md).
 
-    python benchmarks/control_probe.py trajectory --model DIR [--n 64] [--steps 32]
-    python benchmarks/control_probe.py camera --model DIR [--n 60] [--steps 32]
+    python benchmarks/control_probe.py trajectory --model DIR [--n 64] [--steps 32] [--record]
+    python benchmarks/control_probe.py camera --model DIR [--n 60] [--steps 32] [--record]
 
     python benchmarks/control_probe.py camera --ground-truth [--n 120]
     python benchmarks/control_probe.py trajectory --ground-truth [--n 64]
 
 Prints the summary as JSON (and writes every video's row with --out FILE.json). With
 ``--ground-truth`` it scores the datasets' own held-out clips instead of a model (the probes'
-validation: what a perfect model would get).
+validation: what a perfect model would get). ``--record`` writes the summary into the model folder
+as ``eval.json`` (what ``vidiff models``, ``vidiff serve`` and the demo show), as ``vidiff eval
+--record`` does for the shape probes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
+from pathlib import Path
 
 from vidiff.eval.control import camera_probe, trajectory_probe
 from vidiff.pipeline import VideoPipeline
@@ -62,6 +67,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--record", action="store_true", help="write eval.json into --model")
     args = parser.parse_args()
     if args.ground_truth:
         print(json.dumps(ground_truth(args.kind, args.n, args.seed), indent=1))
@@ -72,9 +78,30 @@ def main() -> None:
     probe = trajectory_probe if args.kind == "trajectory" else camera_probe
     result = probe(pipe, n=args.n, seed=args.seed, steps=args.steps, batch_size=args.batch_size)
     print(json.dumps(result["summary"], indent=1))
+    if args.record:
+        record(result["summary"], pipe, Path(args.model), args)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def record(summary: dict, pipe: VideoPipeline, model: Path, args) -> None:
+    """``model/eval.json``: the probe's summary as one row, with the command that measured it."""
+    from vidiff.eval import report
+    from vidiff.files import EVAL_FILE
+
+    d = pipe.config.diffusion
+    row = {
+        "setting": f"{args.steps or d.steps} {d.sampler} steps, cfg {d.cfg:g}",
+        "num_videos": summary["n"],
+        **{k: v for k, v in summary.items() if k != "n"},
+    }
+    figures = {
+        "command": "python benchmarks/control_probe.py " + " ".join(sys.argv[1:]),
+        "when": time.strftime("%Y-%m-%d"),
+        "rows": [row],
+    }
+    print(f"recorded the figures in {report.write_json(figures, model / EVAL_FILE)}")
 
 
 if __name__ == "__main__":

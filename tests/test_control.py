@@ -346,3 +346,59 @@ def test_controls_refuse_long_videos(capsys, tmp_path, control_models):
     argv = ["generate", "a red circle", "--model", str(control_models["trajectory"]), "-o",
             str(tmp_path / "v.gif"), "--trajectory", "1,1:7,7", "--num-frames", "64"]  # fmt: skip
     assert "drop --num-frames" in _one_line(capsys, argv)
+
+
+# --------------------------------------------------------------------------------------------------
+# a trained model grown by a control (configs/shapes-trajectory.yaml)
+
+_GROWN_NETS = {
+    "unet3d": "model.net={model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2], "
+    "head_dim: 8, layout_prior: true, spatial_coords: true, conditions: []}",
+    "dit": "model.net={hidden_size: 24, depth: 2, head_dim: 12, patch_size: [1, 4, 4]}",
+}
+
+
+@pytest.mark.parametrize("arch", ["unet3d", "dit"])
+@pytest.mark.parametrize("key", ["trajectory", "camera"])
+def test_a_trained_model_grown_by_a_control_equals_it_at_step_0(tmp_path, arch, key):
+    """``model.init`` + ``model.net.conditions``: the stored weights load into the grown network
+    (new input channels zero, new embeddings zero-initialised), so it equals the stored model until
+    it is trained; the run samples with its own settings, not a distilled student's."""
+    from vidiff.config import load_config
+    from vidiff.train.finetune import resolve_init
+    from vidiff.train.objectives import run_objective
+
+    extra = ["model.arch=dit", "model.preset=dit-tiny"] if arch == "dit" else []
+    base = micro_pipeline(*extra, _GROWN_NETS[arch], "diffusion.sampler=ddim", "diffusion.cfg=1")
+    base.config.diffusion.distilled = {"method": "progressive", "steps": 3, "guidance": "baked"}
+    src = base.save(tmp_path / "base")
+    run = ["data.num_frames=4", "data.size=8", f"model.init={src}"]
+    cfg = resolve_init(load_config(None, [*run, f"model.net={{conditions: [{key}]}}"]))
+    assert cfg.model.net["conditions"] == [key] and cfg.diffusion.distilled is None
+    assert (cfg.diffusion.sampler, cfg.diffusion.cfg) == ("dpmpp_2m", 3.0)  # the run's
+    grown = run_objective(cfg).denoiser.net.eval()
+    g = torch.Generator().manual_seed(2)
+    x, c_noise = torch.randn(2, 3, 4, 8, 8, generator=g), torch.tensor([100.0, 700.0])
+    context = torch.randn(2, 5, grown.config.context_dim, generator=g)
+    if key == "trajectory":
+        value = torch.rand(2, 1, 4, 8, 8, generator=g)
+    else:
+        value = torch.stack([camera_path(MOVES[i], 1.0, 4, 8) for i in range(2)])
+    with torch.no_grad():
+        want = base.denoiser.net(x, c_noise, context=context)
+        torch.testing.assert_close(grown(x, c_noise, context=context), want, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            grown(x, c_noise, context=context, **{key: value}), want, rtol=0, atol=1e-6
+        )
+    # the stored weights really loaded: the grown input weight holds them around the new channels
+    w = grown.input_channels_view(grown.state_dict()[grown.input_weight])
+    new = grown.channel_indices([key])
+    assert (key == "camera") == (new == []) and (w[..., new] == 0).all()
+    # a run grows a model; it does not shrink or reshape it
+    with pytest.raises(ValueError, match=rf"drops \['{key}'\]"):
+        grown_src = tmp_path / "grown"
+        VideoPipeline(cfg.pipeline_config()).save(grown_src)
+        resolve_init(load_config(None, [*run[:2], f"model.init={grown_src}",
+                                        "model.net={conditions: []}"]))  # fmt: skip
+    with pytest.raises(ValueError, match=r"remove model.net"):
+        resolve_init(load_config(None, [*run, "model.net={conditions: [camera], depth: 1}"]))

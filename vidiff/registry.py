@@ -111,7 +111,19 @@ FIGURES = [
     ("jitter_median", "jitter, pixels (median)", "{:.2f}"),
     ("fd", "Fréchet distance (in-distribution)", "{:.2f}"),
     ("sec_per_video", "seconds per video", "{:.2f}"),
+    # control models (benchmarks/control_probe.py --record)
+    ("endpoints_within_tol", "trajectory: both endpoints within 3 px", "{:.1%}"),
+    ("mean_px", "trajectory error, pixels (mean)", "{:.2f}"),
+    ("colour_acc", "colour right", "{:.1%}"),
+    ("shape_acc", "shape right (geometric probe)", "{:.1%}"),
+    ("move_acc", "camera move read as requested", "{:.1%}"),
+    ("speed_error", "camera speed error (px or % per frame)", "{:.2f}"),
 ]
+
+
+def recorded_figures(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """The entries of :data:`FIGURES` that at least one of ``rows`` holds."""
+    return [f for f in FIGURES if any(r.get(f[0]) is not None for r in rows)]
 
 
 @dataclass(frozen=True)
@@ -206,6 +218,7 @@ def list_models(assets: Path = ASSETS) -> list[ModelEntry]:
 
 __all__ = [
     "ALIASES",
+    "FIGURES",
     "ASSETS",
     "RECIPES",
     "ModelEntry",
@@ -213,6 +226,7 @@ __all__ = [
     "list_models",
     "model_kind",
     "read_figures",
+    "recorded_figures",
     "resolve_config_models",
     "resolve_model",
     "shipped_models",

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from vidiff.config import PipelineConfig, load_pipeline_config
 from vidiff.files import CONFIG_NAME, model_folder
-from vidiff.registry import ASSETS, FIGURES, model_kind, read_figures, resolve_model, shipped_models
+from vidiff.registry import (
+    ASSETS,
+    model_kind,
+    read_figures,
+    recorded_figures,
+    resolve_model,
+    shipped_models,
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ def figures_table(info: ModelInfo) -> str:
         "| figure | " + " | ".join(str(r.get("setting", "")) for r in rows) + " |",
         "|---" * (len(rows) + 1) + "|",
     ]
-    for key, name, fmt in FIGURES:
+    for key, name, fmt in recorded_figures(rows):
         cells = ["-" if r.get(key) is None else fmt.format(r[key]) for r in rows]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     when, command = info.figures.get("when", ""), info.figures.get("command", "")

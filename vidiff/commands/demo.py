@@ -18,7 +18,7 @@ import torch
 
 from vidiff.commands import checks
 from vidiff.files import EVAL_FILE
-from vidiff.registry import FIGURES
+from vidiff.registry import recorded_figures
 
 DEMO_PROMPTS = [
     "a red circle moving right",
@@ -69,15 +69,16 @@ def _eval_table(model: str) -> str:
     if not path.is_file():
         return "<p>No measured figures ship with this model (no eval.json in its folder).</p>"
     figures = json.loads(path.read_text())
+    shown = recorded_figures(figures.get("rows", []))
     rows = "".join(
         f"<tr><td>{html.escape(str(row.get('setting', '')))}</td>"
         + "".join(
-            f"<td>{'-' if row.get(k) is None else fmt.format(row[k])}</td>" for k, _, fmt in FIGURES
+            f"<td>{'-' if row.get(k) is None else fmt.format(row[k])}</td>" for k, _, fmt in shown
         )
         + "</tr>"
         for row in figures.get("rows", [])
     )
-    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in FIGURES)
+    head = "".join(f"<th>{html.escape(name)}</th>" for _, name, _ in shown)
     command = html.escape(figures.get("command", ""))
     return (
         "<h2>Measured quality of this model</h2>"

@@ -390,7 +390,7 @@ class VideoDiT(ConditionedNet):
         # patch_embed: parameter order and initial values as before)
         self.build_conditioning(cfg, d)
         # tokens are patchified as (pt ph pw c): input channel innermost
-        self.zero_cond_channels(self.patch_embed.weight.view(d, pt * ph * pw, in_ch))
+        self.zero_cond_channels(self.input_channels_view(self.patch_embed.weight))
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if cfg.position == "rope"
@@ -413,6 +413,12 @@ class VideoDiT(ConditionedNet):
         return c_noise, cond
 
     # -- forward ---------------------------------------------------------------------------------
+
+    input_weight = "patch_embed.weight"
+
+    def input_channels_view(self, weight: torch.Tensor) -> torch.Tensor:
+        pt, ph, pw = self.config.patch_size
+        return weight.view(weight.shape[0], pt * ph * pw, -1)  # (D, patch, in)
 
     def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
         c_noise, cond = self._check_inputs(x_in, c_noise, cond)

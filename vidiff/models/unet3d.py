@@ -397,7 +397,7 @@ class UNet3D(ConditionedNet):
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
             nn.init.zeros_(self.input_conv.weight[:, in_ch:])
-        self.zero_cond_channels(self.input_conv.weight.transpose(1, 3))  # (out, kw, kh, in)
+        self.zero_cond_channels(self.input_channels_view(self.input_conv.weight))
         t_down = set(cfg.temporal_down_levels)
 
         self.down = nn.ModuleList()
@@ -475,6 +475,11 @@ class UNet3D(ConditionedNet):
         return F.interpolate(coarse, size=(t, h, w), mode="trilinear").to(x.dtype)
 
     # -- forward ---------------------------------------------------------------------------------
+
+    input_weight = "input_conv.weight"
+
+    def input_channels_view(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.transpose(1, 3)  # (out, kw, kh, in)
 
     def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, **cond) -> torch.Tensor:
         c_noise, cond = self._check_inputs(x_in, c_noise, cond)

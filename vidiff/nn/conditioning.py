@@ -398,6 +398,23 @@ class ConditionedNet(nn.Module):
         with torch.no_grad():
             weight[..., idx] = 0
 
+    # The parameter that reads the input channels, and its view as (..., input channels); set by
+    # each network (a model grown by new conditionings pads it, vidiff/train/finetune.py).
+    input_weight: str = ""
+
+    def input_channels_view(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def channel_indices(self, names: Sequence[str]) -> list[int]:
+        """Input channels (in the order of :meth:`input_with_conditions`) of the ``channels``
+        conditionings named ``names``."""
+        start, idx = self.config.in_channels, []
+        for s in self.conditions:
+            if s.kind == "channels":
+                idx += range(start, start + s.channels) if s.name in names else []
+                start += s.channels
+        return idx
+
     def check_conditions(self, x, c_noise, cond: dict) -> tuple[torch.Tensor, dict]:
         """:func:`check_conditions` against this net's specs and ``config.in_channels``."""
         return check_conditions(self.conditions, x, c_noise, cond, self.config.in_channels)

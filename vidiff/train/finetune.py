@@ -5,6 +5,14 @@ Route B of video training (Make-A-Video, AnimateDiff, SVD): inflate a pretrained
 (:mod:`vidiff.models.inflate`), then train only the new temporal layers. Everything else -- spatial
 layers and text encoder -- gets ``requires_grad = False``, so the optimiser holds state for the
 temporal layers alone and the EMA leaves the rest untouched: it stays bit-identical to the image model.
+
+A run may also *grow* the model it starts from by new conditionings (ControlNet-style control added
+to a trained model): ``model.net.conditions`` listing the stored ones plus new ones is the only model
+key such a run sets. The new conditionings' parameters keep their zero-initialised start (extra input
+channels of the first convolution get zero weights), so the grown model equals the stored one at
+step 0. It is trained by the plain diffusion loss, so a distilled model's record
+(``diffusion.distilled``: its step count, baked guidance) does not carry over, and the run's
+sampling settings (``sampler``, ``steps``, ``cfg``) replace the stored ones.
 """
 
 from __future__ import annotations
@@ -31,7 +39,9 @@ def resolve_init(config: Config) -> Config:
         raise FileNotFoundError(
             f"model.init {init} is not an exported vidiff model: no config.json"
         )
-    if config.model != ModelConfig(init=init):
+    stored = _stored_config(init)
+    added = added_conditions(config, stored)
+    if config.model != ModelConfig(init=init, net=_grown_net(config, added)):
         changed = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -40,9 +50,6 @@ def resolve_init(config: Config) -> Config:
         raise ValueError(
             f"model.init gives the whole model; remove model.{', model.'.join(changed)} from the run"
         )
-    from vidiff.pipeline import read_model_config
-
-    stored = read_model_config(init)
     default = DiffusionConfig()
     mine = {
         f.name: getattr(config.diffusion, f.name)
@@ -50,12 +57,45 @@ def resolve_init(config: Config) -> Config:
         if getattr(config.diffusion, f.name) != getattr(default, f.name)
     }
     model = dataclasses.replace(stored.model, init=init)
+    if added:
+        model.net = {**model.net, "conditions": list(config.model.net["conditions"])}
+        # a new model, trained by the plain loss: the run's sampling settings, not a student's
+        for key in ("sampler", "steps", "cfg", "distilled"):
+            mine.setdefault(key, getattr(config.diffusion, key))
     diffusion = dataclasses.replace(stored.diffusion, **mine)
     return dataclasses.replace(config, model=model, diffusion=diffusion)
 
 
-def init_weights(objective: nn.Module, init: str) -> None:
-    """Load ``init``'s ``model.safetensors`` into the objective built from its config (strict)."""
+def _stored_config(init: str | Path) -> Config:
+    from vidiff.pipeline import read_model_config
+
+    return read_model_config(init)
+
+
+def _grown_net(config: Config, added: list[str]) -> dict:
+    return {"conditions": config.model.net["conditions"]} if added else {}
+
+
+def added_conditions(config: Config, stored: Config) -> list[str]:
+    """The conditionings a ``model.init`` run adds to the stored model (``model.net.conditions``
+    must list the stored ones too); [] when it sets none."""
+    if "conditions" not in config.model.net:
+        return []
+    wanted = list(config.model.net["conditions"] or [])
+    have = list(stored.model.net.get("conditions") or [])
+    missing = [c for c in have if c not in wanted]
+    if missing:
+        raise ValueError(
+            f"model.net.conditions {wanted} drops {missing} of model.init's model: a run may add "
+            "conditionings to it, not remove them"
+        )
+    return [c for c in wanted if c not in have]
+
+
+def init_weights(objective: nn.Module, init: str, config: Config | None = None) -> None:
+    """Load ``init``'s ``model.safetensors`` into the objective built from its config (strict); for a
+    run that grows the model by new conditionings (``config``), their parameters keep their fresh,
+    zero-initialised values and the first convolution's new input channels get zero weights."""
     from safetensors.torch import load_file
 
     from vidiff.files import WEIGHTS_NAME, load_strict
@@ -68,7 +108,39 @@ def init_weights(objective: nn.Module, init: str) -> None:
     state = load_file(str(path))
     reference = objective.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    added = added_conditions(config, _stored_config(init)) if config is not None else []
+    if added:
+        state = _grown_state(objective, state, added)
     load_strict(objective, state, path)
+
+
+def _grown_state(objective: nn.Module, state: dict, added: list[str]) -> dict:
+    """``state`` (the stored model's) completed to the grown ``objective``: its new parameters as
+    initialised, the network's input weight with zero weights for the added channel conditionings."""
+    reference = objective.state_dict()
+    grown = {**{k: v for k, v in reference.items() if k not in state}, **state}
+    for prefix, net in _networks(objective):
+        key = prefix + net.input_weight
+        if key not in state or state[key].shape == reference[key].shape:
+            continue
+        weight = reference[key].clone()
+        view = net.input_channels_view(weight)
+        new = set(net.channel_indices(added))
+        kept = [i for i in range(view.shape[-1]) if i not in new]
+        stored = net.input_channels_view(state[key])
+        if stored.shape[-1] != len(kept):
+            continue  # left as stored: load_strict names the mismatch
+        view[..., kept] = stored.to(view.dtype)
+        grown[key] = weight
+    return grown
+
+
+def _networks(objective: nn.Module):
+    from vidiff.nn.conditioning import ConditionedNet
+
+    for name, module in objective.named_modules():
+        if isinstance(module, ConditionedNet):
+            yield (name + "." if name else ""), module
 
 
 def trainable_names(objective: nn.Module, spec: str | list[str], arch: str) -> list[str]:
@@ -115,4 +187,4 @@ def set_trainable(objective: nn.Module, spec: str | list[str], arch: str) -> int
     return n
 
 
-__all__ = ["init_weights", "resolve_init", "set_trainable", "trainable_names"]
+__all__ = ["added_conditions", "init_weights", "resolve_init", "set_trainable", "trainable_names"]

@@ -85,6 +85,6 @@ def run_objective(config: Any, state: dict[str, Any] | None = None) -> nn.Module
 
     objective = build_objective(with_stored_net(config, state))
     if state is None and config.model.init is not None:
-        init_weights(objective, config.model.init)
+        init_weights(objective, config.model.init, config)
     add_lora_for_run(objective, config)
     return objective
