@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model trajectory-model camera-model gallery vae image-model models lineage vqvae leaderboard
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model trajectory-model camera-model keyframe-model gallery vae image-model models lineage vqvae leaderboard
 
 setup: $(STAMP)
 
@@ -114,6 +114,15 @@ camera-model: setup
 	$(PY) benchmarks/control_probe.py camera --model $(CAMERA_RUN)/model --n 60 --record
 	rm -rf vidiff/assets/textures-camera
 	cp -r $(CAMERA_RUN)/model vidiff/assets/textures-camera
+
+# The shipped keyframe model for `vidiff generate --num-frames N --long keyframes` (docs/long-video.md):
+# the default model grown by the stride conditioning and fine-tuned on bouncing clips at strides 1-4.
+KEYFRAME_RUN ?= runs/shapes-keyframes
+keyframe-model: setup
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-keyframes.yaml train.out_dir=$(KEYFRAME_RUN) --resume
+	$(VENV)/bin/vidiff export $(KEYFRAME_RUN) -o $(KEYFRAME_RUN)/model --dtype float16
+	rm -rf vidiff/assets/shapes-keyframes
+	cp -r $(KEYFRAME_RUN)/model vidiff/assets/shapes-keyframes
 
 # The shipped models: name, kind, frames x H x W, steps, size, recorded figures.
 models: setup

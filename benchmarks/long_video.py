@@ -1,16 +1,22 @@
 """Long-video benchmark: peak memory and time against length, frames per second per mode, drift.
 
-For each mode and length N, a child process loads the model, makes one N-frame video window by
-window (vidiff.sampling.long) and streams it into an .mp4 (vidiff.data.video_io.VideoWriter), then
-reports its wall time, the time to the first window, generated frames per second and its peak RSS
-(ru_maxrss: the whole process, model and libraries included). The parent then scores every video
-with the long-video probes (vidiff.eval.long_probes) and prints a table; ``--json`` keeps it.
+For each mode and length N, a child process loads the model, makes the N-frame videos of the
+prompts one after another, window by window (vidiff.sampling.long), streaming each into an .mp4
+(vidiff.data.video_io.VideoWriter), then reports the mean wall time per video, the time to the first
+window, generated frames per second and its peak RSS (ru_maxrss: the whole process, model and
+libraries included). The parent then scores every video with the long-video probes
+(vidiff.eval.long_probes, the bars of `vidiff eval-long`) and prints a table of means over the
+prompts; ``--json`` keeps it, ``--markdown`` writes it as a Markdown table.
 
     python benchmarks/long_video.py                       # default model, 32/64/128/256 frames
     python benchmarks/long_video.py --frames 32 256 --modes extend extend+anchor --json out.json
+    python benchmarks/long_video.py --frames 64 128 256 --prompts 8 \
+        --modes chunks extend extend+anchor --keyframe-model shapes-keyframes
 
-Modes: ``extend`` (context 4), ``extend+anchor`` (with cross-frame attention to the first window).
-``keyframes`` needs a model trained with the stride conditioning (``--keyframe-model``).
+Modes: ``chunks`` (the baseline: independent windows, each the model's plain clip for its window
+seed, laid end to end), ``extend`` (context 4), ``extend+anchor`` (with cross-frame attention to the
+first window); ``keyframes`` (stride 3, the model filling the frames between) with
+``--keyframe-model``, a model trained with the stride conditioning.
 """
 
 from __future__ import annotations
@@ -25,9 +31,36 @@ import time
 from pathlib import Path
 
 PROMPT = "a red circle moving right"
+FIGURES = ("adherence", "colour_shape", "presence", "moving", "size_drift", "speed_drift", "flicker",
+           "passes")  # fmt: skip
 
 
-def child(model: str | None, mode: str, frames: int, out: str, seed: int, threads: int) -> dict:
+def prompts_for(n: int) -> list[str]:
+    """``PROMPT`` alone for one prompt, else ``n`` in-distribution captions spread over all of them
+    (every colour-shape pair and direction in turn)."""
+    if n == 1:
+        return [PROMPT]
+    from vidiff.eval.runner import all_shapes_prompts
+
+    every = all_shapes_prompts("train")
+    return [every[(i * 5) % len(every)] for i in range(n)]  # 5 is coprime with 68: no repeats
+
+
+def independent_chunks(pipe, prompt: str, seed: int, frames: int):
+    """The baseline: windows made independently (window seeds as extension's), end to end."""
+    from vidiff.sampling.long import window_seed
+
+    made, w = 0, 0
+    while made < frames:
+        clip = pipe.generate([prompt], [window_seed(seed, w)]).cpu()
+        n = min(pipe.num_frames, frames - made)
+        yield clip[:, :, :n]
+        made, w = made + n, w + 1
+
+
+def child(
+    model: str | None, mode: str, frames: int, out: str, seed: int, threads: int, prompts: int
+) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -37,40 +70,54 @@ def child(model: str | None, mode: str, frames: int, out: str, seed: int, thread
     from vidiff.sampling.long import extend, keyframe_cascade
 
     pipe = VideoPipeline.load(model or DEFAULT_MODEL)
-    start = time.perf_counter()
-    if mode.startswith("keyframes"):
-        key = VideoPipeline.load(mode.split(":", 1)[1])
-        chunks = keyframe_cascade(key, pipe, [PROMPT], [seed], frames, stride=3)
-    else:
-        chunks = extend(pipe, [PROMPT], [seed], frames, context=4, anchor=mode == "extend+anchor")
-    first = None
-    with VideoWriter(out, fps=pipe.config.video.fps) as writer:
-        for chunk in chunks:
-            writer.write(chunk[0])
-            first = first or time.perf_counter() - start
-    seconds = time.perf_counter() - start
+    key = VideoPipeline.load(mode.split(":", 1)[1]) if mode.startswith("keyframes") else None
+    seconds, firsts, videos = [], [], []
+    for i, prompt in enumerate(prompts_for(prompts)):
+        start = time.perf_counter()
+        if key is not None:
+            chunks = keyframe_cascade(key, pipe, [prompt], [seed + i], frames, stride=3)
+        elif mode == "chunks":
+            chunks = independent_chunks(pipe, prompt, seed + i, frames)
+        else:
+            anchor = mode == "extend+anchor"
+            chunks = extend(pipe, [prompt], [seed + i], frames, context=4, anchor=anchor)
+        first = None
+        path = out.replace(".mp4", f"-{i:02d}.mp4")
+        with VideoWriter(path, fps=pipe.config.video.fps) as writer:
+            for chunk in chunks:
+                writer.write(chunk[0])
+                first = first or time.perf_counter() - start
+        seconds.append(time.perf_counter() - start)
+        firsts.append(first)
+        videos.append({"video": path, "prompt": prompt})
     return {
         "mode": mode.split(":")[0],
         "frames": frames,
-        "seconds": seconds,
-        "first_window_s": first,
-        "frames_per_s": frames / seconds,
+        "prompts": prompts,
+        "seconds": sum(seconds) / len(seconds),  # per video
+        "first_window_s": sum(firsts) / len(firsts),
+        "frames_per_s": frames * len(seconds) / sum(seconds),
         "playback_fps": pipe.config.video.fps,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "video": out,
+        "videos": videos,
     }
 
 
-def score(path: str) -> dict:
+def score(videos: list[dict]) -> dict:
+    """The probes' means over the videos, and the first video's per-window curves."""
+    import numpy as np
+
+    from vidiff.commands.eval_long import long_bars
     from vidiff.data.video_io import read_video
     from vidiff.eval.long_probes import score_long_shapes
 
-    video, _ = read_video(path)
-    v = score_long_shapes(video, PROMPT)
-    return {
-        k: v[k]
-        for k in ("adherence", "presence", "direction", "speed_drift", "size_drift", "flicker")
-    } | {"curves": v["curves"]}
+    verdicts = []
+    for v in videos:
+        video, _ = read_video(v["video"])
+        verdict = score_long_shapes(video, v["prompt"])
+        verdicts.append(verdict | long_bars(verdict))
+    means = {k: float(np.nanmean([v[k] for v in verdicts])) for k in FIGURES}
+    return means | {"curves": verdicts[0]["curves"], "video": videos[0]["video"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--modes", nargs="+", default=["extend", "extend+anchor"])
     ap.add_argument("--keyframe-model", default=None, help="adds the keyframes mode")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompts", type=int, default=1, help="videos per row (in-distribution)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--markdown", default=None, help="write the table here as Markdown")
     ap.add_argument("--keep", default=None, help="folder to keep the videos in")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--plot", default=None, help="draw the probe curves of the longest videos here")
@@ -91,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.child:
         mode, frames, out = args.child
-        row = child(args.model, mode, int(frames), out, args.seed, args.threads)
+        row = child(args.model, mode, int(frames), out, args.seed, args.threads, args.prompts)
         print(json.dumps(row))
         return
     folder = Path(args.keep or tempfile.mkdtemp(prefix="vidiff-long-"))
@@ -103,18 +152,23 @@ def main(argv: list[str] | None = None) -> None:
             out = folder / f"{mode.split(':')[0]}-{n}.mp4"
             cmd = [sys.executable, __file__, "--child", mode, str(n), str(out)]
             cmd += ["--seed", str(args.seed), "--threads", str(args.threads)]
+            cmd += ["--prompts", str(args.prompts)]
             cmd += ["--model", args.model] if args.model else []
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-            row = json.loads(done.stdout.strip().splitlines()[-1]) | score(str(out))
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row |= score(row["videos"])
             rows.append(row)
             print(
                 f"{row['mode']:>14} N={n:4d}  {row['seconds']:7.1f} s  first window "
                 f"{row['first_window_s']:5.1f} s  {row['frames_per_s']:5.2f} frames/s "
                 f"(playback {row['playback_fps']})  peak RSS {row['peak_rss_mb']:6.0f} MB  "
                 f"adherence {row['adherence']:.2f}  presence {row['presence']:.2f}  "
-                f"size drift {row['size_drift']:+.2f}  speed drift {row['speed_drift']:+.2f}",
+                f"size drift {row['size_drift']:+.2f}  speed drift {row['speed_drift']:+.2f}  "
+                f"passes {row['passes']:.2f}",
                 flush=True,
             )
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     longest = [r for r in rows if r["frames"] == max(args.frames)]
@@ -133,6 +187,18 @@ def main(argv: list[str] | None = None) -> None:
         write_video(grid, args.strip)
 
 
+def markdown(rows: list[dict]) -> str:
+    """The table: one row per (mode, N), means over the prompts."""
+    head = ["mode", "N", "videos", "s / video", "frames/s", "peak RSS MB", *FIGURES]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for r in rows:
+        cells = [r["mode"], r["frames"], r["prompts"], f"{r['seconds']:.1f}",
+                 f"{r['frames_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]  # fmt: skip
+        cells += [f"{r[k]:+.2f}" if k.endswith("drift") else f"{r[k]:.2f}" for k in FIGURES]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows: list[dict], path: str) -> None:
     """Per-window probe curves (speed, size, presence, direction) of each mode's longest video."""
     import matplotlib
@@ -149,7 +215,7 @@ def plot(rows: list[dict], path: str) -> None:
         ax.set_xlabel("first frame of the 16-frame window")
         ax.set_title(label)
     axes[0].legend()
-    fig.suptitle(f"{rows[0]['frames']} frames of '{PROMPT}', seed 0")
+    fig.suptitle(f"{rows[0]['frames']} frames, first prompt, seed 0")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 

@@ -361,6 +361,31 @@ def test_long_probes_fail_on_corrupted_clips(long_items):
     assert drift(np.r_[np.full(8, 10.0), np.full(8, 5.0)]) == pytest.approx(-0.5)
 
 
+def test_long_bars_pass_ground_truth_and_fail_each_corruption(long_items):
+    """The per-video bars of `vidiff eval-long` (issue 19): bouncing ground truth meets them all; a
+    clip that freezes, loses its object, changes colour or shrinks fails the matching bar."""
+    from vidiff.commands.eval_long import long_bars
+
+    def bars(video, caption):
+        v = score_long_shapes(video, caption)
+        return {**v, **long_bars(v)}
+
+    item = long_items[0]
+    video, caption = item["video"], item["caption"]
+    assert bars(video, caption)["passes"] == 1.0
+    frozen = video.clone()
+    frozen[:, 48:] = video[:, 48:49]
+    b = bars(frozen, caption)
+    assert b["moving"] == 0.0 and b["passes"] == 0.0
+    gone = video.clone()
+    gone[:, 80:] = 0  # present in 83% of the frames
+    assert bars(gone, caption)["passes"] == 0.0
+    recoloured = video.clone()
+    recoloured[:, 80:] = recoloured[:, 80:].roll(1, dims=0)  # 5 of 6 windows right: 83% < 90%
+    b = bars(recoloured, caption)
+    assert b["colour_shape"] == pytest.approx(5 / 6) and b["passes"] == 0.0
+
+
 def test_window_ade_on_balls():
     item = BouncingBalls(1, num_frames=64, seed=2, min_balls=2, max_balls=2)[0]
     ref = torch.stack([o["centroids"] for o in item["gt"]["objects"]], 1).numpy()  # (T, K, 2)
@@ -391,6 +416,15 @@ def test_eval_long_writes_curves_and_report(pipe, tmp_path):
     assert "long_curves.png" in html and (out / "long_curves.png").is_file()
     assert cli.main([*args[:3], "--num-frames", "0", "--out", str(tmp_path / "no")]) != 0
     assert not (tmp_path / "no").exists()
+    # videos made side by side are the videos made one at a time
+    one = tmp_path / "one"
+    assert cli.main([*args, "--context", "2", "--out", str(one), "--batch-size", "1"]) == 0
+    videos = json.loads((one / "metrics.json").read_text())["videos"]
+    assert {"colour_shape", "passes"} <= set(videos[0])
+    for a, b in zip(videos, metrics["videos"], strict=True):
+        assert a.keys() == b.keys() and a["caption"] == b["caption"]
+        for k in a.keys() - {"caption"}:
+            assert a[k] == b[k] or a[k] == pytest.approx(b[k], abs=1e-5), k
 
 
 def test_keyframe_clips_and_a_training_step_with_the_stride():

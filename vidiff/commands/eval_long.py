@@ -15,6 +15,33 @@ from vidiff.runtime import resolve_device
 
 CURVE_KEYS = ("adherence", "presence", "direction_ok", "speed", "area", "flicker")
 SUMMARY_KEYS = ("adherence", "presence", "direction", "speed_drift", "size_drift", "flicker")
+# What a long video must keep (issue 19's bars), per video: colour and shape right in >= 90% of the
+# windows, the object present in >= 95% of the frames, still moving in the last quarter (median
+# speed >= MOVING px/frame at 32 px), its size within +-30% of the start, background flicker <= 0.01.
+MOVING = 0.25
+BAR_KEYS = ("colour_shape", "presence", "moving", "size_drift", "flicker")
+
+
+def long_bars(verdict: dict) -> dict:
+    """The bars of one video's :func:`~vidiff.eval.long_probes.score_long_shapes` verdict: the
+    share of windows with colour and shape right, whether it still moves at the end, and ``passes``
+    (every bar met)."""
+    c = verdict["curves"]
+    colour_shape = float(
+        np.mean([a >= 1 and b >= 1 for a, b in zip(c["colour_ok"], c["shape_ok"])])
+    )
+    speed = np.asarray(c["speed"], dtype=np.float64)
+    last = speed[-max(1, len(speed) // 4) :]
+    moving = bool(np.isfinite(last).any() and np.nanmedian(last) >= MOVING)
+    size = verdict["size_drift"]
+    passes = (
+        colour_shape >= 0.9
+        and verdict["presence"] >= 0.95
+        and moving
+        and bool(np.isfinite(size) and abs(size) <= 0.3)
+        and verdict["flicker"] <= 0.01
+    )
+    return {"colour_shape": colour_shape, "moving": float(moving), "passes": float(passes)}
 
 
 def eval_long(
@@ -26,6 +53,8 @@ def eval_long(
     context: int = 4,
     anchor: bool = False,
     seed: int = 0,
+    all_prompts: bool = False,
+    batch_size: int = 8,
     out: str = "eval-long-out",
     device: str = "auto",
 ) -> dict:
@@ -44,6 +73,8 @@ def eval_long(
         context: frames each window knows from the one before.
         anchor: cross-frame attention to the first window.
         seed: seed of the prompt set and of the videos.
+        all_prompts: every MovingShapes caption of the split once instead of --num-videos.
+        batch_size: videos made side by side.
         out: the folder for metrics.json, report.html and the videos.
         device: auto (the GPU when there is one), cpu, cuda, cuda:N or mps.
     """
@@ -58,20 +89,29 @@ def eval_long(
     checks.positive("--num-videos", num_videos)
     checks.positive("--context", context)
     checks.seed_range("--seed", seed)
+    checks.positive("--batch-size", batch_size)
     checks.folder("--out", out)
     if split not in SPLITS:
         raise UserError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     model = str(resolve_model(model)) if model is not None else str(DEFAULT_MODEL)
     pipe = VideoPipeline.load(model, device=resolve_device(device))
-    es = eval_sets("shapes", max(num_videos, 2), pipe.num_frames, pipe.size, seed, (split,))[0]
+    es = eval_sets(
+        "shapes", max(num_videos, 2), pipe.num_frames, pipe.size, seed, (split,), all_prompts
+    )[0]
+    num_videos = len(es.prompts) if all_prompts else num_videos
     prompts, seeds = es.prompts[:num_videos], es.seeds[:num_videos]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    verdicts, gallery = [], []
-    for k, (prompt, s) in enumerate(zip(prompts, seeds)):
-        chunks = extend(pipe, [prompt], [s], num_frames, context=context, anchor=anchor)
-        video = np.concatenate([c[0].numpy() for c in chunks], axis=1)  # (C, N, H, W)
+    verdicts, gallery, made = [], [], []
+    for a in range(0, num_videos, batch_size):
+        sl = slice(a, a + batch_size)
+        chunks = list(
+            extend(pipe, prompts[sl], seeds[sl], num_frames, context=context, anchor=anchor)
+        )
+        made += list(np.concatenate([c.numpy() for c in chunks], axis=2))  # (C, N, H, W) each
+    for k, (prompt, s, video) in enumerate(zip(prompts, seeds, made)):
         v = score_long_shapes(video, prompt, window=pipe.num_frames)
+        v.update(long_bars(v))
         c = v["curves"]
         c["adherence"] = [
             float(a >= 1 and b >= 1 and x >= 1)
@@ -98,7 +138,10 @@ def eval_long(
             key: np.nanmean([v["curves"][key] for v in verdicts], axis=0).tolist()
             for key in CURVE_KEYS
         }
-        means = {key: float(np.nanmean([v[key] for v in verdicts])) for key in SUMMARY_KEYS}
+        means = {
+            key: float(np.nanmean([v[key] for v in verdicts]))
+            for key in (*SUMMARY_KEYS, "colour_shape", "moving", "passes")
+        }
     label = "extend+anchor" if anchor else "extend"
     metrics = {
         "model": str(model),
@@ -110,7 +153,17 @@ def eval_long(
         "window": pipe.num_frames,
         **means,
         "curves": mean_curves,
-        "videos": [{k: v[k] for k in ("caption", *SUMMARY_KEYS)} for v in verdicts],
+        "bars": {
+            "colour_shape": 0.9,
+            "presence": 0.95,
+            "moving_px_per_frame": MOVING,
+            "size_drift": 0.3,
+            "flicker": 0.01,
+        },  # fmt: skip
+        "videos": [
+            {k: v[k] for k in ("caption", *SUMMARY_KEYS, "colour_shape", "moving", "passes")}
+            for v in verdicts
+        ],
     }
     report.write_json(metrics, out_dir / "metrics.json")
     plot = report.plot_long_curves({label: mean_curves}, out_dir / "long_curves.png")
@@ -128,6 +181,7 @@ def eval_long(
         [plot] if plot else [],
         [("Videos", gallery)],
     )
-    print(json.dumps({k: round(metrics[k], 4) for k in SUMMARY_KEYS}))
+    keys = (*SUMMARY_KEYS, "colour_shape", "moving", "passes")
+    print(json.dumps({k: round(metrics[k], 4) for k in keys}))
     print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'report.html'}")
     return metrics

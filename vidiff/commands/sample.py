@@ -18,7 +18,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.commands.control import TRAJECTORY_MODEL, control_conditions
 from vidiff.errors import UserError
-from vidiff.registry import resolve_model
+from vidiff.registry import ASSETS, resolve_model
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
 
@@ -156,7 +156,7 @@ def generate(
         anchor: cross-frame attention: every later window's frames also attend to the first window.
         stride: frames between keyframes (--long keyframes).
         keyframe_model: a model trained with the stride conditioning for --long keyframes (default:
-            --model, which must then have it).
+            --model when it has it, else the shipped keyframe model shapes-keyframes).
         lora: a LoRA adapter folder (vidiff export of a train.trainable=lora run, or vidiff tune)
             to apply to --model; --model may also be such a folder (its base model + adapter).
         lora_scale: the strength of the LoRA adapter: 1 as trained, 0 the base model.
@@ -164,7 +164,6 @@ def generate(
     from vidiff.data.sheet import make_sheet
     from vidiff.data.video_io import write_video
     from vidiff.families import load_model
-    from vidiff.pipeline import VideoPipeline
 
     # Everything the user typed is checked before the model is loaded.
     texts = _read_prompts(prompt, prompts, optional=camera is not None)
@@ -264,8 +263,8 @@ def generate(
             context=context,
             anchor=anchor,
             stride=stride,
-            key_pipe=VideoPipeline.load(resolve_model(keyframe_model), device=torch_device)
-            if keyframe_model is not None
+            key_pipe=_keyframe_pipe(pipe, keyframe_model, torch_device)
+            if long == "keyframes"
             else pipe,
             out=Path(out),
             directory=directory if to_folder else None,
@@ -347,6 +346,24 @@ def generate(
         write_video(make_sheet(videos, [f"{p} (seed {s})" for p, s in jobs]), path, fps=fps)
     print(f"wrote {path}")
     return [path]
+
+
+KEYFRAME_MODEL = ASSETS / "shapes-keyframes"  # `make keyframe-model`
+
+
+def _keyframe_pipe(pipe, keyframe_model: str | None, device):
+    """The keyframe model of ``--long keyframes``: --keyframe-model, else --model when it has the
+    stride conditioning, else the shipped one (KEYFRAME_MODEL) when installed."""
+    from vidiff.nn.conditioning import STRIDE
+
+    has_stride = any(spec.name == STRIDE for spec in pipe.conditions)
+    if keyframe_model is None and not has_stride and (KEYFRAME_MODEL / "config.json").is_file():
+        keyframe_model = str(KEYFRAME_MODEL)
+    if keyframe_model is None:
+        return pipe  # keyframe_cascade names what is missing
+    from vidiff.pipeline import VideoPipeline
+
+    return VideoPipeline.load(resolve_model(keyframe_model), device=device)
 
 
 def _check_long(long, num_frames, context, stride, keyframe_model) -> None:
