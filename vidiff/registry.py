@@ -145,9 +145,11 @@ class ModelEntry:
     @property
     def headline(self) -> dict[str, float]:
         """The first recorded setting's main figures: ``adherence``, ``adherence_heldout``, ``fd``,
-        ``sec_per_video`` (those present)."""
+        ``sec_per_video``, and a control model's ``endpoints_within_tol`` / ``move_acc`` (those
+        present)."""
         rows = (self.figures or {}).get("rows") or []
-        keys = ("adherence", "adherence_heldout", "fd", "sec_per_video")
+        keys = ("adherence", "adherence_heldout", "fd", "sec_per_video", "endpoints_within_tol",
+                "move_acc")  # fmt: skip
         return {k: rows[0][k] for k in keys if rows and rows[0].get(k) is not None}
 
     def as_dict(self) -> dict[str, Any]:

@@ -27,8 +27,10 @@ def _row(m: ModelEntry) -> list[str]:
             ("adherence_heldout", "held-out {:.1%}"),
             ("fd", "FD {:.2f}"),
             ("sec_per_video", "{:.2f} s/video"),
+            ("endpoints_within_tol", "trajectory endpoints within 3 px {:.1%}"),
+            ("move_acc", "camera move right {:.1%}"),
         )
-        if key in h
+        if h.get(key) is not None
         for text in [text.format(h[key])]
     )
     return [

@@ -24,6 +24,8 @@ TRAJECTORY, CAMERA = "trajectory", "camera"
 CAMERA_DIM = 3  # (x, y, log zoom)
 # Feature scale: pixels of a 32-px clip and log zoom to numbers of order 1 for the MLP.
 CAMERA_FEATURE_SCALE = (1 / 8, 1 / 8, 8.0)
+# and a frame's step from the one before (px/frame, log zoom per frame: 0.5-1.5 px, 1-3 %) to ~1.
+VELOCITY_SCALE = (1.0, 1.0, 50.0)
 
 
 def heatmap_channels(x: torch.Tensor, heat: torch.Tensor | None, _mask) -> torch.Tensor:
@@ -35,19 +37,33 @@ def heatmap_channels(x: torch.Tensor, heat: torch.Tensor | None, _mask) -> torch
 
 class CameraEmbedding(nn.Module):
     """``(B, T, 3)`` camera positions -> ``(B, T, width)`` per-frame embeddings; the last layer
-    starts at zero, so a model grown by it is unchanged (STYLE 10)."""
+    starts at zero, so a model grown by it is unchanged (STYLE 10).
+
+    The MLP sees each frame's position and its velocity (the step from the frame before; frame 0
+    takes frame 1's): what a frame's content is, relative to its neighbour, is a local shift by the
+    velocity, which the temporal layers can make, while the position alone would ask for a shift
+    from frame 0 that grows with time."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.register_buffer(
             "scale", torch.tensor(CAMERA_FEATURE_SCALE, dtype=torch.float32), persistent=False
         )
-        self.mlp = nn.Sequential(nn.Linear(CAMERA_DIM, width), nn.SiLU(), nn.Linear(width, width))
+        self.register_buffer(
+            "velocity_scale", torch.tensor(VELOCITY_SCALE, dtype=torch.float32), persistent=False
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * CAMERA_DIM, width), nn.SiLU(), nn.Linear(width, width)
+        )
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, camera: torch.Tensor) -> torch.Tensor:
-        return self.mlp(camera.to(self.scale.dtype) * self.scale)
+        camera = camera.to(self.scale.dtype)
+        step = camera.diff(dim=1) if camera.shape[1] > 1 else torch.zeros_like(camera)
+        velocity = torch.cat([step[:, :1], step], dim=1)[:, : camera.shape[1]]
+        features = [camera * self.scale, velocity * self.velocity_scale]
+        return self.mlp(torch.cat(features, dim=-1))
 
 
 def _trajectory(config) -> tuple[CondSpec, ...]:
