@@ -32,7 +32,7 @@ from pathlib import Path
 
 PROMPT = "a red circle moving right"
 FIGURES = ("adherence", "colour_shape", "presence", "moving", "size_drift", "speed_drift", "flicker",
-           "passes")  # fmt: skip
+           "passes", "jumps")  # fmt: skip
 
 
 def prompts_for(n: int) -> list[str]:

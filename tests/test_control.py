@@ -3,6 +3,7 @@ camera dataset and path, the two conditionings on a tiny U-Net and DiT, CFG's nu
 phase-correlation probe, and the CLI's options and errors."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -336,10 +337,24 @@ def test_the_probe_runners_sample_and_measure(control_models):
     assert 0 <= result["summary"]["move_acc"] <= 1
 
 
-def test_the_default_model_says_no_control_model_is_shipped(capsys, tmp_path):
-    line = _one_line(capsys, ["generate", "a red circle", "--trajectory", "3,3:20,20", "-o",
-                              str(tmp_path / "v.gif")])  # fmt: skip
-    assert "the default model has no trajectory conditioning and no trajectory model" in line
+def test_a_trajectory_without_a_model_uses_the_shipped_trajectory_model(tmp_path, monkeypatch):
+    """`generate --trajectory` without --model picks vidiff/assets/shapes-trajectory; the default
+    model, which has no trajectory conditioning, is never loaded for it."""
+    from vidiff.commands.control import TRAJECTORY_MODEL
+
+    assert (TRAJECTORY_MODEL / "config.json").is_file(), "make trajectory-model installs it"
+    loaded = []
+    real_load = VideoPipeline.load.__func__
+
+    def load(cls, directory, *a, **k):
+        loaded.append(Path(directory).resolve())
+        return real_load(cls, directory, *a, **k)
+
+    monkeypatch.setattr(VideoPipeline, "load", classmethod(load))
+    out = tmp_path / "v.gif"
+    argv = ["generate", "a red circle", "--trajectory", "3,3:20,20", "--steps", "2", "-o", str(out)]
+    assert cli.main(argv) == 0 and out.is_file()
+    assert loaded == [TRAJECTORY_MODEL.resolve()]
 
 
 def test_controls_refuse_long_videos(capsys, tmp_path, control_models):

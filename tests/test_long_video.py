@@ -342,6 +342,7 @@ def test_long_probes_pass_on_ground_truth(long_items):
         assert abs(v["size_drift"]) < 0.05 and abs(v["speed_drift"]) < 0.1, v
         assert len(v["curves"]["frame"]) == 6 and v["flicker"] == 0.0
         assert 0 < v["direction"] < 1  # it bounces: the captioned direction holds in some windows
+        assert v["jumps"] == 0
 
 
 def test_long_probes_fail_on_corrupted_clips(long_items):
@@ -359,6 +360,8 @@ def test_long_probes_fail_on_corrupted_clips(long_items):
     frozen[:, 48:] = video[:, 48:49]  # motion stops
     assert score_long_shapes(frozen, caption)["speed_drift"] == pytest.approx(-1.0)
     assert drift(np.r_[np.full(8, 10.0), np.full(8, 5.0)]) == pytest.approx(-0.5)
+    spliced = torch.cat([video[:, :48], video[:, 48 + 40 :]], dim=1)  # 40 frames cut out
+    assert score_long_shapes(spliced, caption)["jumps"] == 1
 
 
 def test_long_bars_pass_ground_truth_and_fail_each_corruption(long_items):

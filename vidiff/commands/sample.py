@@ -353,17 +353,19 @@ KEYFRAME_MODEL = ASSETS / "shapes-keyframes"  # `make keyframe-model`
 
 def _keyframe_pipe(pipe, keyframe_model: str | None, device):
     """The keyframe model of ``--long keyframes``: --keyframe-model, else --model when it has the
-    stride conditioning, else the shipped one (KEYFRAME_MODEL) when installed."""
+    stride conditioning, else the shipped one (KEYFRAME_MODEL) when it makes --model's clips."""
     from vidiff.nn.conditioning import STRIDE
-
-    has_stride = any(spec.name == STRIDE for spec in pipe.conditions)
-    if keyframe_model is None and not has_stride and (KEYFRAME_MODEL / "config.json").is_file():
-        keyframe_model = str(KEYFRAME_MODEL)
-    if keyframe_model is None:
-        return pipe  # keyframe_cascade names what is missing
     from vidiff.pipeline import VideoPipeline
 
-    return VideoPipeline.load(resolve_model(keyframe_model), device=device)
+    if keyframe_model is not None:
+        return VideoPipeline.load(resolve_model(keyframe_model), device=device)
+    if any(spec.name == STRIDE for spec in pipe.conditions):
+        return pipe
+    if (KEYFRAME_MODEL / "config.json").is_file():
+        shipped = VideoPipeline.load(KEYFRAME_MODEL, device=device)
+        if shipped.config.video == pipe.config.video:  # it makes this model's clips
+            return shipped
+    return pipe  # keyframe_cascade names what is missing
 
 
 def _check_long(long, num_frames, context, stride, keyframe_model) -> None:

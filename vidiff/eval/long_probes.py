@@ -77,6 +77,16 @@ def motion_axis(centroids: np.ndarray) -> int | None:
     return int(steps[:, 1].sum() > steps[:, 0].sum())
 
 
+JUMP = 3.0  # px per frame at 32 px
+
+
+def jumps(centroids: np.ndarray, limit: float) -> int:
+    """Frames of a track ``(T, 2)`` whose centre moved more than ``limit`` px from the frame
+    before (both present)."""
+    step = np.linalg.norm(np.diff(np.asarray(centroids, np.float64), axis=0), axis=1)
+    return int(np.sum(np.nan_to_num(step, nan=0.0) > limit))
+
+
 def score_long_shapes(
     video: torch.Tensor | np.ndarray, caption: str, window: int = 16, judge=None
 ) -> dict:
@@ -86,7 +96,9 @@ def score_long_shapes(
     ``axis_ok``, ``direction_ok``, ``presence``, ``speed`` px/frame, ``area`` px, ``flicker``; and ``presence_frames``
     per frame) and the summaries ``adherence`` (share of windows with colour, shape and axis right),
     ``presence``, ``direction`` (share of windows moving as captioned), ``speed_drift``,
-    ``size_drift``, ``flicker``.
+    ``size_drift``, ``flicker``, and ``jumps``: frames where the object's centre moves more than
+    :data:`JUMP` px (3x MovingShapes' fastest speed at 32 px, scaled with the frame): a
+    discontinuity, such as a new window that does not continue the last.
     """
     if judge is None:
         from vidiff.eval.judges import load_shape_judge
@@ -131,6 +143,7 @@ def score_long_shapes(
         "speed_drift": drift(steps),
         "size_drift": drift(np.where(present > 0, areas, np.nan)),
         "flicker": float(np.mean(curves["flicker"])),
+        "jumps": jumps(track.centroids, JUMP * min(v.shape[-2:]) / 32),
         "curves": {**curves, "presence_frames": present.tolist()},
     }
 

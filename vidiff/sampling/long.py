@@ -171,6 +171,12 @@ def keyframe_cascade(
             "use --long extend"
         )
     _check_frame_conditioned(interp_pipe, "keyframe interpolation")
+    kv, iv = key_pipe.config.video, interp_pipe.config.video
+    if (kv.channels, key_pipe.size) != (iv.channels, interp_pipe.size):
+        raise UserError(
+            f"the keyframe model makes {kv.channels}-channel {key_pipe.size}-px frames, the "
+            f"interpolating model {iv.channels}-channel {interp_pipe.size}-px ones: they must match"
+        )
     t = interp_pipe.num_frames
     if not 1 <= stride <= t - 1:
         raise ValueError(
