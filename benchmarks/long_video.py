@@ -33,6 +33,12 @@ from pathlib import Path
 PROMPT = "a red circle moving right"
 FIGURES = ("adherence", "colour_shape", "presence", "moving", "size_drift", "speed_drift", "flicker",
            "passes", "jumps")  # fmt: skip
+FORMATS = {
+    "size_drift": "{:+.2f}",
+    "speed_drift": "{:+.2f}",
+    "flicker": "{:.4f}",
+    "jumps": "{:.1f}",
+}
 
 
 def prompts_for(n: int) -> list[str]:
@@ -194,7 +200,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["mode"], r["frames"], r["prompts"], f"{r['seconds']:.1f}",
                  f"{r['frames_per_s']:.1f}", f"{r['peak_rss_mb']:.0f}"]  # fmt: skip
-        cells += [f"{r[k]:+.2f}" if k.endswith("drift") else f"{r[k]:.2f}" for k in FIGURES]
+        cells += [FORMATS.get(k, "{:.2f}").format(r[k]) for k in FIGURES]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines) + "\n"
 

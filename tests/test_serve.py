@@ -108,7 +108,10 @@ def test_catalog_lists_the_shipped_model_with_its_figures(tmp_path):
     extra = tmp_path / "micro"
     micro_pipeline("model.frame_conditioning=false").save(extra)
     models = find_models([str(extra)])
-    assert list(models) == ["default-model", "micro"]
+    assert list(models)[0] == "default-model" and list(models)[-1] == "micro"
+    assert {"shapes-trajectory", "shapes-keyframes"} <= set(models)
+    traj = model_card(models["shapes-trajectory"])  # a control model's figures, by name
+    assert "trajectory: both endpoints within 3 px" in traj and "adherence" not in traj
     assert not models["micro"].image_to_video
     assert "No measured figures" in model_card(models["micro"])
     with pytest.raises(FileNotFoundError, match="missing config.json"):
