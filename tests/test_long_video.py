@@ -133,18 +133,26 @@ def test_extend_length_determinism_prefix_and_first_window(pipe):
 
 def test_extend_windows_know_the_previous_frames(pipe):
     """Window w is a frame-conditioned generation whose first `context` frames are the previous
-    window's last ones: regenerating it by hand with those known frames gives the same frames."""
+    window's last ones, sampled from noise with WINDOW_NOISE_CORRELATION of it shared by the frames:
+    regenerating it by hand with those known frames gives the same frames."""
+    from vidiff.sampling.long import WINDOW_NOISE_CORRELATION
+
     video = torch.cat(list(extend(pipe, PROMPTS[:1], [5], 10, context=2)), dim=2)  # windows 0, 1
     known = torch.zeros(1, 3, 6, 8, 8)
     known[:, :, :2] = video[:, :, 4:6]
     mask = torch.tensor([[True, True, False, False, False, False]])
-    w1 = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], known_frames=known, frame_mask=mask)
+    kw = dict(known_frames=known, frame_mask=mask, noise_correlation=WINDOW_NOISE_CORRELATION)
+    w1 = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], **kw)
     torch.testing.assert_close(w1[:, :, :2], video[:, :, 4:6], atol=1e-6, rtol=0)  # kept
     torch.testing.assert_close(w1[:, :, 2:], video[:, :, 6:10])
     # the known frames matter: other context frames give other new frames
     known[:, :, :2] = 1 - known[:, :, :2]
-    other = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], known_frames=known, frame_mask=mask)
+    other = pipe.generate(PROMPTS[:1], [window_seed(5, 1)], **kw)
     assert not torch.allclose(other[:, :, 2:], video[:, :, 6:10], atol=1e-3)
+    # the caller's noise_correlation wins; window 0 is the plain clip either way
+    plain = torch.cat(list(extend(pipe, PROMPTS[:1], [5], 10, context=2, noise_correlation=0.0)), 2)
+    torch.testing.assert_close(plain[:, :, :6], video[:, :, :6])
+    assert not torch.allclose(plain[:, :, 6:], video[:, :, 6:], atol=1e-3)
 
 
 def test_extend_from_a_first_frame(pipe):
