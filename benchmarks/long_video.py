@@ -113,9 +113,8 @@ def score(videos: list[dict]) -> dict:
     """The probes' means over the videos, and the first video's per-window curves."""
     import numpy as np
 
-    from vidiff.commands.eval_long import long_bars
     from vidiff.data.video_io import read_video
-    from vidiff.eval.long_probes import score_long_shapes
+    from vidiff.eval.long_probes import long_bars, score_long_shapes
 
     verdicts = []
     for v in videos:
@@ -138,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prompts", type=int, default=1, help="videos per row (in-distribution)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", default=None, help="write the table here as Markdown")
+    ap.add_argument(
+        "--record", default=None, help="write the keyframe rows into this model's eval.json"
+    )
     ap.add_argument("--keep", default=None, help="folder to keep the videos in")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--plot", default=None, help="draw the probe curves of the longest videos here")
@@ -175,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
             )
     if args.markdown:
         Path(args.markdown).write_text(markdown(rows))
+    if args.record:
+        record([r for r in rows if r["mode"] == "keyframes"], Path(args.record))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     longest = [r for r in rows if r["frames"] == max(args.frames)]
@@ -191,6 +195,30 @@ def main(argv: list[str] | None = None) -> None:
         grid = frames[:, :n].reshape(3, -1, rows_of, *frames.shape[2:])  # (C, R, K, H, W)
         grid = grid.permute(0, 1, 3, 2, 4).reshape(3, 1, grid.shape[1] * 32, rows_of * 32)
         write_video(grid, args.strip)
+
+
+def record(rows: list[dict], model: Path) -> None:
+    """``model/eval.json`` (a keyframe model's recorded figures): one row per length."""
+    from vidiff.eval import report
+    from vidiff.files import EVAL_FILE
+
+    out = [
+        {
+            "setting": f"--long keyframes --stride 3, {r['frames']} frames (long-video probes: share "
+            "of 16-frame windows right)",
+            "num_videos": r["prompts"],
+            "sec_per_video": r["seconds"],
+            **{k: r[k] for k in ("adherence", "presence", "size_drift", "jumps", "passes")},
+            "flicker_mean": r["flicker"],
+        }
+        for r in rows
+    ]
+    figures = {
+        "command": "python benchmarks/long_video.py " + " ".join(sys.argv[1:]),
+        "when": time.strftime("%Y-%m-%d"),
+        "rows": out,
+    }
+    print(f"recorded the figures in {report.write_json(figures, model / EVAL_FILE)}")
 
 
 def markdown(rows: list[dict]) -> str:

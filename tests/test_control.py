@@ -2,6 +2,7 @@
 camera dataset and path, the two conditionings on a tiny U-Net and DiT, CFG's null values, the
 phase-correlation probe, and the CLI's options and errors."""
 
+import json
 import math
 from pathlib import Path
 
@@ -343,6 +344,8 @@ def test_a_trajectory_without_a_model_uses_the_shipped_trajectory_model(tmp_path
     from vidiff.commands.control import TRAJECTORY_MODEL
 
     assert (TRAJECTORY_MODEL / "config.json").is_file(), "make trajectory-model installs it"
+    stored = json.loads((TRAJECTORY_MODEL / "config.json").read_text())
+    assert stored["model"]["init"] == "default-model"  # grown from the shipped model, by name
     loaded = []
     real_load = VideoPipeline.load.__func__
 
@@ -413,6 +416,10 @@ def test_a_trained_model_grown_by_a_control_equals_it_at_step_0(tmp_path, arch, 
     with pytest.raises(ValueError, match=rf"drops \['{key}'\]"):
         grown_src = tmp_path / "grown"
         VideoPipeline(cfg.pipeline_config()).save(grown_src)
+        # an export names the model it grew from: this folder by path (a shipped one by name)
+        assert json.loads((grown_src / "config.json").read_text())["model"]["init"] == str(
+            src.resolve()
+        )
         resolve_init(load_config(None, [*run[:2], f"model.init={grown_src}",
                                         "model.net={conditions: []}"]))  # fmt: skip
     with pytest.raises(ValueError, match=r"remove model.net"):

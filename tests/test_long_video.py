@@ -375,7 +375,7 @@ def test_long_probes_fail_on_corrupted_clips(long_items):
 def test_long_bars_pass_ground_truth_and_fail_each_corruption(long_items):
     """The per-video bars of `vidiff eval-long` (issue 19): bouncing ground truth meets them all; a
     clip that freezes, loses its object, changes colour or shrinks fails the matching bar."""
-    from vidiff.commands.eval_long import long_bars
+    from vidiff.eval.long_probes import long_bars
 
     def bars(video, caption):
         v = score_long_shapes(video, caption)

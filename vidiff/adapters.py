@@ -24,6 +24,8 @@ from typing import Any
 
 from torch import nn
 
+from vidiff.registry import model_reference
+
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_META = "vidiff_adapter.json"
@@ -185,25 +187,16 @@ def save_adapter(pipe: nn.Module, directory: str | Path, base: str | Path) -> Pa
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = pipe.net.peft_config["default"]
-    config.base_model_name_or_path = base_reference(base)
+    config.base_model_name_or_path = model_reference(base)
     config.save_pretrained(str(directory))
     # save_embedding_layers=False: peft would otherwise look the base model up (online) to see
     # whether its vocabulary grew; vidiff adapters never touch the text encoder.
     state = get_peft_model_state_dict(pipe.net, save_embedding_layers=False)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     save_safetensors(tensors, directory / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-    meta = {"base_model": base_reference(base), **_fingerprint(pipe)}
+    meta = {"base_model": model_reference(base), **_fingerprint(pipe)}
     (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
     return directory
-
-
-def base_reference(init: str | Path) -> str:
-    """How an adapter names its base model ``init``: a shipped model by its name, else the folder's
-    absolute path (so that the adapter loads from any working directory)."""
-    from vidiff.registry import ASSETS
-
-    folder = Path(init).resolve()
-    return folder.name if folder.parent == ASSETS.resolve() else str(folder)
 
 
 def load_adapted(directory: str | Path, device: Any = "cpu", scale: float = 1.0) -> nn.Module:
@@ -290,7 +283,6 @@ __all__ = [
     "add_lora_for_run",
     "check_lora_run",
     "adapter_base",
-    "base_reference",
     "load_adapted",
     "default_targets",
     "from_options",

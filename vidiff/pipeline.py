@@ -50,6 +50,7 @@ from vidiff.nn.conditioning import (
     guidable,
     null_conditioning,
 )
+from vidiff.registry import model_reference
 from vidiff.sampling import SeededNoise, sample
 from vidiff.sampling.resample import sample_resampled
 
@@ -539,6 +540,8 @@ class VideoPipeline(PipelineBase):
         # the file), so a saved model keeps its meaning when presets are edited or the VAE folder goes.
         config["model"]["preset"] = None
         config["model"]["net"] = json.loads(json.dumps(dataclasses.asdict(self.net.config)))
+        if config["model"]["init"]:  # the model it was trained from: a shipped one by its name
+            config["model"]["init"] = model_reference(config["model"]["init"])
         if self.vae is not None:
             config["model"]["vae"] = None
             config["model"]["vae_config"] = json.loads(

@@ -78,6 +78,13 @@ def resolve_model(name_or_path: str | Path, option: str = "--model", assets: Pat
     )
 
 
+def model_reference(folder: str | Path, assets: Path = ASSETS) -> str:
+    """How a saved file names a model folder (an adapter's base, an export's ``model.init``): a
+    shipped model by its name, else the folder's absolute path (loadable from any directory)."""
+    folder = Path(folder).resolve()
+    return folder.name if folder.parent == assets.resolve() else str(folder)
+
+
 def resolve_config_models(config: Any, assets: Path = ASSETS) -> Any:
     """A run config with each model it references by name (``model.vae``, ``model.init``) replaced by
     its folder, so that a recipe trains from a clean clone or fails at once naming what is missing;
@@ -227,6 +234,7 @@ __all__ = [
     "describe_model",
     "list_models",
     "model_kind",
+    "model_reference",
     "read_figures",
     "recorded_figures",
     "resolve_config_models",

@@ -362,9 +362,10 @@ def _keyframe_pipe(pipe, keyframe_model: str | None, device):
     if any(spec.name == STRIDE for spec in pipe.conditions):
         return pipe
     if (KEYFRAME_MODEL / "config.json").is_file():
-        shipped = VideoPipeline.load(KEYFRAME_MODEL, device=device)
-        if shipped.config.video == pipe.config.video:  # it makes this model's clips
-            return shipped
+        from vidiff.pipeline import read_model_config
+
+        if read_model_config(KEYFRAME_MODEL).video == pipe.config.video:  # it makes these clips
+            return VideoPipeline.load(KEYFRAME_MODEL, device=device)
     return pipe  # keyframe_cascade names what is missing
 
 

@@ -148,6 +148,35 @@ def score_long_shapes(
     }
 
 
+# What a long video must keep (issue 19's bars), per video: colour and shape right in >= 90% of the
+# windows, the object present in >= 95% of the frames, still moving in the last quarter (median
+# speed >= MOVING px/frame at 32 px), its size within +-30% of the start, background flicker <= 0.01.
+MOVING = 0.25
+BAR_KEYS = ("colour_shape", "presence", "moving", "size_drift", "flicker")
+
+
+def long_bars(verdict: dict) -> dict:
+    """The bars of one video's :func:`~vidiff.eval.long_probes.score_long_shapes` verdict: the
+    share of windows with colour and shape right, whether it still moves at the end, and ``passes``
+    (every bar met)."""
+    c = verdict["curves"]
+    colour_shape = float(
+        np.mean([a >= 1 and b >= 1 for a, b in zip(c["colour_ok"], c["shape_ok"])])
+    )
+    speed = np.asarray(c["speed"], dtype=np.float64)
+    last = speed[-max(1, len(speed) // 4) :]
+    moving = bool(np.isfinite(last).any() and np.nanmedian(last) >= MOVING)
+    size = verdict["size_drift"]
+    passes = (
+        colour_shape >= 0.9
+        and verdict["presence"] >= 0.95
+        and moving
+        and bool(np.isfinite(size) and abs(size) <= 0.3)
+        and verdict["flicker"] <= 0.01
+    )
+    return {"colour_shape": colour_shape, "moving": float(moving), "passes": float(passes)}
+
+
 def window_ade(pred: np.ndarray, ref: np.ndarray, window: int = 16) -> dict:
     """Trajectory error of centroids ``(T, K, 2)`` (or ``(T, 2)``) against a reference rollout:
     ``ade`` per window (the curve), and the whole clip's ``ade`` / ``fde``; missing (NaN) frames

@@ -41,7 +41,8 @@ def resolve_init(config: Config) -> Config:
         )
     stored = _stored_config(init)
     added = added_conditions(config, stored)
-    if config.model != ModelConfig(init=init, net=_grown_net(config, added)):
+    grown = {"conditions": config.model.net["conditions"]} if added else {}
+    if config.model != ModelConfig(init=init, net=grown):
         changed = [
             f.name
             for f in dataclasses.fields(ModelConfig)
@@ -70,10 +71,6 @@ def _stored_config(init: str | Path) -> Config:
     from vidiff.pipeline import read_model_config
 
     return read_model_config(init)
-
-
-def _grown_net(config: Config, added: list[str]) -> dict:
-    return {"conditions": config.model.net["conditions"]} if added else {}
 
 
 def added_conditions(config: Config, stored: Config) -> list[str]:
