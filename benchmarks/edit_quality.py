@@ -17,14 +17,17 @@ photographs scikit-learn ships: ``sklearn.datasets.load_sample_images``). Each c
   whole frames) or by the model's frame-mask channels (generation with known frames: the way the
   model was trained for continuation). Figures: the shapes probe and the centroid track error of the
   new frames against the ground truth's continuation.
-* ``sdedit``: the whole clip is edited with ``--strength S``. Figures: the shapes probe's colour and
-  shape verdicts, the centroid track error against the input's ground-truth track (mean distance
-  over frames, px; a clip whose object is missing in over half the frames counts as a miss), the
-  share within 3 px, and the share both recoloured and within 3 px.
+* ``sdedit``: the whole clip is edited with ``--strength S`` (and ``--structure G``, the share of
+  the steps that keep the input's brightness). Figures: the shapes probe's colour and shape
+  verdicts, the centroid track error against the input's ground-truth track (mean distance over
+  frames, px; a clip whose object is missing in over half the frames counts as a miss), the share
+  within 3 px, the share both recoloured and within 3 px, and the PSNR against the ground truth of
+  the recolouring (the input's object drawn in the new colour).
 
 Run (the figures in docs/editing.md; each part alone, about 15 minutes on one CPU thread):
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts masked-black masked-textured --resample 0 2
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts sdedit-black --strengths 0.375 0.5 0.625 0.75 0.875
+    OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts sdedit-black --strengths 0.75 1 --structures 0 0.25 0.5 0.75
     OMP_NUM_THREADS=1 python benchmarks/edit_quality.py --parts continue-black --resample 0
 """
 
@@ -170,21 +173,27 @@ def track_error(video: torch.Tensor, gt: dict) -> float:
     return float(np.nanmean(d))
 
 
-def sdedit(pipe, items, videos, strength, seed: int, batch: int) -> list[dict]:
+def sdedit(pipe, items, videos, setting, seed: int, batch: int) -> list[dict]:
+    """``setting``: ``(strength, structure)``, or None for the input itself."""
     rows = []
+    black = torch.zeros(3, 1, pipe.size, pipe.size)
     for a in range(0, len(items), batch):
         part = items[a : a + batch]
         x = torch.stack(videos[a : a + batch])
         seeds = [seed + a + j for j in range(len(part))]
-        if strength is None:  # the input itself: the probe's own error on ground truth
+        if setting is None:  # the input itself: the probe's own error on ground truth
             out = x
         else:
-            out = pipe.edit(x, [it["prompt"] for it in part], seeds, strength=strength)
+            strength, structure = setting
+            out = pipe.edit(
+                x, [it["prompt"] for it in part], seeds, strength=strength, structure=structure
+            )
         for it, res in zip(part, out):
             v = score_shapes(res, it["prompt"])
             err = track_error(res, it["gt"])
             row = track_row(v, err)
             row["recoloured_on_track"] = float(err <= 3.0 and v["colour_ok"] == 1.0)
+            row["psnr_target"] = psnr(res, recoloured(it, black))
             rows.append(row)
     return rows
 
@@ -235,6 +244,8 @@ def summary(rows: list[dict]) -> dict:
         if k == "psnr_out":
             out["psnr_out_min"] = float(xs.min())
             out["psnr_out_exact"] = float(np.isinf(xs).mean())
+        elif k == "psnr_target":
+            out["psnr_target_median"] = float(np.median(xs))
         elif k == "track_err":
             out["track_err_median"] = float(np.median(xs))
         else:
@@ -243,7 +254,8 @@ def summary(rows: list[dict]) -> dict:
 
 
 COLUMNS = ["psnr_out_min", "psnr_out_exact", "colour_ok", "shape_ok",
-           "direction_ok", "ring_err", "track_ok", "track_err_median", "recoloured_on_track"]  # fmt: skip
+           "direction_ok", "ring_err", "track_ok", "track_err_median", "recoloured_on_track",
+           "psnr_target_median"]  # fmt: skip
 
 
 def table(results: list[dict]) -> str:
@@ -252,6 +264,8 @@ def table(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         setting = r.get("method", r.get("strength"))
+        if r.get("structure"):
+            setting = f"{setting}, structure {r['structure']:g}"
         cells = [
             r["edit"],
             r["background"],
@@ -275,6 +289,7 @@ def main() -> None:
         "--methods", nargs="+", default=["repaint", "layered"], choices=["repaint", "layered"]
     )
     ap.add_argument("--strengths", nargs="+", type=float, default=[0.25, 0.5, 0.75])
+    ap.add_argument("--structures", nargs="+", type=float, default=[0.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default="benchmarks/results/edit_quality.json")
@@ -301,7 +316,7 @@ def main() -> None:
         if kind == "masked":
             settings = [None] + [(r, m == "layered") for m in args.methods for r in args.resample]
         else:
-            settings = [None, *args.strengths]
+            settings = [None] + [(s, g) for s in args.strengths for g in args.structures]
         for s in settings:
             t = time.time()
             if kind == "masked":
@@ -310,14 +325,18 @@ def main() -> None:
                 name = {"edit": "mask", "background": bg, "method": method}
             else:
                 rows = sdedit(pipe, items, videos, s, args.seed, args.batch_size)
-                name = {"edit": "strength", "background": bg, "strength": s}
+                name = {"edit": "strength", "background": bg}
+                if s is not None:
+                    name.update(strength=s[0], structure=s[1])
             results.append({**name, **summary(rows), "seconds": round(time.time() - t)})
             print(json.dumps(results[-1]), flush=True)
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(path.read_text()) if path.is_file() else []
-    keep = [r for r in previous if (r["edit"], r["background"]) not in
-            {(r2["edit"], r2["background"]) for r2 in results}]  # fmt: skip
+    key = lambda r: tuple(
+        r.get(k) for k in ("edit", "background", "method", "strength", "structure")
+    )
+    keep = [r for r in previous if key(r) not in {key(r2) for r2 in results}]
     path.write_text(json.dumps(keep + results, indent=1) + "\n")
     print(table(keep + results))
     print(f"wrote {path}")

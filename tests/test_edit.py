@@ -18,6 +18,7 @@ from vidiff.diffusion.editing import (
     masked_denoiser,
     sdedit_start,
     strength_steps,
+    structure_denoiser,
 )
 from vidiff.sampling import sample
 from vidiff.sampling.resample import sample_resampled
@@ -313,6 +314,8 @@ def test_edit_command_writes_the_edit(files, capsys):
         (["in.png", "--mask", "{d}/wrong.png"], "is 4x4 but the input is 8x8"),
         (["in.png", "--mask", "box:0,0,4,4", "--resample", "-1"], "--resample"),
         (["in.png", "--strength", "0.5", "--layered"], "--layered needs --mask"),
+        (["in.png", "--strength", "0.5", "--structure", "1.5"], "--structure must be in [0, 1]"),
+        (["in.png", "--mask", "box:0,0,4,4", "--structure", "0.5"], "--structure guides video"),
         (["short.png", "--strength", "0.5"], "has 2 frames; the model makes 4-frame clips"),
         (["in.png", "--strength", "0.5", "--out", "{d}/x.txt"], "cannot write a video"),
     ],
@@ -330,3 +333,32 @@ def test_edit_command_bad_input_is_one_line_and_writes_nothing(files, capsys, ar
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("vidiff: error:") and message in err[0]
     assert not out.exists() and not (files / "x.txt").exists()
+
+
+def test_structure_guidance_gives_the_estimate_the_inputs_value_and_keeps_its_hue():
+    g = torch.Generator().manual_seed(0)
+    known = torch.rand(2, 3, 4, 8, 8, generator=g) * 2 - 1
+    estimate = torch.rand(2, 3, 4, 8, 8, generator=g) * 2 - 1
+    guided = structure_denoiser(lambda x, sigma: estimate, known, sigma_min=1.0)
+    high, low = guided(estimate, torch.tensor([2.0, 0.5])), estimate
+    assert torch.allclose(high[0].amax(0), known[0].amax(0), atol=1e-6)  # brightness: the input's
+    shift = high[0] - estimate[0]
+    assert torch.allclose(shift, shift[:1].expand_as(shift))  # one shift for every channel: hue kept
+    assert torch.equal(high[1], low[1])  # below sigma_min the estimate is untouched
+    two = torch.tensor([2.0, 2.0])
+    blurred = structure_denoiser(lambda x, sigma: estimate, known, 1.0, blur=3)(estimate, two)
+    assert blurred.shape == estimate.shape and not torch.allclose(blurred, high)
+    with pytest.raises(ValueError, match="blur must be"):
+        structure_denoiser(lambda x, sigma: x, known, 1.0, blur=0)
+
+
+def test_structure_in_edit_follows_the_input_and_zero_is_plain_sdedit(pipe):
+    video, _ = _inputs()
+    prompts, seeds = PROMPTS[:2], [3, 4]
+    plain = pipe.edit(video, prompts, seeds, strength=1.0, steps=4)
+    assert torch.equal(pipe.edit(video, prompts, seeds, strength=1.0, structure=0.0, steps=4), plain)
+    kept = pipe.edit(video, prompts, seeds, strength=1.0, structure=1.0, steps=4)
+    err = lambda out: float((out.amax(1) - video.amax(1)).abs().mean())
+    assert err(kept) < 0.5 * err(plain)  # the brightness of the input, which generation ignores
+    with pytest.raises(ValueError, match="structure must be in"):
+        pipe.edit(video, prompts, seeds, strength=1.0, structure=2.0)

@@ -22,7 +22,7 @@ LAYERS = [
     {"nn", "interop"},
     {"models"},
     {"diffusion", "sampling"},
-    {"pipeline", "adapters"},
+    {"pipeline", "pipeline_edit", "adapters"},
     {"families"},
     {"eval"},
     {"train"},

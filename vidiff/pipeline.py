@@ -28,7 +28,6 @@ from vidiff.diffusion import (
     frame_conditioned,
     random_frame_mask,
 )
-from vidiff.diffusion.editing import layered_edit, masked_denoiser, sdedit_start
 from vidiff.diffusion.precond import Denoiser
 from vidiff.files import (
     CONFIG_NAME,
@@ -50,9 +49,9 @@ from vidiff.nn.conditioning import (
     guidable,
     null_conditioning,
 )
+from vidiff.pipeline_edit import EditingMixin
 from vidiff.registry import model_reference
 from vidiff.sampling import SeededNoise, sample
-from vidiff.sampling.resample import sample_resampled
 
 
 class PipelineBase(nn.Module):
@@ -79,7 +78,7 @@ class PipelineBase(nn.Module):
         return next(self.net.parameters()).device
 
 
-class VideoPipeline(PipelineBase):
+class VideoPipeline(EditingMixin, PipelineBase):
     """Text encoder + network + preconditioning, with a video-in/video-out API in ``[0, 1]``."""
 
     def __init__(self, config: PipelineConfig):
@@ -165,6 +164,22 @@ class VideoPipeline(PipelineBase):
             return {}
         context, mask = self.text_encoder.encode(list(prompts))
         return {"context": context, "context_mask": mask}
+
+    def camera_conditions(
+        self, camera: torch.Tensor, first_frames: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The cond of camera paths ``(B, T, 3)`` (:func:`vidiff.data.camera.camera_path`) for the
+        camera conditionings this model takes: the path itself (``camera``) and, given the clips'
+        first frames ``(B, 3, H, W)`` in ``[0, 1]``, the path per pixel (``camera_warp``: the
+        first frames carried along it, :func:`vidiff.data.camera.warp_first_frame`)."""
+        from vidiff.data.camera import warp_first_frame
+        from vidiff.nn.control import CAMERA, CAMERA_WARP
+
+        takes = {s.name for s in self.conditions}
+        cond = {CAMERA: camera} if CAMERA in takes else {}
+        if CAMERA_WARP in takes and first_frames is not None:
+            cond[CAMERA_WARP] = warp_first_frame(first_frames.float().cpu(), camera.cpu())
+        return cond
 
     def guided(
         self, cond: dict[str, torch.Tensor], cfg: float | torch.Tensor, batch: int
@@ -414,115 +429,6 @@ class VideoPipeline(PipelineBase):
             denoiser, x, sigmas, sampler=sampler, extra_args=cond, callback=callback, noise=noise
         )
         return self.from_model_space(x0, num_frames=shape[0])
-
-    @torch.no_grad()
-    def edit(
-        self,
-        videos: torch.Tensor,
-        prompts: list[str],
-        seeds: list[int],
-        *,
-        mask: torch.Tensor | None = None,
-        strength: float | None = None,
-        resample: int = 0,
-        steps: int | None = None,
-        sampler: str | None = None,
-        cfg: float | None = None,
-        noise_correlation: float | None = None,
-        frame_channels: bool = True,
-        layered: bool = False,
-        batch_size: int = 16,
-        callback=None,
-    ) -> torch.Tensor:
-        """Edit videos ``(B, C, T, H, W)`` in ``[0, 1]`` (the model's shape) by prompt and seed.
-
-        ``mask`` ``(B, T, H, W)`` bool, True = regenerate: the rest keeps the input (RePaint,
-        :func:`~vidiff.diffusion.editing.masked_denoiser`, with ``resample`` jumps per step); the
-        result is pasted onto the input outside the mask, so it equals the input there bit for bit.
-        ``strength`` in (0, 1] (SDEdit): the share of the ``steps`` sampling steps run from the input
-        noised to that level; default 1 (from noise) with a mask, required without one. Strength 1
-        without a mask is :meth:`generate` with the same seed. A mask of whole frames (each frame all
-        regenerated or all kept) goes, on a model with frame conditioning and ``frame_channels``,
-        through the model's frame-mask channels instead of RePaint (what it was trained on for
-        continuation; measured better in docs/editing.md). ``layered``: edit the foreground on black,
-        the background the model knows, and lay the region over the input's clean plate
-        (:func:`~vidiff.diffusion.editing.layered_edit`). A video depends only on its input, mask,
-        prompt and seed, not on its batch.
-        """
-        shape = (self.config.video.channels, self.num_frames, self.size, self.size)
-        if videos.ndim != 5 or tuple(videos.shape[1:]) != shape:
-            raise ValueError(
-                f"videos must be (B, {', '.join(map(str, shape))}), got {tuple(videos.shape)}"
-            )
-        if not len(prompts) == len(seeds) == len(videos):
-            raise ValueError(f"{len(videos)} videos, {len(prompts)} prompts, {len(seeds)} seeds")
-        if mask is not None and (mask.dtype != torch.bool or mask.shape != videos[:, 0].shape):
-            raise ValueError(
-                f"mask must be bool {tuple(videos[:, 0].shape)}, got {mask.dtype} {tuple(mask.shape)}"
-            )
-        if (strength is None or layered) and mask is None:
-            raise ValueError(
-                "give a mask (regenerate inside it; layered needs one) and/or a strength"
-            )
-        strength = 1.0 if strength is None else float(strength)
-        if layered:  # the same edit of the foreground on black, laid over the clean plate
-            kw = dict(strength=strength, resample=resample, steps=steps, sampler=sampler, cfg=cfg,
-                      noise_correlation=noise_correlation, frame_channels=frame_channels,
-                      batch_size=batch_size, callback=callback)  # fmt: skip
-            edit = lambda canvas: self.edit(canvas, prompts, seeds, mask=mask, **kw)
-            return layered_edit(edit, videos, mask, (0.0, 0.0, 0.0))
-        if self.baked_cfg is not None and cfg is not None and cfg != 1.0:
-            raise ValueError(
-                f"this distilled model has guidance w={self.baked_cfg:g} baked in; it takes no cfg"
-            )
-        dc = self.config.diffusion
-        cfg, sampler = (dc.cfg if cfg is None else cfg), (sampler or dc.sampler)
-        rho = dc.noise_correlation if noise_correlation is None else noise_correlation
-        per_frame = mask is not None and bool((mask.all((2, 3)) | ~mask.any((2, 3))).all())
-        frames = per_frame and frame_channels and self.config.model.frame_conditioning
-        settings = (strength, resample, steps, sampler, cfg, rho, callback, frames)
-        out = []
-        for a in range(0, len(videos), batch_size):
-            sl = slice(a, a + batch_size)
-            m = None if mask is None else mask[sl].to(self.device)
-            out.append(
-                self._edit_batch(videos[sl].to(self.device), prompts[sl], seeds[sl], m, *settings)
-            )
-        return torch.cat(out)
-
-    def _edit_batch(
-        self, video, prompts, seeds, mask, strength, resample, steps, sampler, cfg, rho, callback,
-        frames,
-    ):  # fmt: skip
-        noise = SeededNoise(seeds, device=self.device)
-        eps = noise.video(self.sample_shape, rho)  # generate()'s draw: strength 1 equals generate
-        x0 = self.to_model_space(video)
-        x, sigmas = sdedit_start(x0, eps, self.sigmas(steps).to(self.device), strength)
-        cond = self.encode_prompts(prompts)
-        denoiser, cond = self.guided(cond, cfg, len(prompts))
-        if frames:  # known frames on the frame-mask channels (MCVD), as generate() does
-            denoiser = frame_conditioned(
-                denoiser, *self._known_in_model_space(video, ~mask[:, :, 0, 0])
-            )
-        elif mask is not None:
-            denoiser = masked_denoiser(denoiser, x0, self._mask_in_model_space(mask), eps)
-        x0 = sample_resampled(denoiser, x, sigmas, sampler, resample, cond, callback, noise)
-        result = self.from_model_space(x0)
-        if mask is not None:  # the input's own values outside (a VAE round trip is not exact)
-            result = torch.where(mask[:, None], result, video)
-        return result
-
-    def _mask_in_model_space(self, mask: torch.Tensor) -> torch.Tensor:
-        """A pixel mask ``(B, T, H, W)`` as a ``(B, 1, T', h, w)`` mask of the model's space: a latent
-        cell is regenerated when any pixel of any frame it holds is (see :meth:`_known_in_model_space`)."""
-        m = mask[:, None]
-        if self.vae is None:
-            return m
-        tc, s = self.vae.temporal_compression, self.vae.spatial_compression
-        m = self.vae.pad_frames(m.float()) > 0.5  # (B, 1, 1 + tc k, H, W)
-        b, _, t, h, w = m.shape
-        m = torch.cat([m[:, :, :1], m[:, :, 1:].reshape(b, 1, -1, tc, h, w).any(3)], dim=2)
-        return m.reshape(b, 1, m.shape[2], h // s, s, w // s, s).any(6).any(4)
 
     # ---------------------------------------------------------------------------------------------
     # files

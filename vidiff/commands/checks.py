@@ -32,10 +32,13 @@ def seed_range(option: str, seed: int, count: int = 1) -> None:
         raise UserError(f"{option} must be in [0, 2**63), got {seed}{last}")
 
 
-def fraction(option: str, value: float | None, low: float, high: float) -> None:
-    """``value`` (when given) is in ``[low, high)``."""
-    if value is not None and not low <= value < high:
-        raise UserError(f"{option} must be in [{low:g}, {high:g}), got {value}")
+def fraction(
+    option: str, value: float | None, low: float, high: float, closed: bool = False
+) -> None:
+    """``value`` (when given) is in ``[low, high)`` (``[low, high]`` when ``closed``)."""
+    if value is not None and not (low <= value < high or (closed and value == high)):
+        end = "]" if closed else ")"
+        raise UserError(f"{option} must be in [{low:g}, {high:g}{end}, got {value}")
 
 
 def sampler_name(sampler: str | None) -> None:

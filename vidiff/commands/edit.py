@@ -25,6 +25,7 @@ def edit(
     strength: float | None = None,
     resample: int = 0,
     layered: bool = False,
+    structure: float = 0.0,
     model: str | None = None,
     seed: int = 0,
     steps: int | None = None,
@@ -37,6 +38,7 @@ def edit(
 
     Examples: vidiff edit clip.mp4 "a green circle moving right" --mask box:8,8,24,24 -o green.mp4
               vidiff edit clip.mp4 "a blue circle moving right" --strength 0.5 -o blue.mp4
+              vidiff edit clip.mp4 "a blue circle moving right" --strength 1 --structure 0.5 -o blue.mp4
 
     A clip longer than the model's is cut to its first frames and one of another size is resized and
     centre-cropped (each said in one warning line); a shorter clip is refused.
@@ -59,6 +61,10 @@ def edit(
             trained on) and lay the regenerated region over the input's static background (its
             per-pixel median outside the mask): for a model trained on black backgrounds editing a
             clip with another (on photographs: new colour in 57.8% -> 93.8% of 64 clips, see docs/editing.md).
+        structure: in [0, 1], with --strength: the share of the steps during which the edit keeps
+            the input's brightness (its largest colour channel), so that things stay where they are
+            and move as they did while the prompt recolours them (pixel models; 0: plain SDEdit).
+            Recolouring on the shipped model: 0.5 at strength 1, see docs/editing.md.
         model: an exported model folder or a shipped model's name; default: the model shipped in
             the package.
         seed: the seed of the edit's noise.
@@ -87,6 +93,9 @@ def edit(
         raise UserError(f"--resample takes a count >= 0 and needs --mask, got {resample}")
     if layered and mask is None:
         raise UserError("--layered needs --mask (the region to regenerate)")
+    checks.fraction("--structure", structure, 0, 1, closed=True)
+    if structure and strength is None:
+        raise UserError("--structure guides video to video: give --strength too")
     checks.positive("--steps", steps)
     checks.seed_range("--seed", seed)
     checks.sampler_name(sampler)
@@ -112,6 +121,7 @@ def edit(
         strength=strength,
         resample=resample,
         layered=layered,
+        structure=structure,
         steps=steps,
         sampler=sampler,
         noise_correlation=noise_correlation,

@@ -12,6 +12,11 @@ so they work with every parameterisation and sampler:
   only the tail of the schedule from there; ``strength`` is the share of the schedule's steps that
   are run (for a few-step distilled model, exactly a number of its steps).
 
+* :func:`structure_denoiser` -- structure guidance for SDEdit: while the noise is high, the x0
+  estimate's brightness (HSV value, the largest of its colour channels) is pulled to the input's,
+  as ILVR (Choi et al. 2021) pulls an estimate's low frequencies to a reference's. Value carries
+  where things are and their shading but not their hue, so a prompt may recolour what stays put.
+
 * :func:`layered_edit` -- masked editing for a model trained on one uniform background: edit the
   clip's foreground on that background and composite the result over the input's clean plate.
 
@@ -84,6 +89,39 @@ def sdedit_start(
     if k == n:
         return eps * sigmas[0], tail
     return x0 + eps * tail[0], tail
+
+
+def structure_denoiser(
+    denoiser: Denoiser, known: torch.Tensor, sigma_min: float, blur: int = 1
+) -> Denoiser:
+    """Denoiser wrapper that gives the x0 estimate the brightness of ``known`` while the noise is at
+    least ``sigma_min``: ``d + (v(known) - v(d))`` added to every channel, ``v`` the largest
+    channel (HSV value) averaged over ``blur`` x ``blur`` pixels (ILVR's low-pass filter). Shifting
+    all channels alike keeps the estimate's hue, so the prompt still sets the colours.
+
+    ``known`` ``(B, C, T, H, W)``: the clean input, in pixel model space (``[-1, 1]``). Below
+    ``sigma_min`` the estimate is left alone, so the last steps draw clean edges and colours.
+    """
+    if blur < 1:
+        raise ValueError(f"blur must be >= 1 pixel, got {blur}")
+
+    def low(v: torch.Tensor) -> torch.Tensor:  # (B, 1, T, H, W) -> the same, box-filtered
+        if blur == 1:
+            return v
+        b, _, t, h, w = v.shape
+        frames = v.transpose(1, 2).reshape(b * t, 1, h, w)
+        frames = torch.nn.functional.avg_pool2d(frames, blur, 1, blur // 2, count_include_pad=False)
+        return frames[..., :h, :w].reshape(b, t, 1, h, w).transpose(1, 2)
+
+    target = low(known.amax(1, keepdim=True))
+
+    def guided(x: torch.Tensor, sigma: torch.Tensor, **cond) -> torch.Tensor:
+        d = denoiser(x, sigma, **cond)
+        on = (sigma.reshape(-1) >= sigma_min).reshape(-1, *([1] * (d.ndim - 1)))
+        moved = d + (target.to(d.dtype) - low(d.amax(1, keepdim=True)))
+        return torch.where(on, moved, d)
+
+    return guided
 
 
 def clean_plate(video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
