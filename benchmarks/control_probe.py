@@ -1,7 +1,8 @@
 """Score a control model with vidiff's probes (docs/control.md).
 
     python benchmarks/control_probe.py trajectory --model DIR [--n 64] [--steps 32] [--record]
-    python benchmarks/control_probe.py camera --model DIR [--n 60] [--steps 32] [--record]
+    python benchmarks/control_probe.py camera --model DIR [--n 60] [--steps 32] [--cfg W]
+        [--no-first-frame] [--record]
 
     python benchmarks/control_probe.py camera --ground-truth [--n 120]
     python benchmarks/control_probe.py trajectory --ground-truth [--n 64]
@@ -66,6 +67,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cfg", type=float, default=None)
+    parser.add_argument(
+        "--no-first-frame", action="store_true", help="camera: the model draws the first frame"
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("--record", action="store_true", help="write eval.json into --model")
     args = parser.parse_args()
@@ -76,7 +81,10 @@ def main() -> None:
         parser.error("give --model DIR or --ground-truth")
     pipe = VideoPipeline.load(args.model)
     probe = trajectory_probe if args.kind == "trajectory" else camera_probe
-    result = probe(pipe, n=args.n, seed=args.seed, steps=args.steps, batch_size=args.batch_size)
+    options = {"steps": args.steps, "cfg": args.cfg, "batch_size": args.batch_size}
+    if args.kind == "camera":
+        options["first_frame"] = not args.no_first_frame
+    result = probe(pipe, n=args.n, seed=args.seed, **options)
     print(json.dumps(result["summary"], indent=1))
     if args.record:
         record(result["summary"], pipe, Path(args.model), args)
@@ -92,7 +100,8 @@ def record(summary: dict, pipe: VideoPipeline, model: Path, args) -> None:
 
     d = pipe.config.diffusion
     row = {
-        "setting": f"{args.steps or d.steps} {d.sampler} steps, cfg {d.cfg:g}",
+        "setting": f"{args.steps or d.steps} {d.sampler} steps, cfg {args.cfg or d.cfg:g}"
+        + (", first frame drawn by the model" if getattr(args, "no_first_frame", False) else ""),
         "num_videos": summary["n"],
         **{k: v for k, v in summary.items() if k != "n"},
     }

@@ -6,8 +6,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from tests.test_pipeline import micro_pipeline
 from vidiff import cli
@@ -18,6 +20,7 @@ from vidiff.data.camera import (
     CameraMoves,
     camera_path,
     parse_camera_move,
+    warp_first_frame,
 )
 from vidiff.data.shapes import MovingShapes
 from vidiff.data.trajectory import parse_trajectory, spread_polyline, trajectory_heatmap
@@ -112,7 +115,7 @@ def _net(arch, conditions):
 
 
 @pytest.mark.parametrize("arch", ["unet3d", "dit"])
-@pytest.mark.parametrize("key", ["trajectory", "camera"])
+@pytest.mark.parametrize("key", ["trajectory", "camera", "camera_warp"])
 def test_a_tiny_net_learns_from_the_control(arch, key):
     """Zero-initialised, the control changes nothing; a few steps of training on a target that
     depends on it make the output depend on it."""
@@ -125,6 +128,10 @@ def test_a_tiny_net_learns_from_the_control(arch, key):
         paths = torch.rand(4, 4, 2, generator=g) * 8
         value = torch.stack([trajectory_heatmap(p, 8) for p in paths])  # (4, 1, 4, 8, 8)
         target = value.expand(-1, 3, -1, -1, -1)
+    elif key == "camera_warp":
+        paths = torch.stack([camera_path(MOVES[i], 1.0, 4, 8) for i in range(4)])
+        value = warp_first_frame(torch.rand(4, 3, 8, 8, generator=g), paths)  # (4, 4, 4, 8, 8)
+        target = value[:, :3] * 2 - 1  # copy what the camera keeps
     else:
         value = torch.stack([camera_path(MOVES[i], 1.0, 4, 8) for i in range(4)])  # (4, 4, 3)
         target = value[:, None, :, :1, None].expand(-1, 3, -1, 8, 8).clone()
@@ -142,7 +149,8 @@ def test_a_tiny_net_learns_from_the_control(arch, key):
     with torch.no_grad():
         assert not torch.allclose(net(x, c_noise, **{key: value}), net(x, c_noise), atol=1e-3)
     with pytest.raises(ValueError, match=f"{key} must be"):
-        net(x, c_noise, **{key: value[:, :1] if key == "camera" else value[:, :, :2]})
+        bad = {"camera": value[:, :1], "camera_warp": value[:, :2]}.get(key, value[:, :, :2])
+        net(x, c_noise, **{key: bad})
 
 
 def test_cfg_gives_the_controls_zeros():
@@ -268,10 +276,11 @@ def test_camera_items_are_pure_and_split():
 def control_models(tmp_path_factory):
     net = "{model_channels: 8, channel_mult: [1, 2], attention_resolutions: [2], head_dim: 8, "
     out = {}
-    for key in ("trajectory", "camera", None):
-        path = tmp_path_factory.mktemp(f"model-{key}")
+    for key in ("trajectory", "camera", "camera, camera_warp", None):
+        path = tmp_path_factory.mktemp(f"model-{key}".replace(", ", "-"))
         conditions = f"conditions: [{key}]" if key else "conditions: []"
-        micro_pipeline(f"model.net={net}{conditions}}}").save(path)
+        frames = [f"model.frame_conditioning={'camera_warp' in str(key)}"]
+        micro_pipeline(f"model.net={net}{conditions}}}", *frames).save(path)
         out[key] = path
     return out
 
@@ -377,7 +386,7 @@ _GROWN_NETS = {
 
 
 @pytest.mark.parametrize("arch", ["unet3d", "dit"])
-@pytest.mark.parametrize("key", ["trajectory", "camera"])
+@pytest.mark.parametrize("key", ["trajectory", "camera", "camera_warp"])
 def test_a_trained_model_grown_by_a_control_equals_it_at_step_0(tmp_path, arch, key):
     """``model.init`` + ``model.net.conditions``: the stored weights load into the grown network
     (new input channels zero, new embeddings zero-initialised), so it equals the stored model until
@@ -400,6 +409,9 @@ def test_a_trained_model_grown_by_a_control_equals_it_at_step_0(tmp_path, arch, 
     context = torch.randn(2, 5, grown.config.context_dim, generator=g)
     if key == "trajectory":
         value = torch.rand(2, 1, 4, 8, 8, generator=g)
+    elif key == "camera_warp":
+        paths = torch.stack([camera_path(MOVES[i], 1.0, 4, 8) for i in range(2)])
+        value = warp_first_frame(torch.rand(2, 3, 8, 8, generator=g), paths)
     else:
         value = torch.stack([camera_path(MOVES[i], 1.0, 4, 8) for i in range(2)])
     with torch.no_grad():
@@ -424,3 +436,62 @@ def test_a_trained_model_grown_by_a_control_equals_it_at_step_0(tmp_path, arch, 
                                         "model.net={conditions: []}"]))  # fmt: skip
     with pytest.raises(ValueError, match=r"remove model.net"):
         resolve_init(load_config(None, [*run, "model.net={conditions: [camera], depth: 1}"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# the camera per pixel: frame 0 carried along the path
+
+
+def test_the_warped_first_frame_is_the_clip_where_frame_0_saw_it():
+    pytest.importorskip("skimage")
+    clips = CameraMoves(num_items=24, num_frames=6, size=16, split="heldout", warp=True)
+    seen_moves = set()
+    for i in range(len(clips)):
+        item = clips[i]
+        video, warp = item["video"], item["cond"]["camera_warp"]
+        assert warp.shape == (4, 6, 16, 16) and torch.equal(warp[:3, 0], video[:, 0])
+        covered = warp[3] > 0.5
+        # bilinear resampling of a resampled photo: close, not exact, where frame 0 saw the view
+        assert float(((warp[:3] - video).abs() * covered).sum() / covered.sum() / 3) < 0.03
+        move = item["gt"]["move"]
+        seen_moves.add(move)
+        uncovered = float(1 - covered[-1].float().mean())
+        assert (uncovered == 0) == (move in ("static", "zoom-in")), move
+        edge = warp_first_frame(video[:, 0], item["gt"]["camera"], padding="border")[0]
+        assert torch.equal(edge[:3][covered[None].expand(3, -1, -1, -1)],
+                           warp[:3][covered[None].expand(3, -1, -1, -1)])  # fmt: skip
+        assert (edge[:3, -1][~covered[-1].expand(3, -1, -1)] > 0).any() or uncovered == 0
+    assert {"pan-left", "zoom-out", "zoom-in"} <= seen_moves
+    # a pan right by 2 px/frame: frame 1 is frame 0 shifted left by 2, the right 2 columns uncovered
+    frame = torch.rand(3, 8, 8)
+    warp = warp_first_frame(frame, camera_path("pan-right", 2.0, 2, 8))[0]
+    assert torch.allclose(warp[:3, 1, :, :6], frame[:, :, 2:], atol=1e-6)
+    assert (warp[3, 1, :, 6:] == 0).all() and (warp[3, 1, :, :6] == 1).all()
+    dropped = CameraMoves(num_items=40, num_frames=2, size=8, warp=True, warp_dropout=0.5)
+    zeros = sum(int(not dropped[i]["cond"]["camera_warp"].any()) for i in range(40))
+    assert 8 <= zeros <= 32
+    with pytest.raises(ValueError, match="warp_dropout"):
+        CameraMoves(num_items=1, warp=True, warp_dropout=2)
+
+
+def test_a_camera_warp_model_generates_with_and_without_a_first_frame(tmp_path, control_models):
+    pytest.importorskip("skimage")
+    model = control_models["camera, camera_warp"]
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)).save(photo)
+    for extra in ([], ["--first-frame", str(photo)]):
+        out = tmp_path / f"c{len(extra)}.png"
+        argv = ["generate", "--model", str(model), "-o", str(out), "--steps", "2",
+                "--camera", "pan-left:1", "--num-videos", "3", "--batch-size", "2", *extra]  # fmt: skip
+        assert cli.main(argv) == 0
+    pipe = VideoPipeline.load(model)
+    path = camera_path("zoom-out", 5.0, pipe.num_frames, pipe.size)[None].expand(2, -1, -1)
+    assert set(pipe.camera_conditions(path)) == {"camera"}  # no first frame: no pixels to carry
+    cond = pipe.camera_conditions(path, torch.rand(2, 3, 8, 8))
+    assert cond["camera_warp"].shape == (2, 4, pipe.num_frames, 8, 8)
+    from vidiff.eval.control import camera_probe
+
+    for first in (True, False):
+        result = camera_probe(pipe, n=2, steps=2, first_frame=first)
+        assert 0 <= result["summary"]["move_acc"] <= 1
+        assert ("psnr_drawn_edge" in result["summary"]) == first

@@ -22,14 +22,15 @@ def control_conditions(
     model: str | Path, trajectory: str | None, camera: str | None
 ) -> dict[str, torch.Tensor]:
     """``{"trajectory": (1, 1, T, S, S), "camera": (1, T, 3)}`` for the options given, from the
-    model folder's config (its frame size, clip length and ``conditions``)."""
+    model folder's config (its frame size, clip length and ``conditions``). The camera path is
+    returned as a path; ``VideoPipeline.camera_conditions`` makes the model's camera cond of it."""
     if trajectory is None and camera is None:
         return {}
     from vidiff.config import load_pipeline_config
     from vidiff.data.camera import camera_path, parse_camera_move
     from vidiff.data.trajectory import parse_trajectory, spread_polyline, trajectory_heatmap
     from vidiff.files import CONFIG_NAME
-    from vidiff.nn.control import CAMERA, TRAJECTORY
+    from vidiff.nn.control import CAMERA, CAMERA_WARP, TRAJECTORY
 
     try:
         config = load_pipeline_config(Path(model) / CONFIG_NAME)
@@ -39,6 +40,8 @@ def control_conditions(
             f"{option}: the model {model} is not a diffusion model with that conditioning"
         ) from None
     takes = tuple(config.model.net.get("conditions", ()))
+    if CAMERA_WARP in takes:  # the camera per pixel is the camera too
+        takes += (CAMERA,)
     size, frames = config.video.size, config.video.num_frames
     out = {}
     for option, key, value in (

@@ -18,6 +18,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.commands.control import TRAJECTORY_MODEL, control_conditions
 from vidiff.errors import UserError
+from vidiff.nn.control import CAMERA, CAMERA_WARP
 from vidiff.registry import ASSETS, resolve_model
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
@@ -253,6 +254,8 @@ def generate(
                 f"--first-frame: the model {model} was trained without frame conditioning"
             )
         frame = load_image(first_frame, (h, w))  # (3, 1, h, w), resized and centre-cropped
+    move = extra.pop(CAMERA, None)  # (1, T, 3): made the model's camera cond per batch
+    warp = CAMERA_WARP in {c.name for c in getattr(pipe, "conditions", ())}
     if num_frames is not None and not native:
         return _generate_long(
             pipe,
@@ -282,33 +285,38 @@ def generate(
         """Videos ``(B, C, T, H, W)`` on the CPU, one batch of jobs at a time."""
         for start in range(0, len(jobs), batch_size):
             part = jobs[start : start + batch_size]
-            known = mask = None
-            if frame is not None:
-                known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
-                known[:, :, :1] = frame
-                mask = torch.zeros(len(part), t, dtype=torch.bool)
-                mask[:, 0] = True
-            yield (
-                part,
-                pipe.generate(
-                    [p for p, _ in part],
-                    [s for _, s in part],
-                    steps=steps,
-                    sampler=sampler,
-                    cfg=cfg,
-                    noise_correlation=noise_correlation,
-                    known_frames=known,
-                    frame_mask=mask,
-                    **(
-                        {"cond": {k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()}}
-                        if extra
-                        else {}
-                    ),
-                    batch_size=batch_size,
-                    **shape,
-                    **family,
-                ).cpu(),
-            )
+            cond = {k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()}
+            first = None if frame is None else frame[:, 0].expand(len(part), -1, -1, -1)
+            paths = None if move is None else move.expand(len(part), -1, -1)
+            if paths is not None and warp and first is None:
+                # the camera per pixel carries a first frame: the model draws one, then moves it
+                first = run(part, None, {**cond, **pipe.camera_conditions(paths)})[:, :, 0]
+            if paths is not None:
+                cond.update(pipe.camera_conditions(paths, first))
+            yield part, run(part, first, cond)
+
+    def run(part, first, cond) -> torch.Tensor:
+        """One batch of videos, frame 0 known when ``first`` (B, 3, h, w) is given."""
+        known = mask = None
+        if first is not None and pipe.config.model.frame_conditioning:
+            known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
+            known[:, :, 0] = first
+            mask = torch.zeros(len(part), t, dtype=torch.bool)
+            mask[:, 0] = True
+        return pipe.generate(
+            [p for p, _ in part],
+            [s for _, s in part],
+            steps=steps,
+            sampler=sampler,
+            cfg=cfg,
+            noise_correlation=noise_correlation,
+            known_frames=known,
+            frame_mask=mask,
+            **({"cond": cond} if cond else {}),
+            batch_size=batch_size,
+            **shape,
+            **family,
+        ).cpu()
 
     from tqdm.auto import tqdm
 

@@ -10,7 +10,9 @@ extra) -- so nothing is downloaded. :data:`HELDOUT_PHOTOS` never occur in the ``
 The camera of frame ``t`` is its position relative to frame 0, ``(x, y, log zoom)``: x, y in clip
 pixels (x right, y down), zoom > 1 zoomed in. A camera panning left moves the picture right in the
 frame. Items: ``{"video": (3, T, S, S), "caption": "a photo", "gt": {move, speed, camera (T, 3),
-photo}, "cond": {"camera": (T, 3)}}`` -- a pure function of ``(seed, split, index)``.
+photo}, "cond": {"camera": (T, 3)}}`` -- a pure function of ``(seed, split, index)``. With
+``warp=True`` the cond also holds ``camera_warp`` ``(4, T, S, S)``: frame 0 carried along the path
+(:func:`warp_first_frame`), the per-pixel form of the camera that camera models take.
 """
 
 from __future__ import annotations
@@ -132,17 +134,66 @@ def render_camera(photo: torch.Tensor, start: tuple[float, float], path: torch.T
     return frames.permute(1, 0, 2, 3).clamp(0, 1).contiguous()
 
 
+def warp_first_frame(
+    frame: torch.Tensor, path: torch.Tensor, padding: str = "zeros"
+) -> torch.Tensor:
+    """Frame 0 carried along a camera path: ``(B, 4, T, H, W)`` = the RGB of frame 0 where frame
+    ``t`` sees what frame 0 saw (zero elsewhere) and a fourth channel marking those pixels.
+
+    ``frame`` ``(B, 3, H, W)`` (or ``(3, H, W)``) in [0, 1], ``path`` ``(B, T, 3)`` (or ``(T, 3)``)
+    as :func:`camera_path` gives it, x in px of the width, y of the height. The geometry is
+    :func:`render_camera`'s: a pixel at window coordinate ``u`` of frame ``t`` shows the photo at
+    ``c_t + u side_t``, which is window coordinate ``((c_t - c_0) + u side_t) / side_0`` of frame
+    0. Pans uncover a strip, zooming out a border; the rest is exact up to bilinear resampling
+    (zooming in magnifies). This is the camera rendered into the clip, which a network refines
+    and completes (render-then-refine, as ViewCrafter and CamTrol render a point cloud).
+    ``padding="border"`` fills the uncovered pixels with frame 0's nearest edge pixel instead.
+    """
+    if frame.ndim == 3:
+        frame = frame[None]
+    if path.ndim == 2:
+        path = path[None]
+    b, _, h, w = frame.shape
+    t = path.shape[1]
+    path = path.to(frame.dtype)
+    rel = path - path[:, :1]  # (B, T, 3) from frame 0
+    zoom = torch.exp(-path[..., 2:3])  # side_t / base: (B, T, 1)
+    zoom0 = torch.exp(path[:, :1, 2:3])  # base / side_0
+    axes = []
+    for n, k in ((w, 0), (h, 1)):
+        u = (torch.arange(n, dtype=frame.dtype, device=frame.device) + 0.5) / n - 0.5  # (n,)
+        u0 = (rel[..., k : k + 1] / n + u * zoom) * zoom0  # (B, T, n): frame-0 window coords
+        axes.append(2 * u0)  # grid_sample units, align_corners=False
+    gx = axes[0][:, :, None, :].expand(b, t, h, w)
+    gy = axes[1][:, :, :, None].expand(b, t, h, w)
+    grid = torch.stack([gx, gy], -1).reshape(b * t, h, w, 2)
+    source = frame[:, None].expand(b, t, 3, h, w).reshape(b * t, 3, h, w)
+    rgb = F.grid_sample(source, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    # seen: between frame 0's outermost pixel centres (beyond them bilinear reads the padding)
+    inner = torch.tensor([1 - 1 / w, 1 - 1 / h], dtype=frame.dtype, device=frame.device) + 1e-4
+    seen = (grid.abs() <= inner).all(-1).to(frame.dtype)[:, None]  # (B*T, 1, H, W)
+    rgb = rgb.clamp(0, 1) * (seen if padding == "zeros" else 1)
+    out = torch.cat([rgb, seen], 1).reshape(b, t, 4, h, w)
+    return out.permute(0, 2, 1, 3, 4).contiguous()
+
+
 @dataclass(eq=False)
 class CameraMoves(SyntheticClips):
-    """Camera moves over sample photographs (see the module docstring)."""
+    """Camera moves over sample photographs (see the module docstring). ``warp``: also give the
+    per-pixel camera (``cond["camera_warp"]``); ``warp_dropout``: the share of items whose warp is
+    zeros (nothing known), so that a model also draws a clip's first frame itself."""
 
     moves: tuple[str, ...] = MOVES
+    warp: bool = False
+    warp_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         bad = [m for m in self.moves if m not in MOVES]
         if bad or not self.moves:
             raise ValueError(f"unknown camera moves {bad}; expected some of {list(MOVES)}")
+        if not 0 <= self.warp_dropout <= 1:
+            raise ValueError(f"warp_dropout must be in [0, 1], got {self.warp_dropout}")
         self.moves = tuple(self.moves)
         self.photos = TRAIN_PHOTOS if self.split == "train" else HELDOUT_PHOTOS
 
@@ -169,5 +220,10 @@ class CameraMoves(SyntheticClips):
         hi_y = photo.shape[1] - float((half + path[:, 1] * base / s).max())
         start = (rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y))
         video = render_camera(photo, start, path, s)
-        gt = {"move": move, "speed": speed, "camera": path, "photo": name}
-        return {"video": video, "caption": CAPTION, "gt": gt, "cond": {"camera": path}}
+        gt = {"move": move, "speed": speed, "camera": path, "photo": name, "start": start}
+        cond = {"camera": path}
+        if self.warp:  # drawn last: items without it are unchanged
+            drop = rng.random() < self.warp_dropout
+            warp = warp_first_frame(video[:, 0], path)[0]
+            cond["camera_warp"] = torch.zeros_like(warp) if drop else warp
+        return {"video": video, "caption": CAPTION, "gt": gt, "cond": cond}

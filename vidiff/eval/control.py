@@ -21,6 +21,7 @@ import torch
 
 from vidiff.data.trajectory import spread_polyline, trajectory_heatmap
 from vidiff.eval.motion import measure_trajectory, read_camera, trajectory_errors
+from vidiff.nn.control import CAMERA_WARP
 
 RADIUS = 5.0  # px at a 32-px frame: random paths keep the object's centre this far from the border
 
@@ -109,21 +110,38 @@ def camera_probe(
         for m in moves
     ]
     camera = torch.stack([camera_path(m, s, frames, size) for m, s in zip(moves, speeds)])
-    known = mask = None
-    if first_frame and pipe.config.model.frame_conditioning:
+    known = mask = firsts = None
+    if first_frame:
+        firsts = torch.stack([it["video"][:, 0] for it in items])  # (n, 3, S, S)
+    if firsts is not None and pipe.config.model.frame_conditioning:
         known = torch.stack([it["video"] for it in items])
         mask = torch.zeros(n, frames, dtype=torch.bool)
         mask[:, 0] = True
+    seeds = [seed + i for i in range(n)]
+    if firsts is None and CAMERA_WARP in {c.name for c in pipe.conditions}:
+        # as `vidiff generate --camera` without --first-frame: the model draws frame 0, then moves it
+        drawn = pipe.generate([""] * n, seeds, cond=pipe.camera_conditions(camera),
+                              batch_size=batch_size, **sample)[:, :, 0].cpu()  # fmt: skip
+        known = torch.zeros(n, 3, frames, size, size)
+        known[:, :, 0] = drawn
+        mask = torch.zeros(n, frames, dtype=torch.bool)
+        mask[:, 0] = True
+        if not pipe.config.model.frame_conditioning:
+            known = mask = None
+        cond = pipe.camera_conditions(camera, drawn)
+    else:
+        cond = pipe.camera_conditions(camera, firsts)
     videos = pipe.generate(
-        [""] * n, [seed + i for i in range(n)], cond={"camera": camera}, known_frames=known,
+        [""] * n, seeds, cond=cond, known_frames=known,
         frame_mask=mask, batch_size=batch_size, **sample,
     ).cpu()  # fmt: skip
     rows = []
-    for video, move, speed in zip(videos, moves, speeds):
+    for i, (video, move, speed) in enumerate(zip(videos, moves, speeds)):
         read = read_camera(video)
-        rows.append(
-            {"move": move, "speed": speed, "read": read["move"], "read_speed": read["speed"]}
-        )
+        row = {"move": move, "speed": speed, "read": read["move"], "read_speed": read["speed"]}
+        if firsts is not None:  # against the photo the move really shows
+            row.update(_against_photo(video, items[i]["gt"], camera[i], firsts[i]))
+        rows.append(row)
     right = [r for r in rows if r["read"] == r["move"]]
     summary = {
         "n": n,
@@ -133,4 +151,44 @@ def camera_probe(
         else float("nan"),
         "read_static": float(np.mean([r["read"] == "static" for r in rows])),
     }
+    for key in ("psnr_kept", "psnr_drawn", "psnr_drawn_edge"):
+        values = [r[key] for r in rows if np.isfinite(r.get(key, np.nan))]
+        if values:
+            summary[key] = float(np.median(values))
     return {"summary": summary, "videos": rows}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor) -> float:
+    if not bool(where.any()):
+        return float("nan")
+    mse = float(((a - b) ** 2)[:, where].mean())
+    return float("inf") if mse == 0 else 10 * float(np.log10(1 / mse))
+
+
+def _against_photo(video: torch.Tensor, gt: dict, path: torch.Tensor, first: torch.Tensor) -> dict:
+    """PSNR of a generated camera clip ``(3, T, S, S)`` against the same move rendered from the
+    held-out photo its first frame came from (frames 1.., where the window stays on the photo):
+    where frame 0 covers the view (``psnr_kept``) and where the move uncovers it (``psnr_drawn``),
+    beside the naive completion that repeats frame 0's edge pixels (``psnr_drawn_edge``)."""
+    from vidiff.data.camera import photo_at, render_camera, warp_first_frame
+
+    size = video.shape[-1]
+    photo = photo_at(gt["photo"], size)
+    truth = render_camera(photo, gt["start"], path, size)[:, 1:]
+    on_photo = render_camera(torch.ones_like(photo), gt["start"], path, size)[0, 1:] > 0.999
+    covered = warp_first_frame(first, path)[0, 3, 1:] > 0.5
+    edge = _edge_fill(first, path)[:, 1:]
+    generated = video[:, 1:]
+    return {
+        "psnr_kept": _psnr(generated, truth, covered & on_photo),
+        "psnr_drawn": _psnr(generated, truth, ~covered & on_photo),
+        "psnr_drawn_edge": _psnr(edge, truth, ~covered & on_photo),
+    }
+
+
+def _edge_fill(first: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+    """Frame 0 carried along ``path`` with uncovered pixels given its nearest edge pixel:
+    ``(3, T, S, S)``, the completion a renderer without a model makes."""
+    from vidiff.data.camera import warp_first_frame
+
+    return warp_first_frame(first, path, padding="border")[0, :3]

@@ -11,6 +11,11 @@ when its config lists it, ``model.net.conditions: [trajectory]``, and neither mo
   relative to frame 0, ``(x, y, log zoom)`` (x, y in pixels of the clip, x right, y down; zoom > 1
   is zoomed in), embedded per frame (CameraCtrl / MotionCtrl embed per-frame camera poses) by an
   MLP whose last layer starts at zero. Null under guidance: zeros (a static camera).
+* ``camera_warp`` -- kind ``channels``, ``(B, 4, T, H, W)``: the camera per pixel -- frame 0
+  carried along the path, and a channel marking the pixels it covers
+  (:func:`vidiff.data.camera.warp_first_frame`); four more input channels with zero input weights.
+  The network copies what the camera keeps and draws what it uncovers (render-then-refine, as
+  ViewCrafter and CamTrol condition on a rendered view). Null under guidance: zeros (nothing known).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from torch import nn
 
 from vidiff.nn.conditioning import CondSpec, register_conditioning
 
-TRAJECTORY, CAMERA = "trajectory", "camera"
+TRAJECTORY, CAMERA, CAMERA_WARP = "trajectory", "camera", "camera_warp"
+CAMERA_WARP_CHANNELS = 4  # RGB of frame 0 where frame t sees it, and that mask
 CAMERA_DIM = 3  # (x, y, log zoom)
 # Feature scale: pixels of a 32-px clip and log zoom to numbers of order 1 for the MLP.
 CAMERA_FEATURE_SCALE = (1 / 8, 1 / 8, 8.0)
@@ -33,6 +39,13 @@ def heatmap_channels(x: torch.Tensor, heat: torch.Tensor | None, _mask) -> torch
     if heat is None:
         return x.new_zeros(x.shape[0], 1, *x.shape[2:])
     return heat.to(x.dtype)
+
+
+def warp_channels(x: torch.Tensor, warp: torch.Tensor | None, _mask) -> torch.Tensor:
+    """The warped first frame and its mask as four input channels; absent = zeros."""
+    if warp is None:
+        return x.new_zeros(x.shape[0], CAMERA_WARP_CHANNELS, *x.shape[2:])
+    return warp.to(x.dtype)
 
 
 class CameraEmbedding(nn.Module):
@@ -97,5 +110,21 @@ def _camera(config) -> tuple[CondSpec, ...]:
     )
 
 
+def _camera_warp(config) -> tuple[CondSpec, ...]:
+    return (
+        CondSpec(
+            CAMERA_WARP,
+            "channels",
+            ("B", CAMERA_WARP_CHANNELS, "T", "H", "W"),
+            "conditions",
+            null="zeros",
+            channels=CAMERA_WARP_CHANNELS,
+            to_channels=warp_channels,
+            doc="frame 0 carried along the camera path, and the pixels it covers",
+        ),
+    )
+
+
 register_conditioning(TRAJECTORY, _trajectory)
 register_conditioning(CAMERA, _camera)
+register_conditioning(CAMERA_WARP, _camera_warp)
