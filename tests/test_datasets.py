@@ -315,3 +315,24 @@ def test_every_caption_word_is_in_its_vocabulary():
         data = build_dataset(name, num_items=40, **kwargs)
         for i in range(len(data)):
             tok.encode_one(data[i]["caption"])  # raises ValueError naming an unknown word
+
+
+def test_shapes_new_colours_are_drawn_for_their_share_and_named_by_their_word():
+    from vidiff.data.shapes import MovingShapes
+
+    plain = MovingShapes(16, num_frames=4, size=16)
+    again = MovingShapes(16, num_frames=4, size=16, new_colours=None)
+    assert all(torch.equal(plain[i]["video"], again[i]["video"]) for i in range(4))
+    purple = {"purple": [0.5, 0.0, 1.0]}
+    every = MovingShapes(16, num_frames=4, size=16, new_colours=purple)
+    none = MovingShapes(16, num_frames=4, size=16, new_colours=purple, new_colour_share=0.0)
+    for i in range(16):
+        item = every[i]
+        (obj,) = item["gt"]["objects"]
+        assert item["caption"].startswith("a purple ") and obj["rgb"] == (0.5, 0.0, 1.0)
+        inside = item["video"][:, 0][:, obj["masks"][0]]  # (3, pixels) of the object's frame 0
+        assert torch.allclose(inside.amax(1), torch.tensor([0.5, 0.0, 1.0]), atol=0.05), i
+        assert "purple" not in none[i]["caption"]
+    for bad, match in [({"red": [1, 0, 0]}, "not in"), ({"pink": [1, 2, 0]}, r"\[r, g, b\]")]:
+        with pytest.raises(ValueError, match=match):
+            MovingShapes(4, num_frames=4, size=16, new_colours=bad)

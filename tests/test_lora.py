@@ -220,3 +220,52 @@ def test_tune_runs_end_to_end_and_generate_loads_it(tmp_path, capsys):
             "-o", str(tmp_path / "t2"), "--model", str(tmp_path / "base")]  # fmt: skip
     assert cli.main(argv) == 2  # a word the base model does not know
     assert "unknown word 'purple'" in capsys.readouterr().err
+
+
+def test_a_new_word_starts_as_its_known_word_and_leaves_the_old_ones_alone():
+    from vidiff.adapters import add_new_words
+
+    pipe = micro_pipeline()
+    encoder = pipe.text_encoder
+    old = encoder.encode(PROMPTS)
+    add_new_words(pipe, {"purple": "blue"})
+    assert encoder.new_words == ["purple"] and encoder.tokenizer.vocab[-1] == "purple"
+    assert all(torch.equal(a, b) for a, b in zip(encoder.encode(PROMPTS), old))  # bit for bit
+    blue, purple = encoder.encode(["a blue circle moving up", "a purple circle moving up"])[0]
+    assert torch.equal(blue, purple)  # the new row starts as "blue"'s
+    with pytest.raises(ValueError, match="new words already"):
+        add_new_words(pipe, {"violet": "blue"})
+    for words, match in [({"red": "blue"}, "in the vocabulary already"),
+                         ({"violet": "mauve"}, "'mauve' .* is not in the vocabulary"),
+                         ({"Violet": "blue"}, "not one lower-case word")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            add_new_words(micro_pipeline(), words)
+
+
+def test_new_words_train_with_the_adapter_and_travel_in_its_folder(tmp_path, capsys):
+    from vidiff.adapters import NEW_WORDS_WEIGHTS
+    from vidiff.train.loop import train
+
+    micro_pipeline().save(tmp_path / "base")
+    base = VideoPipeline.load(tmp_path / "base")
+    data = MovingShapes(8, num_frames=4, size=8, new_colours={"purple": [0.5, 0, 1]},
+                        new_colour_share=0.5)  # fmt: skip
+    assert any("purple" in data[i]["caption"] for i in range(8))
+    cfg = _lora_run(tmp_path, tmp_path / "base", "train.lora={rank: 2, new_words: {purple: blue}}")
+    result = train(cfg, datasets=(data, None), progress=False)
+    encoder = result.model.text_encoder
+    blue = base.text_encoder.tok_emb.weight[base.text_encoder.tokenizer.stoi["blue"]]
+    assert not torch.equal(encoder.new_tok_emb[0], blue)  # the new row trained
+    assert torch.equal(encoder.tok_emb.weight, base.text_encoder.tok_emb.weight)  # the old did not
+    cli.main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "adapter")])
+    meta = json.loads((tmp_path / "adapter" / ADAPTER_META).read_text())
+    assert meta["new_words"] == ["purple"] and (tmp_path / "adapter" / NEW_WORDS_WEIGHTS).is_file()
+    loaded = load_adapter(VideoPipeline.load(tmp_path / "base"), tmp_path / "adapter")
+    assert loaded.text_encoder.tokenizer.stoi["purple"] == len(loaded.text_encoder.tokenizer) - 1
+    prompt = "a purple square moving left"
+    out = tmp_path / "p.gif"
+    argv = ["generate", "--model", str(tmp_path / "adapter"), prompt, "-o", str(out), "--no-progress"]
+    assert cli.main(argv) == 0 and out.is_file()
+    capsys.readouterr()
+    argv[2] = str(tmp_path / "base")  # the base model does not know the word
+    assert cli.main(argv) == 2 and "unknown word 'purple'" in capsys.readouterr().err

@@ -12,6 +12,11 @@ Layers are wrapped by peft's ``inject_adapter_in_model`` (the base weights move 
 ``LoraConfig``) and ``adapter_model.safetensors`` (``get_peft_model_state_dict``) -- plus
 :data:`ADAPTER_META`, which names the base model and its network config so that an adapter is never
 applied to a model it does not fit. The base model's files are never rewritten (adapters, not forks).
+
+A new concept may need a new word (a colour the model never saw): ``train.lora.new_words`` adds words
+to the built-in text encoder's vocabulary, each starting from an existing word's embedding, and trains
+their rows with the adapter -- pivotal tuning (textual inversion, Gal et al. 2022, trained jointly
+with LoRA, as DreamBooth-LoRA trainers do). Their rows travel in :data:`NEW_WORDS_WEIGHTS`.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from vidiff.registry import model_reference
@@ -29,6 +35,7 @@ from vidiff.registry import model_reference
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_META = "vidiff_adapter.json"
+NEW_WORDS_WEIGHTS = "new_words.safetensors"
 # Layers peft can wrap with LoRA (by type name, so that peft is imported only when adapters are used).
 _WRAPPABLE = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 _ATTENTION = re.compile(r"attn|attention")
@@ -45,6 +52,9 @@ class LoraOptions:
     # A regular expression that module names (of the network, e.g. ``down.4.attn.cross.q``) must
     # match in full; None: :func:`default_targets`.
     targets: str | None = None
+    # New words for the built-in text encoder, each starting from a known word's embedding:
+    # {purple: blue}. Their rows train with the adapter.
+    new_words: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def require_peft() -> None:
@@ -155,6 +165,34 @@ def add_lora_for_run(objective: nn.Module, config: Any) -> None:
         return
     options = from_options(config.train.lora)
     add_lora(objective, lora_config(objective.net, options))
+    if options.new_words:
+        add_new_words(objective, options.new_words)
+
+
+def add_new_words(pipe: nn.Module, new_words: dict[str, str]) -> None:
+    """Add ``{new word: known word}`` to ``pipe``'s built-in text encoder, each new row a copy of
+    its known word's (trainable); a ValueError naming the word or the encoder that cannot take it."""
+    from vidiff.models.text import TextEncoder
+
+    encoder = getattr(pipe, "text_encoder", None)
+    if not isinstance(encoder, TextEncoder):
+        raise ValueError(
+            "train.lora.new_words adds words to vidiff's built-in text encoder; this model has "
+            f"{type(encoder).__name__}"
+        )
+    stoi = encoder.tokenizer.stoi
+    unknown = [w for w in new_words.values() if w not in stoi]
+    if unknown:
+        raise ValueError(
+            f"train.lora.new_words: {unknown[0]!r} (a new word's starting point) is not in the "
+            f"vocabulary: {' '.join(encoder.tokenizer.vocab)}"
+        )
+    for word in new_words:
+        if not re.fullmatch(r"[a-z]+", word):
+            raise ValueError(f"train.lora.new_words: {word!r} is not one lower-case word")
+    weight = encoder.tok_emb.weight
+    rows = torch.stack([weight[stoi[w]] for w in new_words.values()])
+    encoder.add_words(list(new_words), rows)
 
 
 def from_options(raw: dict) -> LoraOptions:
@@ -195,6 +233,11 @@ def save_adapter(pipe: nn.Module, directory: str | Path, base: str | Path) -> Pa
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     save_safetensors(tensors, directory / ADAPTER_WEIGHTS, metadata={"format": "pt"})
     meta = {"base_model": model_reference(base), **_fingerprint(pipe)}
+    encoder = getattr(pipe, "text_encoder", None)
+    if getattr(encoder, "new_tok_emb", None) is not None:
+        meta["new_words"] = encoder.new_words
+        rows = {"rows": encoder.new_tok_emb.detach().float().cpu().contiguous().clone()}
+        save_safetensors(rows, directory / NEW_WORDS_WEIGHTS, metadata={"format": "pt"})
     (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
     return directory
 
@@ -249,6 +292,20 @@ def load_adapter(pipe: nn.Module, directory: str | Path, scale: float = 1.0) -> 
     if unexpected or missing:
         key = (unexpected or missing)[0]
         raise ValueError(f"LoRA adapter {directory} does not fit this model (key {key!r})")
+    words = meta.get("new_words") or []
+    if words:
+        if not (directory / NEW_WORDS_WEIGHTS).is_file():
+            raise FileNotFoundError(
+                f"LoRA adapter {directory} names new words but has no {NEW_WORDS_WEIGHTS}"
+            )
+        rows = load_safetensors(directory / NEW_WORDS_WEIGHTS)["rows"]
+        check_finite({"rows": rows}, directory / NEW_WORDS_WEIGHTS)
+        try:
+            pipe.text_encoder.add_words(words, rows)
+        except (AttributeError, ValueError) as e:
+            raise ValueError(
+                f"LoRA adapter {directory}: its new words {words} do not fit: {e}"
+            ) from None
     set_lora_scale(pipe, scale)
     return pipe.requires_grad_(False).to(device).eval()
 
@@ -278,7 +335,9 @@ __all__ = [
     "ADAPTER_CONFIG",
     "ADAPTER_META",
     "ADAPTER_WEIGHTS",
+    "NEW_WORDS_WEIGHTS",
     "LoraOptions",
+    "add_new_words",
     "add_lora",
     "add_lora_for_run",
     "check_lora_run",

@@ -185,9 +185,27 @@ class MovingShapes(SyntheticClips):
     caption_direction_dropout: float = 0.0
     walls: bool = False
     strides: list[int] | None = None
+    # Colours beyond COLOURS ({name: [r, g, b]}, e.g. a LoRA's new concept), drawn for a share of
+    # the objects (with any shape) and named by their own word in the caption.
+    new_colours: dict[str, list[float]] | None = None
+    new_colour_share: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.palette = dict(COLOURS)
+        self.new_pairs: tuple[tuple[str, str], ...] = ()
+        for name, rgb in (self.new_colours or {}).items():
+            rgb = tuple(float(c) for c in rgb)
+            if not re.fullmatch(r"[a-z]+", name) or name in COLOURS:
+                raise ValueError(
+                    f"new colour {name!r}: give a lower-case word not in {list(COLOURS)}"
+                )
+            if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+                raise ValueError(f"new colour {name!r}: give [r, g, b] in [0, 1], got {list(rgb)}")
+            self.palette[name] = rgb
+            self.new_pairs += tuple((name, shape) for shape in SHAPES)
+        if not 0.0 <= self.new_colour_share <= 1.0:
+            raise ValueError(f"new_colour_share must lie in [0, 1], got {self.new_colour_share}")
         n = self.num_objects
         counts = n if isinstance(n, (list, tuple)) else [n]
         if not counts or any(c not in (1, 2) for c in counts):
@@ -220,7 +238,10 @@ class MovingShapes(SyntheticClips):
             )
 
     def _sample_object(self, rng: np.random.Generator, used_colours: set[str]) -> dict:
-        pairs = [p for p in self.pairs if p[0] not in used_colours]
+        pairs = self.pairs
+        if self.new_pairs and rng.random() < self.new_colour_share:  # drawn only with new colours
+            pairs = self.new_pairs
+        pairs = [p for p in pairs if p[0] not in used_colours]
         colour, shape = pairs[rng.integers(len(pairs))]
         direction = DIRECTIONS[rng.integers(len(DIRECTIONS))]
         h, w, t = self.height, self.width, self.num_frames
@@ -245,7 +266,7 @@ class MovingShapes(SyntheticClips):
         return {
             "shape": shape,
             "colour": colour,
-            "rgb": COLOURS[colour],
+            "rgb": self.palette[colour],
             "direction": direction,
             "velocity": (ux * speed, uy * speed),
             "speed": speed,

@@ -281,6 +281,7 @@ def score_shapes(
     caption: str,
     judge: Judge | None = None,
     objects: list[dict] | None = None,
+    palette: dict[str, Sequence[float]] | None = None,
 ) -> dict:
     """Score one MovingShapes clip against its caption.
 
@@ -289,12 +290,14 @@ def score_shapes(
         caption: the prompt, e.g. ``"a red circle moving right"`` (parsed for the expected objects
             unless ``objects`` is given).
         judge: maps (N, 16, 16) alpha crops to shape names; default the shipped shape judge.
+        palette: the colours an object's colour is read among (default MovingShapes'; a model
+            taught a new colour is read among the old ones and it).
 
     Returns a flat dict: ``correct`` and per-attribute ``colour_ok/shape_ok/direction_ok`` (the
     mean over expected objects), ``geo_shape_ok`` (the geometric probe,
     :mod:`vidiff.eval.geometry`) and ``correct_geo`` (``correct`` and the geometric shape too, with
     its reading ``geo_pred`` and the first object's median ``geo_features``), the predicted
-    attributes of the first object, and the
+    attributes of the first object (``colour_rgb``: its mean colour), and the
     consistency metrics (``flicker``, ``jitter``, ``colour_drift``, ``area_cv``, ``flip_rate``,
     ``count_ok``).
     """
@@ -312,7 +315,7 @@ def score_shapes(
     geo = geometry.track_shapes(tracks, alpha)
     thr = static_threshold(size)
     for f in feats:
-        f["colour"] = nearest_colour(f["colour_rgb"]) if f["present"] > 0 else None
+        f["colour"] = nearest_colour(f["colour_rgb"], palette) if f["present"] > 0 else None
         f["direction"] = direction_of(f["velocity"], thr)
     # A track seen in under half the frames is a missing object: it matches nothing.
     cost = np.array(
@@ -356,6 +359,7 @@ def score_shapes(
         "flip_rate": _nanmean([f["flip_rate"] for f in feats]),
         "count_ok": count_accuracy([len(d) for d in dets], len(expected)),
         "speed": float(np.hypot(*first["velocity"])) if first["present"] else math.nan,
+        "colour_rgb": [float(c) for c in first["colour_rgb"]] if first["present"] else None,
     }
     verdict["correct"] = float(
         all(ok["colour"]) and all(ok["shape"]) and all(ok["direction"]) and len(ok["colour"]) > 0

@@ -184,10 +184,37 @@ class TextEncoder(nn.Module):
         # reaches the output (and the pooled prompt) distinct from the first step.
         nn.init.normal_(self.tok_emb.weight, std=1.0)
         nn.init.normal_(self.pos_emb, std=1.0)
+        # Words added after training (a LoRA adapter's new concept, pivotal tuning): their rows,
+        # kept apart from tok_emb so that the trained table stays as it is. None: no new words.
+        self.new_tok_emb: nn.Parameter | None = None
+
+    @property
+    def new_words(self) -> list[str]:
+        """The words :meth:`add_words` appended to the vocabulary."""
+        return list(self.tokenizer.vocab[len(self.config.vocab) :])
+
+    def add_words(self, words: Iterable[str], rows: torch.Tensor) -> None:
+        """Append ``words`` to the vocabulary with embeddings ``rows`` ``(len(words), dim)`` (a
+        trainable parameter; the trained words keep their ids and rows). Textual inversion's and
+        pivotal tuning's new token: a LoRA adapter that teaches a new word carries its row."""
+        words = list(words)
+        if self.new_tok_emb is not None:
+            raise ValueError(f"this text encoder has new words already: {self.new_words}")
+        if rows.shape != (len(words), self.dim):
+            raise ValueError(f"rows must be ({len(words)}, {self.dim}), got {tuple(rows.shape)}")
+        known = [w for w in words if w in self.tokenizer.stoi]
+        if known:
+            raise ValueError(f"new words {known} are in the vocabulary already")
+        self.tokenizer = WordTokenizer(self.config.vocab + words, self.config.max_length)
+        weight = self.tok_emb.weight
+        self.new_tok_emb = nn.Parameter(rows.detach().to(weight.device, weight.dtype).clone())
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``ids`` (B, L) long, ``mask`` (B, L) bool -> (context (B, L, dim), mask)."""
-        x = self.tok_emb(ids) + self.pos_emb[: ids.shape[1]]
+        table = self.tok_emb.weight
+        if self.new_tok_emb is not None:
+            table = torch.cat([table, self.new_tok_emb.to(table.dtype)])
+        x = nn.functional.embedding(ids, table) + self.pos_emb[: ids.shape[1]]
         for block in self.blocks:
             x = block(x, mask)
         x = self.norm(x) * mask[..., None].to(x.dtype)

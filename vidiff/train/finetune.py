@@ -153,7 +153,7 @@ def trainable_names(objective: nn.Module, spec: str | list[str], arch: str) -> l
             raise ValueError(f"train.trainable=temporal: this {arch} model has no temporal layers")
         return chosen
     if spec == "lora":  # the adapter vidiff.adapters.add_lora_for_run put on the network
-        chosen = [n for n in names if ".lora_" in n]
+        chosen = [n for n in names if ".lora_" in n or n.endswith("new_tok_emb")]  # + new words
         if not chosen:
             raise ValueError("train.trainable=lora: the model carries no LoRA adapter")
         return chosen
