@@ -5,7 +5,9 @@
 For each of ``--clips`` clips of MovingShapes (split train, seed 5; not clips the model trained on),
 ``vidiff.train.tune.tune`` fits an adapter of the shipped default model to the clip and its caption;
 then the caption with another colour word (red -> green, ...) is sampled ``--seeds`` times with the
-adapter and with the base model. Per video: the probe's colour and shape verdicts (the new colour
+adapter and with the base model, from noise and from the clip (what ``vidiff generate`` does with a
+tuned adapter: structure guidance from the clip it learnt; the base model from the clip shows what
+the guidance alone keeps). Per video: the probe's colour and shape verdicts (the new colour
 obeyed, the shape kept) and the mean distance (px at 32x32) between the video's object centre track
 (``vidiff.eval.motion.measure_trajectory``) and the input clip's ground-truth centroids (the motion
 kept). Prints one JSON summary (and writes the rows with --out FILE.json).
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.adapters import load_adapted
+from vidiff.adapters import load_adapted, tuned_source
 from vidiff.data.shapes import COLOURS, MovingShapes
 from vidiff.eval.motion import measure_trajectory, trajectory_errors
 from vidiff.eval.probes import score_shapes
@@ -55,6 +57,7 @@ def summarise(rows: list[dict], key: str) -> dict:
         values = [r[m] for r in part if not math.isnan(r[m])]
         out[m] = round(float(np.mean(values)), 3) if values else math.nan
     out["track_found"] = sum(not math.isnan(r["track_px"]) for r in part) / max(1, len(part))
+    out["track_within_3px"] = sum(r["track_px"] <= 3.0 for r in part) / max(1, len(part))
     return out
 
 
@@ -79,12 +82,22 @@ def main() -> None:
                            TuneSettings(steps=args.steps))  # fmt: skip
             tuned = load_adapted(adapter)
             seeds = list(range(args.seeds))
-            for key, pipe, caption in (
-                ("base, edited caption", base, edited),
-                ("tuned, edited caption", tuned, edited),
-                ("tuned, own caption", tuned, item["caption"]),
+            clip, structure = tuned_source(adapter)
+            from_clip = dict(strength=1.0, structure=structure)
+            for key, pipe, caption, start in (
+                ("base, edited caption", base, edited, None),
+                ("tuned, edited caption", tuned, edited, None),
+                ("tuned, own caption", tuned, item["caption"], None),
+                ("base, edited caption, from the clip", base, edited, from_clip),
+                ("tuned, edited caption, from the clip (generate)", tuned, edited, from_clip),
             ):
-                for seed, video in zip(seeds, pipe.generate([caption] * len(seeds), seeds)):
+                prompts = [caption] * len(seeds)
+                if start is None:
+                    videos = pipe.generate(prompts, seeds)
+                else:
+                    videos = pipe.edit(clip[None].expand(len(seeds), -1, -1, -1, -1), prompts,
+                                       seeds, **start)  # fmt: skip
+                for seed, video in zip(seeds, videos):
                     rows.append({"clip": i, "caption": caption, "model": key, "seed": seed,
                                  **score(video, caption, centroids)})  # fmt: skip
     truth = [score(clips[i]["video"], clips[i]["caption"], np.asarray(

@@ -213,9 +213,27 @@ def test_tune_runs_end_to_end_and_generate_loads_it(tmp_path, capsys):
     assert (tmp_path / "tuned" / ADAPTER_WEIGHTS).is_file()
     meta = json.loads((tmp_path / "tuned" / ADAPTER_META).read_text())
     assert meta["base_model"] == str((tmp_path / "base").resolve())
-    cli.main(["generate", "--model", str(tmp_path / "tuned"), "a blue square moving left",
-              "-o", str(tmp_path / "v.gif"), "--no-progress"])  # fmt: skip
-    assert (tmp_path / "v.gif").is_file()
+    from vidiff.adapters import SOURCE_VIDEO, tuned_source
+    from vidiff.data.video_io import read_video
+
+    clip, structure = tuned_source(tmp_path / "tuned")  # the clip it learnt, as read back
+    assert (tmp_path / "tuned" / SOURCE_VIDEO).is_file() and 0 < structure <= 1
+    torch.testing.assert_close(clip, read_video(tmp_path / "clip.gif")[0], atol=0, rtol=0)
+    capsys.readouterr()
+    generate = ["generate", "--model", str(tmp_path / "tuned"), "a blue square moving left",
+                "-o", str(tmp_path / "v.png"), "--no-progress", "--steps", "4"]  # fmt: skip
+    assert cli.main(generate) == 0 and "tuned on one clip" in capsys.readouterr().err
+    # generation starts from the clip: the edit of it with structure guidance, bit for bit
+    from vidiff.adapters import load_adapted
+
+    pipe = load_adapted(tmp_path / "tuned")
+    want = pipe.edit(clip[None], ["a blue square moving left"], [0], strength=1.0,
+                     structure=structure, steps=4)  # fmt: skip
+    got = read_video(tmp_path / "v.png")[0]
+    assert (got - want[0]).abs().max() <= 1 / 255 + 1e-6  # the filmstrip's 8-bit rounding
+    write_video(item["video"][:, :1], tmp_path / "first.png", fps=8)
+    assert cli.main([*generate[:-2], "--first-frame", str(tmp_path / "first.png")]) == 2
+    assert "one-shot adapter" in capsys.readouterr().err  # the clip fixes the first frame
     argv = ["tune", str(tmp_path / "clip.gif"), "a purple circle moving left",
             "-o", str(tmp_path / "t2"), "--model", str(tmp_path / "base")]  # fmt: skip
     assert cli.main(argv) == 2  # a word the base model does not know

@@ -36,6 +36,9 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_META = "vidiff_adapter.json"
 NEW_WORDS_WEIGHTS = "new_words.safetensors"
+# A one-shot tuned adapter (vidiff tune) keeps the clip it learnt: sampling starts from it.
+SOURCE_VIDEO = "source.safetensors"
+SOURCE_STRUCTURE = 0.5  # the share of the steps that keep the clip's layout (structure guidance)
 # Layers peft can wrap with LoRA (by type name, so that peft is imported only when adapters are used).
 _WRAPPABLE = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 _ATTENTION = re.compile(r"attn|attention")
@@ -310,6 +313,35 @@ def load_adapter(pipe: nn.Module, directory: str | Path, scale: float = 1.0) -> 
     return pipe.requires_grad_(False).to(device).eval()
 
 
+def save_source(directory: str | Path, video: torch.Tensor, caption: str) -> None:
+    """Keep the clip a one-shot adapter was tuned on (``(C, T, H, W)`` in ``[0, 1]``) in its folder:
+    generation with the adapter starts from it, as Tune-A-Video samples from the clip's inversion."""
+    from vidiff.files import save_safetensors
+
+    directory = Path(directory)
+    meta = _read_meta(directory)
+    save_safetensors({"video": video.detach().float().cpu().contiguous()}, directory / SOURCE_VIDEO)
+    meta["source"] = {"caption": caption, "structure": SOURCE_STRUCTURE}
+    (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def tuned_source(directory: str | Path) -> tuple[torch.Tensor, float] | None:
+    """``(clip (C, T, H, W), structure)`` of a one-shot adapter folder; None for other adapters."""
+    from vidiff.files import check_finite, load_safetensors
+
+    directory = Path(directory)
+    source = _read_meta(directory).get("source")
+    if not source:
+        return None
+    if not (directory / SOURCE_VIDEO).is_file():
+        raise FileNotFoundError(
+            f"LoRA adapter {directory} names a source clip but has no {SOURCE_VIDEO}"
+        )
+    video = load_safetensors(directory / SOURCE_VIDEO)["video"]
+    check_finite({"video": video}, directory / SOURCE_VIDEO)
+    return video, float(source.get("structure", SOURCE_STRUCTURE))
+
+
 def _fingerprint(pipe: nn.Module) -> dict[str, Any]:
     """What an adapter must agree on with the model it is applied to: architecture and network."""
     net = pipe.config.model.net if pipe.config.model.preset is None else None
@@ -336,6 +368,9 @@ __all__ = [
     "ADAPTER_META",
     "ADAPTER_WEIGHTS",
     "NEW_WORDS_WEIGHTS",
+    "SOURCE_VIDEO",
+    "save_source",
+    "tuned_source",
     "LoraOptions",
     "add_new_words",
     "add_lora",

@@ -44,6 +44,34 @@ def _read_prompts(prompt: str | None, prompts: str | None, optional: bool = Fals
     return lines
 
 
+def _tuned_source(lora, first_frame, num_frames, trajectory, camera, hw):
+    """``(clip (1, C, T, H, W), structure)`` when ``lora`` is a one-shot adapter (vidiff tune),
+    whose videos start from the clip it learnt; None otherwise. Options that would make another
+    clip are refused in one line."""
+    if lora is None:
+        return None
+    from vidiff.adapters import tuned_source
+
+    source = tuned_source(lora)
+    if source is None:
+        return None
+    given = {"--first-frame": first_frame, "--num-frames": num_frames,
+             "--trajectory": trajectory, "--camera": camera, "--size": hw}  # fmt: skip
+    clash = [k for k, v in given.items() if v is not None]
+    if clash:
+        raise UserError(
+            f"{clash[0]}: {lora} is a one-shot adapter (vidiff tune); its videos start from the "
+            "clip it learnt, which fixes the first frame, size and length"
+        )
+    clip, structure = source
+    print(
+        f"vidiff: {lora} was tuned on one clip: sampling starts from it (its layout and motion "
+        f"kept for {structure:g} of the steps)",
+        file=sys.stderr,
+    )
+    return clip[None], structure
+
+
 def _check_vocabulary(pipe, texts: list[str]) -> None:
     """Every word of every prompt is one the model knows (its built-in word tokenizer), all unknown
     words named at once; a Hugging Face tokenizer takes any text."""
@@ -225,6 +253,7 @@ def generate(
         if not hasattr(pipe, "denoiser"):
             raise UserError(f"--lora adapts a diffusion model; {model} is a {pipe.family} model")
         load_adapter(pipe, lora, scale=lora_scale)
+    source = _tuned_source(lora, first_frame, num_frames, trajectory, camera, hw)
     family = {k: v for k, v in (("temperature", temperature), ("top_k", top_k)) if v is not None}
     _check_family_options(pipe, model, family, steps=steps, sampler=sampler, cfg=cfg,
                           noise_correlation=noise_correlation, first_frame=first_frame,
@@ -285,6 +314,14 @@ def generate(
         """Videos ``(B, C, T, H, W)`` on the CPU, one batch of jobs at a time."""
         for start in range(0, len(jobs), batch_size):
             part = jobs[start : start + batch_size]
+            if source is not None:  # a one-shot adapter: from the clip it learnt (Tune-A-Video)
+                clip, structure = source
+                videos = pipe.edit(clip.expand(len(part), -1, -1, -1, -1), [p for p, _ in part],
+                                   [s for _, s in part], strength=1.0, structure=structure,
+                                   steps=steps, sampler=sampler, cfg=cfg,
+                                   noise_correlation=noise_correlation)  # fmt: skip
+                yield part, videos.cpu()
+                continue
             cond = {k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()}
             first = None if frame is None else frame[:, 0].expand(len(part), -1, -1, -1)
             paths = None if move is None else move.expand(len(part), -1, -1)

@@ -5,8 +5,10 @@ that an edited caption then keeps the clip's motion with a new look. Here the sa
 trainer as it is (:func:`vidiff.train.loop.train`, ``train.trainable: lora``): a one-item dataset
 repeats the clip, the adapter sits on the attention and temporal layers (:mod:`vidiff.adapters`),
 and the result is an adapter folder that ``vidiff generate --model DIR`` loads with its base model.
-(The paper also starts sampling from the DDIM inversion of the clip; vidiff starts from noise, so
-what keeps the motion is the adapter alone.)
+The paper also starts sampling from the DDIM inversion of the clip, which is what keeps its layout
+and motion; vidiff keeps the clip in the folder and samples from it with structure guidance
+(:func:`vidiff.diffusion.editing.structure_denoiser`: the clip's brightness for the first half of
+the steps, from pure noise), so an edited caption changes the look and keeps the motion.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def tune(
 ) -> Path:
     """Fit an adapter of ``base`` (a model folder) to ``video`` ``(C, T, H, W)`` (the model's shape,
     in ``[0, 1]``) and ``caption``; writes the adapter folder ``out`` (its run in ``out/run``)."""
-    from vidiff.adapters import save_adapter
+    from vidiff.adapters import save_adapter, save_source
     from vidiff.train.loop import train
 
     settings = settings or TuneSettings()
@@ -99,7 +101,9 @@ def tune(
     out = Path(out)
     config = tune_config(base, out / "run", settings)
     result = train(config, datasets=(OneClip(video, caption), None), progress=progress)
-    return save_adapter(result.ema.module, out, base=base)
+    path = save_adapter(result.ema.module, out, base=base)
+    save_source(path, video, caption)
+    return path
 
 
 __all__ = ["OneClip", "TuneSettings", "check_caption", "tune", "tune_config"]
