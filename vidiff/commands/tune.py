@@ -31,8 +31,10 @@ def tune(
              vidiff generate --model tuned "a blue circle moving right" -o blue.mp4
 
     The adapter (rank --rank on the attention and temporal layers) trains --steps steps on the clip
-    alone, all other weights frozen; OUT gets the adapter (peft's layout, naming its base model) and
-    OUT/run the training run. A clip longer than the model's is cut to its first frames and one of
+    alone, all other weights frozen; OUT gets the adapter (peft's layout, naming its base model),
+    the clip, and OUT/run the training run. Generating with OUT starts from the clip (its layout and
+    motion kept by structure guidance, as Tune-A-Video starts from the clip's inversion), so an
+    edited caption gives the clip's motion with a new look. A clip longer than the model's is cut to its first frames and one of
     another size is resized and centre-cropped (a warning line each). The shipped model takes
     about 1 s a step on one CPU core.
 
