@@ -489,6 +489,11 @@ def test_a_camera_warp_model_generates_with_and_without_a_first_frame(tmp_path, 
     assert set(pipe.camera_conditions(path)) == {"camera"}  # no first frame: no pixels to carry
     cond = pipe.camera_conditions(path, torch.rand(2, 3, 8, 8))
     assert cond["camera_warp"].shape == (2, 4, pipe.num_frames, 8, 8)
+    video = pipe.generate(["", ""], [0, 1], cond=cond, steps=2)
+    warp = cond["camera_warp"]
+    kept = (warp[:, 3:4] > 0.5).expand(-1, 3, -1, -1, -1)
+    assert (~kept).any()  # zooming out uncovers a border, which the model draws
+    torch.testing.assert_close(video[kept], warp[:, :3][kept], atol=1e-5, rtol=0)  # the rest: kept
     from vidiff.eval.control import camera_probe
 
     for first in (True, False):

@@ -28,6 +28,7 @@ from vidiff.diffusion import (
     frame_conditioned,
     random_frame_mask,
 )
+from vidiff.diffusion.editing import masked_denoiser
 from vidiff.diffusion.precond import Denoiser
 from vidiff.files import (
     CONFIG_NAME,
@@ -417,9 +418,16 @@ class VideoPipeline(EditingMixin, PipelineBase):
         device = self.device
         noise = SeededNoise(seeds, device=device)
         sigmas = self.sigmas(steps).to(device)
-        x = noise.video(self.model_shape(*shape), rho) * sigmas[0]
+        eps = noise.video(self.model_shape(*shape), rho)
+        x = eps * sigmas[0]
         cond = {**self.encode_prompts(prompts), **extra}
         denoiser, cond = self.guided(cond, cfg, len(prompts))
+        for spec in self.conditions:  # pixels a conditioning makes known (the camera per pixel)
+            if spec.known_pixels is not None and cond.get(spec.name) is not None:
+                if self.vae is not None:
+                    raise ValueError(f"{spec.name} keeps pixels; this model works on VAE latents")
+                pixels, regenerate = spec.known_pixels(cond[spec.name])
+                denoiser = masked_denoiser(denoiser, pixels * 2 - 1, regenerate, eps)
         if known_frames is not None:
             frames, mask = self._known_in_model_space(
                 known_frames.to(device), frame_mask.to(device)

@@ -80,6 +80,9 @@ class CondSpec:
     channels: int = 0  # kind "channels": how many input channels it adds
     zero_init: bool = True  # kind "channels": their input weights start at zero (STYLE 10)
     to_channels: Callable | None = None  # (x_in, value, mask value) -> (B, channels, T, H, W)
+    # kind "channels": value -> (pixels (B, C, T, H, W) in [0, 1], regenerate (B, 1, T, H, W) bool):
+    # pixels the value makes known, which pixel-space sampling keeps (RePaint) and the net draws around
+    known_pixels: Callable | None = None
     pool: bool = False  # kind "tokens": also add the projected masked mean to the noise embedding
     embed: Callable[[int], nn.Module] | None = None  # kind "vector": width -> its embedding module
     features: Callable[[torch.Tensor], torch.Tensor] | None = None  # value -> module input

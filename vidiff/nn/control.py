@@ -14,8 +14,9 @@ when its config lists it, ``model.net.conditions: [trajectory]``, and neither mo
 * ``camera_warp`` -- kind ``channels``, ``(B, 4, T, H, W)``: the camera per pixel -- frame 0
   carried along the path, and a channel marking the pixels it covers
   (:func:`vidiff.data.camera.warp_first_frame`); four more input channels with zero input weights.
-  The network copies what the camera keeps and draws what it uncovers (render-then-refine, as
-  ViewCrafter and CamTrol condition on a rendered view). Null under guidance: zeros (nothing known).
+  The network draws what the camera uncovers around what it keeps (render-then-refine, as
+  ViewCrafter and CamTrol condition on a rendered view); pixel-space sampling keeps the covered
+  pixels (``known_pixels``, RePaint). Null under guidance: zeros (nothing known).
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ def _camera(config) -> tuple[CondSpec, ...]:
     )
 
 
+def warp_known_pixels(warp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the camera per pixel makes known: frame 0's pixels where the camera still sees them;
+    the pixels it uncovers are drawn."""
+    return warp[:, :3], warp[:, 3:4] < 0.5
+
+
 def _camera_warp(config) -> tuple[CondSpec, ...]:
     return (
         CondSpec(
@@ -120,6 +127,7 @@ def _camera_warp(config) -> tuple[CondSpec, ...]:
             null="zeros",
             channels=CAMERA_WARP_CHANNELS,
             to_channels=warp_channels,
+            known_pixels=warp_known_pixels,
             doc="frame 0 carried along the camera path, and the pixels it covers",
         ),
     )
