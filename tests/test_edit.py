@@ -343,7 +343,9 @@ def test_structure_guidance_gives_the_estimate_the_inputs_value_and_keeps_its_hu
     high, low = guided(estimate, torch.tensor([2.0, 0.5])), estimate
     assert torch.allclose(high[0].amax(0), known[0].amax(0), atol=1e-6)  # brightness: the input's
     shift = high[0] - estimate[0]
-    assert torch.allclose(shift, shift[:1].expand_as(shift))  # one shift for every channel: hue kept
+    assert torch.allclose(
+        shift, shift[:1].expand_as(shift)
+    )  # one shift for every channel: hue kept
     assert torch.equal(high[1], low[1])  # below sigma_min the estimate is untouched
     two = torch.tensor([2.0, 2.0])
     blurred = structure_denoiser(lambda x, sigma: estimate, known, 1.0, blur=3)(estimate, two)
@@ -356,7 +358,9 @@ def test_structure_in_edit_follows_the_input_and_zero_is_plain_sdedit(pipe):
     video, _ = _inputs()
     prompts, seeds = PROMPTS[:2], [3, 4]
     plain = pipe.edit(video, prompts, seeds, strength=1.0, steps=4)
-    assert torch.equal(pipe.edit(video, prompts, seeds, strength=1.0, structure=0.0, steps=4), plain)
+    assert torch.equal(
+        pipe.edit(video, prompts, seeds, strength=1.0, structure=0.0, steps=4), plain
+    )
     kept = pipe.edit(video, prompts, seeds, strength=1.0, structure=1.0, steps=4)
     err = lambda out: float((out.amax(1) - video.amax(1)).abs().mean())
     assert err(kept) < 0.5 * err(plain)  # the brightness of the input, which generation ignores

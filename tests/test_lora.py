@@ -282,7 +282,15 @@ def test_new_words_train_with_the_adapter_and_travel_in_its_folder(tmp_path, cap
     assert loaded.text_encoder.tokenizer.stoi["purple"] == len(loaded.text_encoder.tokenizer) - 1
     prompt = "a purple square moving left"
     out = tmp_path / "p.gif"
-    argv = ["generate", "--model", str(tmp_path / "adapter"), prompt, "-o", str(out), "--no-progress"]
+    argv = [
+        "generate",
+        "--model",
+        str(tmp_path / "adapter"),
+        prompt,
+        "-o",
+        str(out),
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0 and out.is_file()
     capsys.readouterr()
     argv[2] = str(tmp_path / "base")  # the base model does not know the word

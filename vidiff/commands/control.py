@@ -49,9 +49,11 @@ def control_conditions(
         ("--camera", CAMERA, camera),
     ):
         if value is not None and key not in takes and Path(model) == DEFAULT_MODEL:
+            shipped = (
+                "--model textures-camera" if key == CAMERA else f"--model DIR trained with {key}"
+            )
             raise UserError(
-                f"{option}: the default model has no {key} conditioning and no {key} model is "
-                f"shipped yet; pass --model DIR trained with model.net.conditions: [{key}] "
+                f"{option}: the default model has no {key} conditioning; pass {shipped} "
                 "(docs/control.md)"
             )
         if value is not None and key not in takes:
