@@ -216,9 +216,16 @@ def set_lora_scale(pipe: nn.Module, scale: float) -> None:
                 module.set_scale(name, scale)
 
 
-def save_adapter(pipe: nn.Module, directory: str | Path, base: str | Path) -> Path:
+def save_adapter(
+    pipe: nn.Module,
+    directory: str | Path,
+    base: str | Path,
+    source: tuple[torch.Tensor, str] | None = None,
+) -> Path:
     """Write ``pipe``'s adapter as a folder in peft's layout plus :data:`ADAPTER_META` naming
-    ``base`` (the model folder it was trained on) and that model's network config."""
+    ``base`` (the model folder it was trained on) and that model's network config. ``source``:
+    the ``(clip (C, T, H, W) in [0, 1], caption)`` a one-shot adapter was tuned on, kept in the
+    folder: generation with it starts from the clip, as Tune-A-Video samples from its inversion."""
     from peft import get_peft_model_state_dict
 
     from vidiff.files import save_safetensors
@@ -241,6 +248,12 @@ def save_adapter(pipe: nn.Module, directory: str | Path, base: str | Path) -> Pa
         meta["new_words"] = encoder.new_words
         rows = {"rows": encoder.new_tok_emb.detach().float().cpu().contiguous().clone()}
         save_safetensors(rows, directory / NEW_WORDS_WEIGHTS, metadata={"format": "pt"})
+    if source is not None:
+        clip, caption = source
+        save_safetensors(
+            {"video": clip.detach().float().cpu().contiguous()}, directory / SOURCE_VIDEO
+        )
+        meta["source"] = {"caption": caption, "structure": SOURCE_STRUCTURE}
     (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
     return directory
 
@@ -313,18 +326,6 @@ def load_adapter(pipe: nn.Module, directory: str | Path, scale: float = 1.0) -> 
     return pipe.requires_grad_(False).to(device).eval()
 
 
-def save_source(directory: str | Path, video: torch.Tensor, caption: str) -> None:
-    """Keep the clip a one-shot adapter was tuned on (``(C, T, H, W)`` in ``[0, 1]``) in its folder:
-    generation with the adapter starts from it, as Tune-A-Video samples from the clip's inversion."""
-    from vidiff.files import save_safetensors
-
-    directory = Path(directory)
-    meta = _read_meta(directory)
-    save_safetensors({"video": video.detach().float().cpu().contiguous()}, directory / SOURCE_VIDEO)
-    meta["source"] = {"caption": caption, "structure": SOURCE_STRUCTURE}
-    (directory / ADAPTER_META).write_text(json.dumps(meta, indent=2) + "\n")
-
-
 def tuned_source(directory: str | Path) -> tuple[torch.Tensor, float] | None:
     """``(clip (C, T, H, W), structure)`` of a one-shot adapter folder; None for other adapters."""
     from vidiff.files import check_finite, load_safetensors
@@ -369,7 +370,6 @@ __all__ = [
     "ADAPTER_WEIGHTS",
     "NEW_WORDS_WEIGHTS",
     "SOURCE_VIDEO",
-    "save_source",
     "tuned_source",
     "LoraOptions",
     "add_new_words",

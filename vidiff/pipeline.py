@@ -182,6 +182,39 @@ class VideoPipeline(EditingMixin, PipelineBase):
             cond[CAMERA_WARP] = warp_first_frame(first_frames.float().cpu(), camera.cpu())
         return cond
 
+    def generate_camera(
+        self,
+        prompts: list[str],
+        seeds: list[int],
+        camera: torch.Tensor,
+        first_frames: torch.Tensor | None = None,
+        *,
+        cond: dict[str, torch.Tensor] | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """:meth:`generate` under camera paths ``(B, T, 3)``, from ``first_frames`` ``(B, 3, H, W)``
+        in ``[0, 1]`` when given (also frame 0's known frame on a frame-conditioned model). A model
+        taking the camera per pixel with no first frames draws them first (a clip under the camera
+        vector alone), then moves them. ``cond``: further conditionings; ``options`` go to
+        :meth:`generate`."""
+        from vidiff.nn.control import CAMERA_WARP
+
+        cond = dict(cond or {})
+        if first_frames is None and CAMERA_WARP in {s.name for s in self.conditions}:
+            moves = {**cond, **self.camera_conditions(camera)}
+            first_frames = self.generate(prompts, seeds, cond=moves, **options)[:, :, 0].cpu()
+        known = mask = None
+        if first_frames is not None and self.config.model.frame_conditioning:
+            t, h, w = self.video_shape(options.get("num_frames"), options.get("size"))
+            known = torch.zeros(len(prompts), self.config.video.channels, t, h, w)
+            known[:, :, 0] = first_frames
+            mask = torch.zeros(len(prompts), t, dtype=torch.bool)
+            mask[:, 0] = True
+        cond.update(self.camera_conditions(camera, first_frames))
+        return self.generate(
+            prompts, seeds, cond=cond, known_frames=known, frame_mask=mask, **options
+        )
+
     def guided(
         self, cond: dict[str, torch.Tensor], cfg: float | torch.Tensor, batch: int
     ) -> tuple[Denoiser, dict[str, torch.Tensor]]:

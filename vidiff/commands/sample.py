@@ -18,7 +18,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.commands.control import TRAJECTORY_MODEL, control_conditions
 from vidiff.errors import UserError
-from vidiff.nn.control import CAMERA, CAMERA_WARP
+from vidiff.nn.control import CAMERA
 from vidiff.registry import ASSETS, resolve_model
 from vidiff.runtime import DEFAULT_MODEL, resolve_device
 
@@ -284,7 +284,6 @@ def generate(
             )
         frame = load_image(first_frame, (h, w))  # (3, 1, h, w), resized and centre-cropped
     move = extra.pop(CAMERA, None)  # (1, T, 3): made the model's camera cond per batch
-    warp = CAMERA_WARP in {c.name for c in getattr(pipe, "conditions", ())}
     if num_frames is not None and not native:
         return _generate_long(
             pipe,
@@ -322,38 +321,26 @@ def generate(
                                    noise_correlation=noise_correlation)  # fmt: skip
                 yield part, videos.cpu()
                 continue
+            prompts, seeds = [p for p, _ in part], [s for _, s in part]
             cond = {k: v.expand(len(part), *v.shape[1:]) for k, v in extra.items()}
+            options = dict(steps=steps, sampler=sampler, cfg=cfg, batch_size=batch_size,
+                           noise_correlation=noise_correlation, **shape, **family)  # fmt: skip
             first = None if frame is None else frame[:, 0].expand(len(part), -1, -1, -1)
-            paths = None if move is None else move.expand(len(part), -1, -1)
-            if paths is not None and warp and first is None:
-                # the camera per pixel carries a first frame: the model draws one, then moves it
-                first = run(part, None, {**cond, **pipe.camera_conditions(paths)})[:, :, 0]
-            if paths is not None:
-                cond.update(pipe.camera_conditions(paths, first))
-            yield part, run(part, first, cond)
-
-    def run(part, first, cond) -> torch.Tensor:
-        """One batch of videos, frame 0 known when ``first`` (B, 3, h, w) is given."""
-        known = mask = None
-        if first is not None and pipe.config.model.frame_conditioning:
-            known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
-            known[:, :, 0] = first
-            mask = torch.zeros(len(part), t, dtype=torch.bool)
-            mask[:, 0] = True
-        return pipe.generate(
-            [p for p, _ in part],
-            [s for _, s in part],
-            steps=steps,
-            sampler=sampler,
-            cfg=cfg,
-            noise_correlation=noise_correlation,
-            known_frames=known,
-            frame_mask=mask,
-            **({"cond": cond} if cond else {}),
-            batch_size=batch_size,
-            **shape,
-            **family,
-        ).cpu()
+            if move is not None:  # the model's camera cond; a first frame drawn when it needs one
+                paths = move.expand(len(part), -1, -1)
+                videos = pipe.generate_camera(prompts, seeds, paths, first, cond=cond, **options)
+                yield part, videos.cpu()
+                continue
+            known = mask = None
+            if first is not None:
+                known = torch.zeros(len(part), pipe.config.video.channels, t, h, w)
+                known[:, :, 0] = first
+                mask = torch.zeros(len(part), t, dtype=torch.bool)
+                mask[:, 0] = True
+            if cond:
+                options["cond"] = cond
+            videos = pipe.generate(prompts, seeds, known_frames=known, frame_mask=mask, **options)
+            yield part, videos.cpu()
 
     from tqdm.auto import tqdm
 

@@ -21,7 +21,6 @@ import torch
 
 from vidiff.data.trajectory import spread_polyline, trajectory_heatmap
 from vidiff.eval.motion import measure_trajectory, read_camera, trajectory_errors
-from vidiff.nn.control import CAMERA_WARP
 
 RADIUS = 5.0  # px at a 32-px frame: random paths keep the object's centre this far from the border
 
@@ -110,31 +109,10 @@ def camera_probe(
         for m in moves
     ]
     camera = torch.stack([camera_path(m, s, frames, size) for m, s in zip(moves, speeds)])
-    known = mask = firsts = None
-    if first_frame:
-        firsts = torch.stack([it["video"][:, 0] for it in items])  # (n, 3, S, S)
-    if firsts is not None and pipe.config.model.frame_conditioning:
-        known = torch.stack([it["video"] for it in items])
-        mask = torch.zeros(n, frames, dtype=torch.bool)
-        mask[:, 0] = True
-    seeds = [seed + i for i in range(n)]
-    if firsts is None and CAMERA_WARP in {c.name for c in pipe.conditions}:
-        # as `vidiff generate --camera` without --first-frame: the model draws frame 0, then moves it
-        drawn = pipe.generate([""] * n, seeds, cond=pipe.camera_conditions(camera),
-                              batch_size=batch_size, **sample)[:, :, 0].cpu()  # fmt: skip
-        known = torch.zeros(n, 3, frames, size, size)
-        known[:, :, 0] = drawn
-        mask = torch.zeros(n, frames, dtype=torch.bool)
-        mask[:, 0] = True
-        if not pipe.config.model.frame_conditioning:
-            known = mask = None
-        cond = pipe.camera_conditions(camera, drawn)
-    else:
-        cond = pipe.camera_conditions(camera, firsts)
-    videos = pipe.generate(
-        [""] * n, seeds, cond=cond, known_frames=known,
-        frame_mask=mask, batch_size=batch_size, **sample,
-    ).cpu()  # fmt: skip
+    firsts = torch.stack([it["video"][:, 0] for it in items]) if first_frame else None
+    videos = pipe.generate_camera(
+        [""] * n, [seed + i for i in range(n)], camera, firsts, batch_size=batch_size, **sample
+    ).cpu()
     rows = []
     for i, (video, move, speed) in enumerate(zip(videos, moves, speeds)):
         read = read_camera(video)
@@ -177,18 +155,10 @@ def _against_photo(video: torch.Tensor, gt: dict, path: torch.Tensor, first: tor
     truth = render_camera(photo, gt["start"], path, size)[:, 1:]
     on_photo = render_camera(torch.ones_like(photo), gt["start"], path, size)[0, 1:] > 0.999
     covered = warp_first_frame(first, path)[0, 3, 1:] > 0.5
-    edge = _edge_fill(first, path)[:, 1:]
+    edge = warp_first_frame(first, path, padding="border")[0, :3, 1:]  # no model: edges repeated
     generated = video[:, 1:]
     return {
         "psnr_kept": _psnr(generated, truth, covered & on_photo),
         "psnr_drawn": _psnr(generated, truth, ~covered & on_photo),
         "psnr_drawn_edge": _psnr(edge, truth, ~covered & on_photo),
     }
-
-
-def _edge_fill(first: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
-    """Frame 0 carried along ``path`` with uncovered pixels given its nearest edge pixel:
-    ``(3, T, S, S)``, the completion a renderer without a model makes."""
-    from vidiff.data.camera import warp_first_frame
-
-    return warp_first_frame(first, path, padding="border")[0, :3]

@@ -35,18 +35,17 @@ CAMERA_FEATURE_SCALE = (1 / 8, 1 / 8, 8.0)
 VELOCITY_SCALE = (1.0, 1.0, 50.0)
 
 
-def heatmap_channels(x: torch.Tensor, heat: torch.Tensor | None, _mask) -> torch.Tensor:
-    """The heat map as one input channel; absent = zeros (no path)."""
-    if heat is None:
-        return x.new_zeros(x.shape[0], 1, *x.shape[2:])
-    return heat.to(x.dtype)
+def value_channels(channels: int):
+    """``to_channels`` of a conditioning that is its own input channels: the value, or zeros of
+    ``channels`` channels when it is absent (the trajectory heat map: no path; the camera per
+    pixel: nothing known)."""
 
+    def to_channels(x: torch.Tensor, value: torch.Tensor | None, _mask) -> torch.Tensor:
+        if value is None:
+            return x.new_zeros(x.shape[0], channels, *x.shape[2:])
+        return value.to(x.dtype)
 
-def warp_channels(x: torch.Tensor, warp: torch.Tensor | None, _mask) -> torch.Tensor:
-    """The warped first frame and its mask as four input channels; absent = zeros."""
-    if warp is None:
-        return x.new_zeros(x.shape[0], CAMERA_WARP_CHANNELS, *x.shape[2:])
-    return warp.to(x.dtype)
+    return to_channels
 
 
 class CameraEmbedding(nn.Module):
@@ -89,7 +88,7 @@ def _trajectory(config) -> tuple[CondSpec, ...]:
             "conditions",
             null="zeros",
             channels=1,
-            to_channels=heatmap_channels,
+            to_channels=value_channels(1),
             doc="a per-frame heat map of the object's centre",
         ),
     )
@@ -126,7 +125,7 @@ def _camera_warp(config) -> tuple[CondSpec, ...]:
             "conditions",
             null="zeros",
             channels=CAMERA_WARP_CHANNELS,
-            to_channels=warp_channels,
+            to_channels=value_channels(CAMERA_WARP_CHANNELS),
             known_pixels=warp_known_pixels,
             doc="frame 0 carried along the camera path, and the pixels it covers",
         ),

@@ -90,7 +90,7 @@ def tune(
 ) -> Path:
     """Fit an adapter of ``base`` (a model folder) to ``video`` ``(C, T, H, W)`` (the model's shape,
     in ``[0, 1]``) and ``caption``; writes the adapter folder ``out`` (its run in ``out/run``)."""
-    from vidiff.adapters import save_adapter, save_source
+    from vidiff.adapters import save_adapter
     from vidiff.train.loop import train
 
     settings = settings or TuneSettings()
@@ -101,9 +101,7 @@ def tune(
     out = Path(out)
     config = tune_config(base, out / "run", settings)
     result = train(config, datasets=(OneClip(video, caption), None), progress=progress)
-    path = save_adapter(result.ema.module, out, base=base)
-    save_source(path, video, caption)
-    return path
+    return save_adapter(result.ema.module, out, base=base, source=(video, caption))
 
 
 __all__ = ["OneClip", "TuneSettings", "check_caption", "tune", "tune_config"]
