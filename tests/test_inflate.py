@@ -443,3 +443,73 @@ def test_training_an_inflated_sd_pipeline(hf_dirs, tmp_path):
     after = result.model.state_dict()
     moved = [k for k in before if not torch.equal(after[k], before[k])]
     assert moved and all(is_temporal("sd_unet", k) for k in moved)
+
+
+def test_sd_recipe_from_a_folder_with_cached_latents(hf_dirs, tmp_path):
+    """docs/inflation.md's recipe for a Stable Diffusion folder: inflate it, train its motion modules
+    on a folder of captioned clips from latents encoded once (data.cache_latents), export, generate.
+    The cached run computes the uncached run's losses; a resume reuses the cache."""
+    from vidiff.data.video_io import write_video
+    from vidiff.train.latent_cache import INDEX, EncodedClips
+    from vidiff.train.loop import train
+
+    clips = tmp_path / "clips"
+    for i in range(3):
+        # two frames of 16x16: no random start or crop, so every epoch reads what the cache holds
+        write_video(torch.rand(3, 2, 16, 16), clips / f"clip{i}.mp4", fps=8)
+        (clips / f"clip{i}.txt").write_text(f"a clip number {i}")
+    init = inflate(hf_dirs / "sd", tmp_path / "v", num_frames=2)
+    assert (
+        main(["inflate", str(hf_dirs / "sd"), "-o", str(tmp_path / "v2"), "--num-frames", "2"]) == 0
+    )
+
+    def run(out: str, steps: int, cache: bool):
+        cfg = load_config(
+            "configs/shapes-unet-tiny-inflated.yaml",
+            [
+                f"model.init={init}",
+                f"train.out_dir={tmp_path / out}",
+                f"train.steps={steps}",
+                "train.batch_size=2",
+                "train.ckpt_every=1",
+                "train.warmup_steps=1",
+                "train.log_every=1",
+                "data.name=folder",
+                f"data.root={clips}",
+                "data.num_frames=2",
+                "data.size=16",
+                f"data.cache_latents={str(cache).lower()}",
+            ],  # fmt: skip
+        )
+        return train(cfg, progress=False, resume=True)
+
+    cached, plain = run("cached", 2, True), run("plain", 2, False)
+    losses = [[r["loss"] for r in res.scalars if "loss" in r] for res in (cached, plain)]
+    assert len(losses[0]) == 2 and losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-6)
+    latents = tmp_path / "cached" / "latents"
+    assert len(EncodedClips(latents)) == 3 and EncodedClips(latents)[0]["video"].shape == (
+        4,
+        2,
+        8,
+        8,
+    )
+    assert not (tmp_path / "plain" / "latents").exists()
+    stamp = (latents / INDEX).stat().st_mtime_ns
+    assert run("cached", 3, True).step == 3 and (latents / INDEX).stat().st_mtime_ns == stamp
+    assert main(["export", str(tmp_path / "cached"), "-o", str(tmp_path / "m")]) == 0
+    pipe = VideoPipeline.load(tmp_path / "m")
+    assert pipe.generate(["a clip number 1"], [0], steps=2).shape == (1, 3, 2, 16, 16)
+
+
+def test_cache_latents_errors(tmp_path, capsys):
+    """A pixel model has no VAE to encode with: one line naming the option, nothing written."""
+    out = tmp_path / "r"
+    args = ["train", "configs/shapes-unet-tiny.yaml", "data.cache_latents=true",
+            f"train.out_dir={out}", "data.num_items=2"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        len(err.splitlines()) == 1
+        and "data.cache_latents encodes clips with the model's VAE" in err
+    )
+    assert not out.exists()

@@ -42,6 +42,9 @@ class DataConfig:
         "fixed"  # fixed | tokens: scale each bucket's batch to equal pixels x frames
     )
     num_workers: int = 0
+    # Latent models: encode every training clip once with the model's VAE (into OUT_DIR/latents,
+    # reused on resume) and train on the stored latents (vidiff/train/latent_cache.py).
+    cache_latents: bool = False
 
 
 @dataclass

@@ -238,11 +238,17 @@ class VideoPipeline(EditingMixin, PipelineBase):
     # training
 
     def training_loss(
-        self, video: torch.Tensor, captions: list[str], seeds: list[int], **extra
+        self,
+        video: torch.Tensor,
+        captions: list[str],
+        seeds: list[int],
+        encoded: bool = False,
+        **extra,
     ) -> torch.Tensor:
-        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]``;
-        ``extra``: further conditionings of the batch by cond key (dataset fields named as the
-        network's ``conditions``), passed to the denoiser as they are.
+        """Per-sample diffusion loss for a batch of clips ``(B, C, T, H, W)`` in ``[0, 1]`` (or, with
+        ``encoded``, clips :meth:`to_model_space` already made: a latent cache); ``extra``: further
+        conditionings of the batch by cond key (dataset fields named as the network's
+        ``conditions``), passed to the denoiser as they are.
 
         Captions are dropped (replaced by the null prompt) with probability ``p_uncond`` so that one
         model learns both halves of classifier-free guidance; with frame conditioning, a random share of
@@ -256,7 +262,7 @@ class VideoPipeline(EditingMixin, PipelineBase):
         if len(seeds) != video.shape[0]:
             raise ValueError(f"{len(seeds)} seeds for a batch of {video.shape[0]} clips")
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        x0 = self.to_model_space(video)
+        x0 = video.to(self.device) if encoded else self.to_model_space(video)
         prompts, mask = self.draw_conditioning(captions, generators, x0.shape[2])
         cond = {**self.conditioning(x0, prompts, mask), **extra}
         if self.guidance_embedded:

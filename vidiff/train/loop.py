@@ -68,6 +68,7 @@ from vidiff.train.fsdp import (
     shard_like,
     shard_optimizer_state,
 )
+from vidiff.train.latent_cache import cached_training_set, check_cacheable
 from vidiff.train.logging import RunLogger, default_eval_hook, default_sample_hook
 from vidiff.train.objectives import (
     ExtraStep,
@@ -133,13 +134,16 @@ class TrainResult:
 class _LossModule(nn.Module):
     """Routes ``training_loss`` through ``forward`` so that DDP (and accelerate's autocast) see it."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, encoded: bool = False):
         super().__init__()
         self.model = model
+        self.encoded = encoded  # batches of clips already in model space (data.cache_latents)
 
     def forward(
         self, video: torch.Tensor, captions: list[str], seeds: list[int], **cond
     ) -> torch.Tensor:
+        if self.encoded:
+            cond["encoded"] = True
         return self.model.training_loss(video, captions, seeds, **cond)
 
 
@@ -221,7 +225,7 @@ def setup(config: Config, objective: nn.Module, *, keep_plain: bool = False) -> 
             plain = copy.deepcopy(objective).eval().requires_grad_(False)
         ema_copy = copy.deepcopy(objective)
         shard(_LossModule(ema_copy))
-        loss_module = shard(_LossModule(objective))
+        loss_module = shard(_LossModule(objective, config.data.cache_latents))
     params = trainable_parameters(objective, extras)
     optimizer = build_optimizer(params, tc)
     betas = tuple(tc.betas)
@@ -235,7 +239,9 @@ def setup(config: Config, objective: nn.Module, *, keep_plain: bool = False) -> 
     if fsdp:
         optimizer = accelerator.prepare(optimizer)
     else:
-        loss_module, optimizer = accelerator.prepare(_LossModule(objective), optimizer)
+        loss_module, optimizer = accelerator.prepare(
+            _LossModule(objective, config.data.cache_latents), optimizer
+        )
     # The LR schedule is stepped by hand once per optimiser step: accelerate's scheduler wrapper
     # would step it once per process, which breaks "P processes == 1 process".
     ema = EMA(objective, tc.ema_decay, warmup=tc.ema_warmup, module=ema_copy)
@@ -381,6 +387,8 @@ def train(
     if model is None:
         model = run_objective(config, state)
     set_trainable(model, tc.trainable, config.model.arch)
+    if config.data.cache_latents:
+        check_cacheable(model, config.data)
     if tc.trainable == "temporal" and config.data.image_ratio > 0:
         # A 1-frame batch passes no temporal layer: its loss would depend on no trainable weight.
         raise ValueError(
@@ -399,6 +407,8 @@ def train(
         check_exact_resume(config, state, acc.num_processes, allow_changes)
         restore(run, state, ckpt)
         log(f"vidiff: resumed {out_dir} from {ckpt.name} (step {run.step})")
+    if config.data.cache_latents:  # encoded once with the (restored) VAE, then read back
+        videos = cached_training_set(run, videos, is_main, log)
     # data.buckets: each bucket's global batch (None without), checked before anything is written
     per_bucket = plan_buckets(config, model, videos, acc.num_processes * tc.grad_accum)
     if per_bucket:

@@ -1,0 +1,152 @@
+"""``data.cache_latents``: a latent model's training clips encoded once, then trained on from disk.
+
+A latent model (a causal-VAE DiT, an inflated Stable Diffusion pipeline) spends most of a training
+step in its frozen VAE. With ``data.cache_latents: true`` the trainer encodes every training clip once
+with :meth:`VideoPipeline.to_model_space <vidiff.pipeline.VideoPipeline.to_model_space>` -- the
+very ``x0`` an uncached step would compute -- into ``<out_dir>/latents/``::
+
+    index.json                  format, fingerprint (VAE + data settings), count, shapes, captions
+    shard-00000.safetensors     "x0" (n, C_z, t, h, w), float32, up to 256 clips a shard
+
+and trains on :class:`EncodedClips`; ``training_loss(..., encoded=True)`` then skips the VAE.
+The folder is written atomically and reused on ``--resume`` when its fingerprint matches; a
+mismatch (other data, another VAE) is refused rather than silently mixed. What caching fixes: a
+folder dataset draws a clip's start and crop anew each epoch, a cache keeps its first draw (as
+pre-extracted-latent recipes do); clips and captions are all it stores, so a dataset whose items
+carry further conditionings is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+FORMAT = "vidiff-encoded-clips-1"
+INDEX = "index.json"
+SHARD = 256
+
+
+def fingerprint(pipeline: Any, data_config: Any, seed: int) -> str:
+    """A digest of what the encoded clips depend on: the VAE's config and weights, the data
+    settings and the run's seed (a folder's starts and crops)."""
+    h = hashlib.sha256()
+    vae = pipeline.vae
+    h.update(json.dumps(dataclasses.asdict(vae.config), sort_keys=True, default=str).encode())
+    for name, t in sorted(vae.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    data = dataclasses.asdict(data_config)
+    data.pop("num_workers", None)  # how clips are read, not which
+    h.update(json.dumps({"data": data, "seed": seed}, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def check_cacheable(pipeline: Any, data_config: Any) -> None:
+    """One-line errors for a run whose clips cannot be cached."""
+    if getattr(pipeline, "vae", None) is None:
+        raise ValueError(
+            "data.cache_latents encodes clips with the model's VAE; this model works on pixels "
+            "(it needs model.vae, or a Stable Diffusion folder as model.init)"
+        )
+    if data_config.buckets or data_config.image_root is not None:
+        raise ValueError(
+            "data.cache_latents stores one clip shape: leave data.buckets and data.image_root unset"
+        )
+
+
+@torch.no_grad()
+def encode_clips(
+    pipeline: Any, videos: Dataset, root: str | Path, key: str, batch_size: int = 8, log=print
+) -> Path:
+    """Encode ``videos`` into ``root`` (atomically), or reuse it when it was made with ``key``."""
+    root = Path(root)
+    if (root / INDEX).is_file():
+        index = json.loads((root / INDEX).read_text())
+        if index.get("format") == FORMAT and index.get("fingerprint") == key:
+            log(f"vidiff: training on the {index['count']} encoded clips in {root}")
+            return root
+        raise ValueError(
+            f"{root} holds clips encoded with other data or another VAE; delete it or choose "
+            "another train.out_dir"
+        )
+    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    from safetensors.torch import save_file
+
+    if hasattr(videos, "set_epoch"):
+        videos.set_epoch(0)  # the draw an uncached run makes in its first epoch
+    n, captions, shards, buf, shape = len(videos), [], [], [], None
+    log(f"vidiff: encoding {n} training clips with the model's VAE into {root}")
+    for start in range(0, n, batch_size):
+        items = [videos[i] for i in range(start, min(n, start + batch_size))]
+        if any(it.get("cond") for it in items):
+            raise ValueError(
+                "data.cache_latents stores clips and captions only; this dataset's items carry "
+                f"conditionings ({sorted(items[0]['cond'])})"
+            )
+        x0 = pipeline.to_model_space(torch.stack([it["video"] for it in items]))
+        shape = shape or list(x0.shape[1:])
+        buf += list(x0.float().cpu())
+        captions += [it["caption"] for it in items]
+        while len(buf) >= SHARD or (buf and start + batch_size >= n):
+            part, buf = buf[:SHARD], buf[SHARD:]
+            name = f"shard-{len(shards):05d}.safetensors"
+            save_file({"x0": torch.stack(part).contiguous()}, str(tmp / name))
+            shards.append({"file": name, "count": len(part)})
+    index = {"format": FORMAT, "fingerprint": key, "count": n, "shape": shape,
+             "shards": shards, "captions": captions}  # fmt: skip
+    (tmp / INDEX).write_text(json.dumps(index) + "\n")
+    tmp.replace(root)
+    return root
+
+
+class EncodedClips(Dataset):
+    """Items ``{"video": x0 (C_z, t, h, w), "caption"}`` of a folder :func:`encode_clips` wrote
+    (shards memory-mapped, opened once)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.index = json.loads((self.root / INDEX).read_text())
+        self.where: list[tuple[str, int]] = [
+            (s["file"], j) for s in self.index["shards"] for j in range(s["count"])
+        ]
+        self._open: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return self.index["count"]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        name, j = self.where[i]
+        if name not in self._open:
+            from safetensors import safe_open
+
+            self._open[name] = safe_open(str(self.root / name), framework="pt")
+        x0 = self._open[name].get_slice("x0")[j : j + 1][0]
+        return {"video": x0, "caption": self.index["captions"][i]}
+
+
+def cached_training_set(run: Any, videos: Dataset, is_main: bool, log) -> Dataset:
+    """The training set of a :class:`~vidiff.train.loop.Run` with ``data.cache_latents``: its clips
+    encoded once by the main process (the others wait), read back from ``<train.out_dir>/latents``."""
+    from accelerate import PartialState
+
+    pipeline, config = run.objective, run.config
+    if run.fsdp:
+        raise ValueError("data.cache_latents encodes with the whole VAE: not under train.fsdp")
+    check_cacheable(pipeline, config.data)
+    root = Path(config.train.out_dir) / "latents"
+    key = fingerprint(pipeline, config.data, config.train.seed)
+    state = PartialState()
+    if is_main:
+        encode_clips(pipeline, videos, root, key, log=log)
+    state.wait_for_everyone()
+    return EncodedClips(root)
