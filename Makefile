@@ -85,13 +85,13 @@ vae: setup
 	cp -r $(VAE_RUN)/model vidiff/assets/vae-tiny
 
 # The inflated image model that configs/shapes-unet-tiny-inflated.yaml starts from (`model.init:
-# shapes-image-video`): a unet-tiny trained on single frames (resumable), exported, inflated to 16
-# frames with identity temporal layers, installed as the shipped model `shapes-image-video`.
+# shapes-image-video`): configs/shapes-image-unet-tiny.yaml (unet-tiny on single frames; resumable),
+# exported, inflated to 16 frames with identity temporal layers, installed as `shapes-image-video`.
 IMAGE_RUN ?= runs/shapes-image
 image-model: setup
-	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 \
-	  model.net.layout_prior=false train.out_dir=$(IMAGE_RUN) --resume
-	$(VENV)/bin/vidiff export $(IMAGE_RUN) -o $(IMAGE_RUN)/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/shapes-image-unet-tiny.yaml \
+	  train.out_dir=$(IMAGE_RUN) --resume
+	$(VENV)/bin/vidiff export $(IMAGE_RUN) -o $(IMAGE_RUN)/model --dtype float16
 	rm -rf vidiff/assets/shapes-image-video
 	$(VENV)/bin/vidiff inflate $(IMAGE_RUN)/model -o vidiff/assets/shapes-image-video --num-frames 16
 

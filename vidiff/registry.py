@@ -36,8 +36,7 @@ RECIPES = {
         "vidiff/assets/vae-tiny; vidiff vae calibrate vidiff/assets/vae-tiny)"
     ),
     "shapes-image-video": (
-        "make image-model (= vidiff train configs/shapes-unet-tiny.yaml data.num_frames=1 "
-        "model.net.layout_prior=false train.out_dir=runs/shapes-image; vidiff export "
+        "make image-model (= vidiff train configs/shapes-image-unet-tiny.yaml; vidiff export "
         "runs/shapes-image -o runs/shapes-image/model; vidiff inflate runs/shapes-image/model "
         "-o vidiff/assets/shapes-image-video --num-frames 16)"
     ),
