@@ -40,17 +40,29 @@ def test_an_unknown_word_is_named_with_the_vocabulary(tmp_path, capsys):
     assert "purple" in err and "red" in err and "circle" in err
 
 
-def _sha256(t) -> str:
-    import hashlib
+def _probe(t) -> list[float]:
+    """Three sums that move with any change of ``t`` -- total, energy and a fixed random projection
+    (so a local change shows too) -- in float64. Checked to a relative 1e-5, not as a hash of the
+    bits: CPUs of other makes round float32 convolutions differently in the last bit."""
+    import torch
 
-    return hashlib.sha256(t.detach().float().contiguous().numpy().tobytes()).hexdigest()
+    t = t.detach().double()
+    w = torch.randn(t.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return [t.sum().item(), (t * t).sum().item(), (t * w).sum().item()]
+
+
+def _pinned(t, expected: list[float]) -> None:
+    import pytest
+
+    assert _probe(t) == pytest.approx(expected, rel=1e-5, abs=1e-3)
 
 
 def test_shipped_model_output_is_pinned():
-    """The shipped model's outputs, bit for bit: text-to-video, continuation (frame masks) and one
+    """The shipped model's outputs: text-to-video, continuation (frame masks) and one
     classifier-free-guided, frame-conditioned denoiser call. A refactor of the network, its
-    conditioning or the pipeline must leave these hashes unchanged (they are the same with 1 or 2
-    torch threads on CPU); pixel values are checked first so a real drift shows its size."""
+    conditioning or the pipeline must leave these probes unchanged (to float rounding: the same with
+    1 or 2 torch threads, and across CPU makes); pixel values are checked first so a real drift
+    shows its size."""
     import torch
 
     from vidiff.diffusion import frame_conditioned
@@ -61,7 +73,7 @@ def test_shipped_model_output_is_pinned():
     torch.testing.assert_close(
         t2v[0, :, 5, 10, 10], torch.tensor([0.03390002250671387, 0.0, 0.010737240314483643])
     )
-    assert _sha256(t2v) == "63ca477be188fdec181decfbd5794cddd5dc9a2db96cbcd45b47fa260a31318f"
+    _pinned(t2v, [1909.809, 1264.8324, 24.2873])
 
     mask = torch.zeros(1, pipe.num_frames, dtype=torch.bool)
     mask[:, :4] = True
@@ -71,7 +83,7 @@ def test_shipped_model_output_is_pinned():
         cont[0, :, 9, 20, 12],
         torch.tensor([0.004423618316650391, 0.002141237258911133, 0.0]),
     )
-    assert _sha256(cont) == "9a62f6f4db2464010dcb1de4a192eb4cce5a4631c013abf9c59bea7d664e3f1e"
+    _pinned(cont, [1873.5647, 1321.733, -18.2569])
 
     x = torch.randn(2, *pipe.sample_shape, generator=torch.Generator().manual_seed(0))
     prompts = ["a green triangle moving left", "a white circle"]
@@ -83,4 +95,4 @@ def test_shipped_model_output_is_pinned():
     with torch.no_grad():
         d = den(x * 0.8, torch.tensor([0.8, 0.3]), **cond)
     assert abs(d.sum().item() - (-32736.03)) < 0.05
-    assert _sha256(d) == "66b49fa13906ed26b99043e4db3e1a86b9895cfcfeeffa68e149a6aabb1af3e6"
+    _pinned(d, [-32736.0315, 33838.8805, 364.5078])
