@@ -136,13 +136,13 @@ class EncodedClips(Dataset):
 
 def cached_training_set(run: Any, videos: Dataset, is_main: bool, log) -> Dataset:
     """The training set of a :class:`~vidiff.train.loop.Run` with ``data.cache_latents``: its clips
-    encoded once by the main process (the others wait), read back from ``<train.out_dir>/latents``."""
+    encoded once by the main process (the others wait), read back from ``<train.out_dir>/latents``.
+    The loop has run :func:`check_cacheable` before anything was written."""
     from accelerate import PartialState
 
     pipeline, config = run.objective, run.config
     if run.fsdp:
         raise ValueError("data.cache_latents encodes with the whole VAE: not under train.fsdp")
-    check_cacheable(pipeline, config.data)
     root = Path(config.train.out_dir) / "latents"
     key = fingerprint(pipeline, config.data, config.train.seed)
     state = PartialState()
