@@ -320,6 +320,35 @@ def test_latent_cache_round_trip(tmp_path):
         LatentDataset(tmp_path / "nowhere")
 
 
+def test_latent_cache_is_written_whole_or_not_at_all(tmp_path):
+    """An encode that fails half-way leaves no folder (and no temporary one); an empty folder may
+    receive a cache; a cache of another format is refused by name."""
+    from vidiff.data import build_dataset
+
+    ds = build_dataset("shapes", num_items=4, num_frames=8, size=16, seed=3)
+
+    class Ragged(torch.utils.data.Dataset):  # the second batch is smaller: refused mid-way
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            item = dict(ds[i])
+            item["video"] = item["video"][..., :8, :8] if i >= 2 else item["video"]
+            return item
+
+    vae = micro_vae()
+    with pytest.raises(ValueError, match="share one shape"):
+        cache_latents(vae, Ragged(), tmp_path / "broken", batch_size=2, shard_size=1)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "empty").mkdir()
+    root = cache_latents(vae, ds, tmp_path / "empty", batch_size=4)
+    assert len(LatentDataset(root)) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    index = json.loads((root / "index.json").read_text())
+    (root / "index.json").write_text(json.dumps({**index, "format": "vidiff-latents-1"}))
+    with pytest.raises(ValueError, match="vidiff-latents-1.*encode it again"):
+        LatentDataset(root)
+
+
 # --------------------------------------------------------------------------------------------------
 # the trainer and CLI: `vidiff train` / `--resume` / `vidiff export` on a micro VAE config
 

@@ -3,12 +3,9 @@
 A latent model (a causal-VAE DiT, an inflated Stable Diffusion pipeline) spends most of a training
 step in its frozen VAE. With ``data.cache_latents: true`` the trainer encodes every training clip once
 with :meth:`VideoPipeline.to_model_space <vidiff.pipeline.VideoPipeline.to_model_space>` -- the
-very ``x0`` an uncached step would compute -- into ``<out_dir>/latents/``::
-
-    index.json                  format, fingerprint (VAE + data settings), count, shapes, captions
-    shard-00000.safetensors     "x0" (n, C_z, t, h, w), float32, up to 256 clips a shard
-
-and trains on :class:`EncodedClips`; ``training_loss(..., encoded=True)`` then skips the VAE.
+very ``x0`` an uncached step would compute -- into ``<out_dir>/latents/``, a cache folder of
+:mod:`vidiff.data.latents` (key ``"x0"``, float32; its index adds the fingerprint of the VAE, data
+settings and seed, and the latent shape), and trains on :class:`EncodedClips`; ``training_loss(..., encoded=True)`` then skips the VAE.
 The folder is written atomically and reused on ``--resume`` when its fingerprint matches; a
 mismatch (other data, another VAE) is refused rather than silently mixed. What caching fixes: a
 folder dataset draws a clip's start and crop anew each epoch, a cache keeps its first draw (as
@@ -21,17 +18,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-FORMAT = "vidiff-encoded-clips-1"
-INDEX = "index.json"
-SHARD = 256
+from vidiff.data.latents import FORMAT, INDEX, Shards, ShardWriter
 
 
 def fingerprint(pipeline: Any, data_config: Any, seed: int) -> str:
@@ -77,61 +70,35 @@ def encode_clips(
             f"{root} holds clips encoded with other data or another VAE; delete it or choose "
             "another train.out_dir"
         )
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    from safetensors.torch import save_file
-
     if hasattr(videos, "set_epoch"):
         videos.set_epoch(0)  # the draw an uncached run makes in its first epoch
-    n, captions, shards, buf, shape = len(videos), [], [], [], None
+    n, shape = len(videos), None
     log(f"vidiff: encoding {n} training clips with the model's VAE into {root}")
-    for start in range(0, n, batch_size):
-        items = [videos[i] for i in range(start, min(n, start + batch_size))]
-        if any(it.get("cond") for it in items):
-            raise ValueError(
-                "data.cache_latents stores clips and captions only; this dataset's items carry "
-                f"conditionings ({sorted(items[0]['cond'])})"
-            )
-        x0 = pipeline.to_model_space(torch.stack([it["video"] for it in items]))
-        shape = shape or list(x0.shape[1:])
-        buf += list(x0.float().cpu())
-        captions += [it["caption"] for it in items]
-        while len(buf) >= SHARD or (buf and start + batch_size >= n):
-            part, buf = buf[:SHARD], buf[SHARD:]
-            name = f"shard-{len(shards):05d}.safetensors"
-            save_file({"x0": torch.stack(part).contiguous()}, str(tmp / name))
-            shards.append({"file": name, "count": len(part)})
-    index = {"format": FORMAT, "fingerprint": key, "count": n, "shape": shape,
-             "shards": shards, "captions": captions}  # fmt: skip
-    (tmp / INDEX).write_text(json.dumps(index) + "\n")
-    tmp.replace(root)
-    return root
+    with ShardWriter(root) as writer:
+        for start in range(0, n, batch_size):
+            items = [videos[i] for i in range(start, min(n, start + batch_size))]
+            if any(it.get("cond") for it in items):
+                raise ValueError(
+                    "data.cache_latents stores clips and captions only; this dataset's items "
+                    f"carry conditionings ({sorted(items[0]['cond'])})"
+                )
+            x0 = pipeline.to_model_space(torch.stack([it["video"] for it in items])).float()
+            shape = shape or list(x0.shape[1:])
+            writer.add([it["caption"] for it in items], x0=x0)
+        return writer.finish(fingerprint=key, shape=shape)
 
 
 class EncodedClips(Dataset):
-    """Items ``{"video": x0 (C_z, t, h, w), "caption"}`` of a folder :func:`encode_clips` wrote
-    (shards memory-mapped, opened once)."""
+    """Items ``{"video": x0 (C_z, t, h, w), "caption"}`` of a folder :func:`encode_clips` wrote."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.index = json.loads((self.root / INDEX).read_text())
-        self.where: list[tuple[str, int]] = [
-            (s["file"], j) for s in self.index["shards"] for j in range(s["count"])
-        ]
-        self._open: dict[str, Any] = {}
+        self.shards = Shards(root)
 
     def __len__(self) -> int:
-        return self.index["count"]
+        return len(self.shards)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        name, j = self.where[i]
-        if name not in self._open:
-            from safetensors import safe_open
-
-            self._open[name] = safe_open(str(self.root / name), framework="pt")
-        x0 = self._open[name].get_slice("x0")[j : j + 1][0]
-        return {"video": x0, "caption": self.index["captions"][i]}
+        return {"video": self.shards.tensor("x0", i), "caption": self.shards.captions[i]}
 
 
 def cached_training_set(run: Any, videos: Dataset, is_main: bool, log) -> Dataset:
