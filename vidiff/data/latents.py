@@ -42,8 +42,8 @@ class ShardWriter:
     """Write items' tensors into a cache folder: :meth:`add` batches, then :meth:`finish`.
 
     Everything goes to a temporary sibling folder (``path``: callers may put further files there)
-    that :meth:`finish` renames to ``root``; ``root`` must not exist yet or be an empty folder. Used as a context manager,
-    an exception before :meth:`finish` removes the temporary folder::
+    that :meth:`finish` renames to ``root``, which must not exist yet or be an empty folder. Used as
+    a context manager, an exception before :meth:`finish` removes the temporary folder::
 
         with ShardWriter(root) as writer:
             writer.add(captions, latent=z)
