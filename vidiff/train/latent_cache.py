@@ -5,12 +5,12 @@ step in its frozen VAE. With ``data.cache_latents: true`` the trainer encodes ev
 with :meth:`VideoPipeline.to_model_space <vidiff.pipeline.VideoPipeline.to_model_space>` -- the
 very ``x0`` an uncached step would compute -- into ``<out_dir>/latents/``, a cache folder of
 :mod:`vidiff.data.latents` (key ``"x0"``, float32; its index adds the fingerprint of the VAE, data
-settings and seed, and the latent shape), and trains on :class:`EncodedClips`; ``training_loss(..., encoded=True)`` then skips the VAE.
-The folder is written atomically and reused on ``--resume`` when its fingerprint matches; a
-mismatch (other data, another VAE) is refused rather than silently mixed. What caching fixes: a
-folder dataset draws a clip's start and crop anew each epoch, a cache keeps its first draw (as
-pre-extracted-latent recipes do); clips and captions are all it stores, so a dataset whose items
-carry further conditionings is refused.
+settings and seed, and the latent shape), and trains on :class:`EncodedClips`;
+``training_loss(..., encoded=True)`` then skips the VAE. It is written atomically and reused on ``--resume`` when its fingerprint matches; a mismatch (other
+data, another VAE) is refused rather than silently mixed. What caching fixes: a folder dataset
+draws a clip's start and crop anew each epoch, a cache keeps its first draw (as pre-extracted-latent
+recipes do); clips and captions are all it stores, so a dataset whose items carry further
+conditionings is refused.
 """
 
 from __future__ import annotations
