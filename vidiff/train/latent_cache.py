@@ -1,16 +1,16 @@
 """``data.cache_latents``: a latent model's training clips encoded once, then trained on from disk.
 
 A latent model (a causal-VAE DiT, an inflated Stable Diffusion pipeline) spends most of a training
-step in its frozen VAE. With ``data.cache_latents: true`` the trainer encodes every training clip once
-with :meth:`VideoPipeline.to_model_space <vidiff.pipeline.VideoPipeline.to_model_space>` -- the
+step in its frozen VAE. With ``data.cache_latents: true`` the trainer encodes every training clip
+once with :meth:`VideoPipeline.to_model_space <vidiff.pipeline.VideoPipeline.to_model_space>` -- the
 very ``x0`` an uncached step would compute -- into ``<out_dir>/latents/``, a cache folder of
 :mod:`vidiff.data.latents` (key ``"x0"``, float32; its index adds the fingerprint of the VAE, data
 settings and seed, and the latent shape), and trains on :class:`EncodedClips`;
-``training_loss(..., encoded=True)`` then skips the VAE. It is written atomically and reused on ``--resume`` when its fingerprint matches; a mismatch (other
-data, another VAE) is refused rather than silently mixed. What caching fixes: a folder dataset
-draws a clip's start and crop anew each epoch, a cache keeps its first draw (as pre-extracted-latent
-recipes do); clips and captions are all it stores, so a dataset whose items carry further
-conditionings is refused.
+``training_loss(..., encoded=True)`` then skips the VAE. It is written atomically and reused on
+``--resume`` when its fingerprint matches; a mismatch (other data, another VAE) is refused rather
+than silently mixed. What caching fixes: a folder dataset draws a clip's start and crop anew each
+epoch, a cache keeps its first draw (as pre-extracted-latent recipes do); clips and captions are
+all it stores, so a dataset whose items carry further conditionings is refused.
 """
 
 from __future__ import annotations
