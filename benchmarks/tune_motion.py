@@ -71,7 +71,7 @@ def main() -> None:
 
     base = VideoPipeline.load(DEFAULT_MODEL)
     clips = MovingShapes(args.clips, split="train", seed=5)
-    rows, start = [], time.perf_counter()
+    rows, t0 = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.clips):
             item = clips[i]
@@ -110,7 +110,7 @@ def main() -> None:
             "track_px": round(float(np.mean([t["track_px"] for t in truth])), 3)
         },
         **{key: summarise(rows, key) for key in dict.fromkeys(r["model"] for r in rows)},
-        "seconds": round(time.perf_counter() - start),
+        "seconds": round(time.perf_counter() - t0),
     }
     print(json.dumps(summary, indent=1))
     if args.out:
