@@ -295,3 +295,39 @@ def test_new_words_train_with_the_adapter_and_travel_in_its_folder(tmp_path, cap
     capsys.readouterr()
     argv[2] = str(tmp_path / "base")  # the base model does not know the word
     assert cli.main(argv) == 2 and "unknown word 'purple'" in capsys.readouterr().err
+
+
+def test_output_preservation_regresses_prior_clips_onto_the_base_model():
+    from vidiff.adapters import add_new_words, output_preservation
+
+    pipe = micro_pipeline()
+    add_lora(pipe, lora_config(pipe.net, LoraOptions(rank=2)))
+    add_new_words(pipe, {"purple": "blue"})
+    video = torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    captions = ["a red circle moving up", "a purple square moving left"]
+    plain = pipe.training_loss(video, captions, [0, 1])
+    pipe.loss_reference = output_preservation(["purple"])
+    kept = pipe.training_loss(video, captions, [0, 1])
+    # A fresh adapter (B = 0) is its base: nothing to undo on the prior clip; the new clip is as before.
+    assert kept[0] == 0 and kept[1] == plain[1] and plain[0] > 0
+    with torch.no_grad():
+        for name, p in pipe.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    before = _sample(pipe)
+    kept = pipe.training_loss(video, captions, [0, 1])
+    assert kept[0] > 0  # the adapter's change to the base's output on the old prompt
+    kept[0].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for n, p in pipe.named_parameters() if "lora_B" in n)  # fmt: skip
+    assert torch.equal(_sample(pipe), before)  # the reference left the adapter switched on
+    assert pipe.loss_reference(pipe, ["a purple circle moving up"]) is None  # no prior clip
+
+
+def test_preserve_needs_new_words(tmp_path):
+    from vidiff.train.loop import train
+
+    micro_pipeline().save(tmp_path / "base")
+    with pytest.raises(ValueError, match="set train.lora.new_words"):
+        cfg = _lora_run(tmp_path, tmp_path / "base", "train.lora={rank: 2, preserve: true}")
+        train(cfg, datasets=(MovingShapes(4, num_frames=4, size=8), None), progress=False)

@@ -17,13 +17,21 @@ A new concept may need a new word (a colour the model never saw): ``train.lora.n
 to the built-in text encoder's vocabulary, each starting from an existing word's embedding, and trains
 their rows with the adapter -- pivotal tuning (textual inversion, Gal et al. 2022, trained jointly
 with LoRA, as DreamBooth-LoRA trainers do). Their rows travel in :data:`NEW_WORDS_WEIGHTS`.
+
+Prior clips (captions without a new word) keep the old prompts as they were. By default they are
+trained like any clip (DreamBooth's prior preservation); with ``train.lora.preserve`` they regress
+the base model's own output instead (:func:`output_preservation`: self-distillation, as Learning
+without Forgetting, Li & Hoiem 2016), which also holds for a distilled base, whose outputs are not
+the clips' plain diffusion targets.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +66,9 @@ class LoraOptions:
     # New words for the built-in text encoder, each starting from a known word's embedding:
     # {purple: blue}. Their rows train with the adapter.
     new_words: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Prior clips (captions with no new word) regress the base model's output, not the clip
+    # (:func:`output_preservation`); needs new_words.
+    preserve: bool = False
 
 
 def require_peft() -> None:
@@ -155,6 +166,11 @@ def check_lora_run(config: Any) -> None:
     options = from_options(tc.lora)
     if options.rank < 1:
         raise ValueError(f"train.lora.rank must be >= 1, got {options.rank}")
+    if options.preserve and not options.new_words:
+        raise ValueError(
+            "train.lora.preserve tells prior clips by their captions having no new word: "
+            "set train.lora.new_words"
+        )
     if config.model.init is None:
         raise ValueError(
             "train.trainable=lora adapts an exported model: set model.init to its folder"
@@ -170,6 +186,47 @@ def add_lora_for_run(objective: nn.Module, config: Any) -> None:
     add_lora(objective, lora_config(objective.net, options))
     if options.new_words:
         add_new_words(objective, options.new_words)
+    if options.preserve:
+        objective.loss_reference = output_preservation(options.new_words)
+
+
+def output_preservation(new_words: Iterable[str]) -> Callable:
+    """The loss reference (``VideoPipeline.loss_reference``) of LoRA training with output
+    preservation: a clip whose caption holds none of ``new_words`` (a prior clip) is regressed onto
+    the base model's output -- the same network with its adapter at scale 0, at the same noisy
+    input and conditioning -- instead of onto the clip. The adapter learns the new concept from the
+    new clips and, from the prior clips, to leave the old prompts as the base draws them."""
+    words = frozenset(w.lower() for w in new_words)
+
+    def reference(pipe: nn.Module, captions: list[str]) -> Callable | None:
+        prior = torch.tensor([not words & set(re.findall(r"\w+", c.lower())) for c in captions])
+        if not prior.any():
+            return None
+
+        def target(x: torch.Tensor, sigma: torch.Tensor, x0: torch.Tensor, cond: dict):
+            with torch.no_grad(), adapters_off(pipe):
+                base = pipe.denoiser(x, sigma, **cond)
+            return torch.where(prior.to(x.device).view(-1, *[1] * (x.ndim - 1)), base, x0)
+
+        return target
+
+    return reference
+
+
+@contextlib.contextmanager
+def adapters_off(pipe: nn.Module) -> Iterator[None]:
+    """Within the block, ``pipe`` computes as its base model (every LoRA update at scale 0)."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in pipe.modules() if isinstance(m, LoraLayer)]
+    saved = [dict(m.scaling) for m in layers]
+    try:
+        for m in layers:
+            m.scaling.update(dict.fromkeys(m.scaling, 0.0))
+        yield
+    finally:
+        for m, scaling in zip(layers, saved):
+            m.scaling.update(scaling)
 
 
 def add_new_words(pipe: nn.Module, new_words: dict[str, str]) -> None:

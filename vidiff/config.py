@@ -146,7 +146,7 @@ class TrainConfig:
     # temporal layers of a model.init model, vidiff/adapters.py) or a list of parameter-name
     # patterns (fnmatch, e.g. "denoiser.net.*motion_modules*").
     trainable: str | list[str] = "all"
-    # The adapter of trainable: lora: {rank: 8, alpha: rank, targets: regex of module names}.
+    # The adapter of trainable: lora: {rank, alpha, targets, new_words, preserve} (adapters.py).
     lora: dict[str, Any] = field(default_factory=dict)
 
 

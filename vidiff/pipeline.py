@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from vidiff.diffusion import (
     random_frame_mask,
 )
 from vidiff.diffusion.editing import masked_denoiser
+from vidiff.diffusion.losses import Reference
 from vidiff.diffusion.precond import Denoiser
 from vidiff.files import (
     CONFIG_NAME,
@@ -110,6 +112,8 @@ class VideoPipeline(EditingMixin, PipelineBase):
         # The network is registered once, inside its preconditioning (keys ``denoiser.net.*``).
         self.denoiser = build_precond(dc.parameterization, net, **precond_options)
         self.loss_fn = self._build_loss()
+        # Training only: (pipe, captions) -> a loss reference or None (LoRA's output preservation).
+        self.loss_reference: Callable[..., Reference | None] | None = None
 
     def _build_loss(self):
         """The training loss, sharing the preconditioning's schedule / sigma_data so the two can
@@ -268,7 +272,8 @@ class VideoPipeline(EditingMixin, PipelineBase):
         if self.guidance_embedded:
             # Plain diffusion training of a guidance-embedded net teaches the conditional model (w=1).
             cond[GUIDANCE] = x0.new_ones(x0.shape[0])
-        return self.loss_fn.seeded(self.denoiser, x0, generators, **cond)
+        ref = self.loss_reference(self, captions) if self.loss_reference is not None else None
+        return self.loss_fn.seeded(self.denoiser, x0, generators, ref, **cond)
 
     def to_model_space(self, video: torch.Tensor) -> torch.Tensor:
         """Clips ``(B, C, T, H, W)`` in ``[0, 1]`` -> the clean ``x0`` the denoiser works on: pixels in

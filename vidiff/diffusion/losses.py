@@ -16,11 +16,16 @@ frames are all known falls back to the mean over all frames.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from vidiff.diffusion.precond import Denoiser, check_parameterization, pop_vp_schedule
 from vidiff.diffusion.schedules import FLOW_T_MAX, VPSchedule, shift_t
 from vidiff.nn.conditioning import conditions_of, loss_mask
+
+# What D should output instead of x0: ``reference(x, sigma, x0, cond) -> (B, ...)``.
+Reference = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]
 
 
 def _randn(shape, x0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -65,13 +70,24 @@ class DiffusionLoss:
         raise NotImplementedError
 
     def at(
-        self, denoiser: Denoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, **cond
+        self,
+        denoiser: Denoiser,
+        x0: torch.Tensor,
+        sigma: torch.Tensor,
+        noise: torch.Tensor,
+        reference: Reference | None = None,
+        **cond,
     ) -> torch.Tensor:
+        """The loss at given noise levels and noise. ``reference(x, sigma, x0, cond)``, when given,
+        returns what ``D`` should output in place of ``x0`` (e.g. a frozen model's output on some
+        samples: self-distillation), under the same weighting."""
         x0 = x0.float()
         s = sigma.float().reshape(-1, *([1] * (x0.ndim - 1)))
-        d = denoiser(x0 + s * noise, sigma.float(), **cond)
+        x = x0 + s * noise
+        d = denoiser(x, sigma.float(), **cond)
+        target = x0 if reference is None else reference(x, sigma.float(), x0, cond).float()
         return self.weight(sigma.double()).float() * masked_mse(
-            d, x0, loss_mask(conditions_of(denoiser), cond)
+            d, target, loss_mask(conditions_of(denoiser), cond)
         )
 
     def __call__(
@@ -82,7 +98,12 @@ class DiffusionLoss:
         return self.at(denoiser, x0, sigma, noise, **cond)
 
     def seeded(
-        self, denoiser: Denoiser, x0: torch.Tensor, generators: list[torch.Generator], **cond
+        self,
+        denoiser: Denoiser,
+        x0: torch.Tensor,
+        generators: list[torch.Generator],
+        reference: Reference | None = None,
+        **cond,
     ) -> torch.Tensor:
         """Like ``__call__``, but sample ``i`` draws its noise level and noise from ``generators[i]``
         alone, so a sample's loss does not depend on the batch it is in: one process with a global
@@ -94,7 +115,7 @@ class DiffusionLoss:
         cpu = x0.new_zeros(0, device="cpu")
         sigma = torch.cat([self.sample_sigma(1, cpu, g) for g in generators]).to(x0.device)
         noise = torch.cat([_randn((1, *x0.shape[1:]), cpu, g) for g in generators]).to(x0.device)
-        return self.at(denoiser, x0, sigma, noise, **cond)
+        return self.at(denoiser, x0, sigma, noise, reference, **cond)
 
 
 class VPLoss(DiffusionLoss):
