@@ -159,13 +159,14 @@ def main() -> None:
     print(f"\n{a.budget_min:g} min of training per arm, 1 CPU thread, {a.jobs} arms at a time; "
           f"vidiff eval -n {a.num_videos} --steps {a.steps}\n")  # fmt: skip
     print("| K clips | arm | trains | steps | in-dist. adherence | colour / shape / direction | "
-          "held-out adherence | flicker in / held-out |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "held-out adherence | flicker in / held-out | jitter px |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         c, s, d = (pct(v) for v in r["colour_shape_direction"])
         print(f"| {r['k']} | {r['arm']} | {r['trainable']} | {r.get('steps')} | {pct(r['adherence'])} "
               f"| {c} / {s} / {d} | {pct(r['adherence_heldout'])} "
-              f"| {r['flicker_median']:.4f} / {r['flicker_median_heldout']:.4f} |")  # fmt: skip
+              f"| {r['flicker_median']:.4f} / {r['flicker_median_heldout']:.4f} "
+              f"| {r['jitter_median']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
