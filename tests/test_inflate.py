@@ -20,6 +20,7 @@ from tests.test_text import _save_tokenizer
 from tests.test_train import Blobs
 from vidiff.cli import main
 from vidiff.config import load_config
+from vidiff.errors import UserError
 from vidiff.models.inflate import build_inflated, inflate, is_temporal
 from vidiff.pipeline import VideoPipeline
 
@@ -365,6 +366,12 @@ def test_trainable_and_init_errors(tmp_path):
         resolve_init(cfg)
     cfg = resolve_init(load_config(None, [f"model.init={src}", "diffusion.p_uncond=0.2"]))
     assert cfg.model.net["model_channels"] == 8 and cfg.diffusion.p_uncond == 0.2
+    # a shipped model's name works as model.init in the library too, not only through the CLI
+    from vidiff.runtime import DEFAULT_MODEL
+
+    assert resolve_init(load_config(None, ["model.init=default"])).model.init == str(DEFAULT_MODEL)
+    with pytest.raises(UserError, match="model.init no-such-model: no such model folder"):
+        resolve_init(load_config(None, ["model.init=no-such-model"]))
 
 
 def test_temporal_only_training_refuses_image_batches(tmp_path):
