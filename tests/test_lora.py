@@ -308,7 +308,7 @@ def test_output_preservation_regresses_prior_clips_onto_the_base_model():
     plain = pipe.training_loss(video, captions, [0, 1])
     pipe.loss_reference = output_preservation(["purple"])
     kept = pipe.training_loss(video, captions, [0, 1])
-    # A fresh adapter (B = 0) is its base: nothing to undo on the prior clip; the new clip is as before.
+    # A fresh adapter (B = 0) is its base: nothing to undo on the prior clip; the new one as before.
     assert kept[0] == 0 and kept[1] == plain[1] and plain[0] > 0
     with torch.no_grad():
         for name, p in pipe.named_parameters():
