@@ -23,7 +23,7 @@ def test_config_builds_or_names_what_is_missing(path):
 
     cfg = load_config(path, ["data.num_items=4"])
     try:
-        resolve_config_models(cfg)
+        cfg = resolve_config_models(cfg)
     except UserError as e:  # a model the recipe names is not installed: the recipe that makes it
         missing = cfg.model.vae if str(e).startswith("model.vae") else cfg.model.init
         assert f"the model {missing!r} is not installed" in str(e), str(e)

@@ -366,12 +366,17 @@ def test_trainable_and_init_errors(tmp_path):
         resolve_init(cfg)
     cfg = resolve_init(load_config(None, [f"model.init={src}", "diffusion.p_uncond=0.2"]))
     assert cfg.model.net["model_channels"] == 8 and cfg.diffusion.p_uncond == 0.2
-    # a shipped model's name works as model.init in the library too, not only through the CLI
+    # a shipped model's name works as model.init in the library's train() too, not only in the CLI
+    from vidiff.registry import resolve_config_models
     from vidiff.runtime import DEFAULT_MODEL
+    from vidiff.train.loop import train
 
-    assert resolve_init(load_config(None, ["model.init=default"])).model.init == str(DEFAULT_MODEL)
+    named = load_config(None, ["model.init=default"])
+    assert resolve_config_models(named).model.init == str(DEFAULT_MODEL)
+    assert named.model.init == "default"  # the caller's config is left as it was
     with pytest.raises(UserError, match="model.init no-such-model: no such model folder"):
-        resolve_init(load_config(None, ["model.init=no-such-model"]))
+        train(load_config(None, ["model.init=no-such-model", f"train.out_dir={tmp_path / 'r'}"]))
+    assert not (tmp_path / "r").exists()
 
 
 def test_temporal_only_training_refuses_image_batches(tmp_path):

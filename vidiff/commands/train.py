@@ -9,7 +9,7 @@ import torch
 from vidiff.commands import checks
 from vidiff.config import Config, from_dict, load_config
 from vidiff.errors import UserError
-from vidiff.registry import resolve_config_models, resolve_model
+from vidiff.registry import resolve_model
 from vidiff.train.checkpoint import load_state, resolve_checkpoint
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -41,8 +41,8 @@ def train(config: str, *overrides: str, resume: bool = False, allow_changes: boo
         cfg = load_config(config, overrides)
     except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
         raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
-    # Models the config names (model.vae: vae-tiny) are found, or named as missing, before any work.
-    resolve_config_models(cfg)
+    # train_loop first finds the models the config names (model.vae: vae-tiny), or names them as
+    # missing, before any work.
     result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
         from accelerate import PartialState

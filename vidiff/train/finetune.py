@@ -24,7 +24,6 @@ from pathlib import Path
 from torch import nn
 
 from vidiff.config import Config, DiffusionConfig, ModelConfig
-from vidiff.registry import resolve_model
 
 TRAINABLE = ("all", "temporal", "lora")
 
@@ -32,9 +31,9 @@ TRAINABLE = ("all", "temporal", "lora")
 def resolve_init(config: Config) -> Config:
     """``config`` with ``model`` and ``diffusion`` taken from ``model.init``'s ``config.json``
     (``diffusion`` keys the run sets differently from their defaults win); unchanged without init."""
-    if config.model.init is None:
+    init = config.model.init
+    if init is None:
         return config
-    init = str(resolve_model(config.model.init, "model.init"))  # a folder or a shipped name
     path = Path(init) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(
@@ -43,12 +42,11 @@ def resolve_init(config: Config) -> Config:
     stored = _stored_config(init)
     added = added_conditions(config, stored)
     grown = {"conditions": config.model.net["conditions"]} if added else {}
-    given = config.model.init
-    if config.model != ModelConfig(init=given, net=grown):
+    if config.model != ModelConfig(init=init, net=grown):
         changed = [
             f.name
             for f in dataclasses.fields(ModelConfig)
-            if getattr(config.model, f.name) != getattr(ModelConfig(init=given), f.name)
+            if getattr(config.model, f.name) != getattr(ModelConfig(init=init), f.name)
         ]
         raise ValueError(
             f"model.init gives the whole model; remove model.{', model.'.join(changed)} from the run"

@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 from vidiff.adapters import check_lora_run
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
+from vidiff.registry import resolve_config_models
 from vidiff.train.buckets import plan_buckets
 from vidiff.train.checkpoint import CheckpointWriter, load_rng, set_rng_state, start_point
 from vidiff.train.data import (
@@ -343,7 +344,9 @@ def train(
     exact (global batch size, gradient accumulation, number of processes). A NaN or infinity stops the
     run with :class:`TrainingDiverged`.
     """
-    config = resolve_init(config)  # model.init: the model and its diffusion settings
+    # Models named in the config (a shipped name or a folder), then model.init: the model and its
+    # diffusion settings.
+    config = resolve_init(resolve_config_models(config))
     tc = config.train
     validate(tc)
     check_lora_run(config)
