@@ -15,7 +15,6 @@ and ``vidiff serve``'s catalogue (:mod:`vidiff.app.catalog`) shows.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,15 +85,14 @@ def model_reference(folder: str | Path, assets: Path = ASSETS) -> str:
 
 
 def resolve_config_models(config: Any, assets: Path = ASSETS) -> Any:
-    """A copy of a run config with each model it references by name (``model.vae``, ``model.init``)
-    replaced by its folder, so that a recipe trains from a clean clone or fails at once naming what
-    is missing."""
-    folders = {
-        key: str(resolve_model(getattr(config.model, key), f"model.{key}", assets))
-        for key in ("vae", "init")
-        if getattr(config.model, key, None) is not None
-    }
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **folders))
+    """A run config with each model it references by name (``model.vae``, ``model.init``) replaced by
+    its folder, so that a recipe trains from a clean clone or fails at once naming what is missing;
+    in place."""
+    for key in ("vae", "init"):
+        if getattr(config.model, key, None) is not None:
+            folder = resolve_model(getattr(config.model, key), f"model.{key}", assets)
+            setattr(config.model, key, str(folder))
+    return config
 
 
 def model_kind(config: dict) -> str:
