@@ -148,6 +148,10 @@ class TrainConfig:
     trainable: str | list[str] = "all"
     # The adapter of trainable: lora: {rank, alpha, targets, new_words, preserve} (adapters.py).
     lora: dict[str, Any] = field(default_factory=dict)
+    # Fine-tune model.init below this noise level (EDM sigma) only: a sample drawn above it
+    # regresses model.init's own output at the same noisy input (a frozen copy) instead of its
+    # clip, so what the model does there is kept (vidiff/train/finetune.py, keep_above).
+    keep_above_sigma: float | None = None
 
 
 @dataclass

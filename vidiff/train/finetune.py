@@ -13,14 +13,22 @@ channels of the first convolution get zero weights), so the grown model equals t
 step 0. It is trained by the plain diffusion loss, so a distilled model's record
 (``diffusion.distilled``: its step count, baked guidance) does not carry over, and the run's
 sampling settings (``sampler``, ``steps``, ``cfg``) replace the stored ones.
+
+A run may also refine ``model.init`` in a band of noise levels only (``train.keep_above_sigma``):
+the diffusion loss of a sample drawn below that sigma regresses its clip as usual; above it, it
+regresses model.init's own output at the same noisy input (a frozen copy), so the model keeps what
+it does there -- a distilled student keeps its steps and baked guidance at high noise while its
+low-noise steps, which draw edges and corners, learn from data again (:func:`keep_above`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from vidiff.config import Config, DiffusionConfig, ModelConfig
@@ -65,6 +73,55 @@ def resolve_init(config: Config) -> Config:
             mine.setdefault(key, getattr(config.diffusion, key))
     diffusion = dataclasses.replace(stored.diffusion, **mine)
     return dataclasses.replace(config, model=model, diffusion=diffusion)
+
+
+def check_finetune(config: Config) -> None:
+    """Up-front checks of a run's fine-tuning keys (a ValueError naming the key):
+    ``train.trainable`` / ``train.lora`` (:func:`vidiff.adapters.check_lora_run`) and
+    ``train.keep_above_sigma``, which keeps a diffusion model.init's output with the run's one loss
+    reference (so not beside LoRA's output preservation)."""
+    from vidiff.adapters import check_lora_run, from_options
+
+    check_lora_run(config)
+    tc = config.train
+    if tc.keep_above_sigma is None:
+        return
+    if config.model.init is None:
+        raise ValueError(
+            "train.keep_above_sigma keeps model.init's output above that noise level: "
+            "set model.init"
+        )
+    if config.model.arch in ("vae", "gan", "vqvae", "videogpt"):
+        raise ValueError(
+            f"train.keep_above_sigma needs a diffusion model; this is {config.model.arch}"
+        )
+    if tc.trainable == "lora" and from_options(tc.lora).preserve:
+        raise ValueError("train.keep_above_sigma and train.lora.preserve cannot be combined")
+
+
+def keep_above(reference: nn.Module, sigma_max: float) -> Callable:
+    """The loss reference (``VideoPipeline.loss_reference``) of ``train.keep_above_sigma``: a sample
+    whose noise level exceeds ``sigma_max`` regresses ``reference``'s output (model.init, frozen) at
+    the same noisy input and conditioning instead of its clip.
+
+    ``reference`` is not a submodule of the objective (it is neither trained, checkpointed nor
+    averaged); it follows the batch to its device at the first call."""
+    reference.eval().requires_grad_(False)
+
+    def loss_reference(pipe: nn.Module, captions: list[str]) -> Callable:
+        def target(x: torch.Tensor, sigma: torch.Tensor, x0: torch.Tensor, cond: dict):
+            high = sigma > sigma_max
+            if not high.any():
+                return x0
+            if next(reference.parameters()).device != x.device:
+                reference.to(x.device)
+            with torch.no_grad():
+                kept = reference.denoiser(x, sigma, **cond)
+            return torch.where(high.view(-1, *[1] * (x.ndim - 1)), kept, x0)
+
+        return target
+
+    return loss_reference
 
 
 def _stored_config(init: str | Path) -> Config:
@@ -184,4 +241,12 @@ def set_trainable(objective: nn.Module, spec: str | list[str], arch: str) -> int
     return n
 
 
-__all__ = ["added_conditions", "init_weights", "resolve_init", "set_trainable", "trainable_names"]
+__all__ = [
+    "added_conditions",
+    "check_finetune",
+    "init_weights",
+    "keep_above",
+    "resolve_init",
+    "set_trainable",
+    "trainable_names",
+]

@@ -43,7 +43,6 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, PartialState
 from torch import nn
 from torch.utils.data import Dataset
 
-from vidiff.adapters import check_lora_run
 from vidiff.config import Config, from_dict, to_dict
 from vidiff.files import first_nonfinite, load_strict
 from vidiff.registry import resolve_config_models
@@ -58,7 +57,7 @@ from vidiff.train.data import (
     train_batches,
 )
 from vidiff.train.ema import EMA
-from vidiff.train.finetune import resolve_init, set_trainable
+from vidiff.train.finetune import check_finetune, resolve_init, set_trainable
 from vidiff.train.fsdp import (
     accelerate_env,
     check_fsdp,
@@ -349,7 +348,7 @@ def train(
     config = resolve_init(resolve_config_models(config))
     tc = config.train
     validate(tc)
-    check_lora_run(config)
+    check_finetune(config)
     hooks = hooks or Hooks()
     out_dir = Path(tc.out_dir)
     # The process group, as the Accelerator of `setup` will see it (cpu=True: gloo on CPU machines).
@@ -370,7 +369,7 @@ def train(
             m = (
                 model
                 if model is not None
-                else run_objective(from_dict(Config, state["config"]), state)
+                else run_objective(from_dict(Config, state["config"]), state, training=False)
             )
             load_strict(m, state["model"], f"checkpoint {ckpt}")
             return TrainResult(state["step"], out_dir, m, None, ckpt, True)

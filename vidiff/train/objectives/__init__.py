@@ -70,21 +70,30 @@ def ema_objective(config: Any, state: dict[str, Any], source: str | Path) -> nn.
 
     weights = state["ema"]["module"]
     check_finite(weights, f"checkpoint {source}")
-    objective = run_objective(config, state)
+    objective = run_objective(config, state, training=False)
     load_strict(objective, weights, f"checkpoint {source}")
     return objective
 
 
-def run_objective(config: Any, state: dict[str, Any] | None = None) -> nn.Module:
+def run_objective(
+    config: Any, state: dict[str, Any] | None = None, *, training: bool = True
+) -> nn.Module:
     """The objective a run trains, before any checkpoint weights: built from ``config`` (with the
     network a checkpoint ``state`` stored), ``model.init``'s base weights on a fresh run, then the
-    LoRA adapter of ``train.trainable: lora`` on top (a checkpoint holds base and adapter weights)."""
+    LoRA adapter of ``train.trainable: lora`` on top (a checkpoint holds base and adapter weights).
+    For ``training``, ``train.keep_above_sigma`` gives it a frozen copy of model.init as its loss
+    reference (:func:`vidiff.train.finetune.keep_above`)."""
     from vidiff.adapters import add_lora_for_run
-    from vidiff.train.finetune import init_weights
+    from vidiff.train.finetune import init_weights, keep_above
     from vidiff.train.settings import with_stored_net
 
-    objective = build_objective(with_stored_net(config, state))
+    config = with_stored_net(config, state)
+    objective = build_objective(config)
     if state is None and config.model.init is not None:
         init_weights(objective, config.model.init, config)
     add_lora_for_run(objective, config)
+    if training and config.train.keep_above_sigma is not None:
+        reference = build_objective(config)
+        init_weights(reference, config.model.init, config)
+        objective.loss_reference = keep_above(reference, config.train.keep_above_sigma)
     return objective
