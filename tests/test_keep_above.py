@@ -50,3 +50,15 @@ def test_keep_above_sigma_runs_and_its_errors_are_named(tmp_path):
     cfg = _lora_run(tmp_path / "zero", tmp_path / "base", *keep, "train.keep_above_sigma=0")
     with pytest.raises(ValueError, match="keep_above_sigma must be > 0"):
         train(cfg, datasets=data, progress=False)
+
+
+def test_keep_above_sigma_needs_a_diffusion_model(tmp_path):
+    from tests.test_gan import TINY, tiny_objective
+    from vidiff.config import load_config
+    from vidiff.train.objectives import run_objective
+
+    tiny_objective().pipe.save(tmp_path / "gan")
+    cfg = load_config(None, [*TINY, "train.keep_above_sigma=1.0"])
+    cfg.model.init = str(tmp_path / "gan")
+    with pytest.raises(ValueError, match="needs a diffusion model; model.init is gan"):
+        run_objective(cfg)

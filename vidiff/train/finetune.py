@@ -86,14 +86,12 @@ def check_finetune(config: Config) -> None:
     tc = config.train
     if tc.keep_above_sigma is None:
         return
+    if tc.keep_above_sigma <= 0:
+        raise ValueError(f"train.keep_above_sigma must be > 0, got {tc.keep_above_sigma}")
     if config.model.init is None:
         raise ValueError(
             "train.keep_above_sigma keeps model.init's output above that noise level: "
             "set model.init"
-        )
-    if config.model.arch in ("vae", "gan", "vqvae", "videogpt"):
-        raise ValueError(
-            f"train.keep_above_sigma needs a diffusion model; this is {config.model.arch}"
         )
     if tc.trainable == "lora" and from_options(tc.lora).preserve:
         raise ValueError("train.keep_above_sigma and train.lora.preserve cannot be combined")

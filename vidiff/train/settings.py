@@ -41,8 +41,6 @@ def validate(tc) -> None:
             raise ValueError(f"train.{name} must be >= 1, got {getattr(tc, name)}")
     if tc.lr <= 0:
         raise ValueError(f"train.lr must be > 0, got {tc.lr}")
-    if tc.keep_above_sigma is not None and tc.keep_above_sigma <= 0:
-        raise ValueError(f"train.keep_above_sigma must be > 0, got {tc.keep_above_sigma}")
 
 
 def mixed_precision(setting: str) -> str:

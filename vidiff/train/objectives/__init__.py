@@ -89,10 +89,15 @@ def run_objective(
 
     config = with_stored_net(config, state)
     objective = build_objective(config)
+    keep = training and config.train.keep_above_sigma is not None
+    if keep and not hasattr(objective, "loss_reference"):  # a diffusion pipeline's training hook
+        raise ValueError(
+            f"train.keep_above_sigma needs a diffusion model; model.init is {config.model.arch}"
+        )
     if state is None and config.model.init is not None:
         init_weights(objective, config.model.init, config)
     add_lora_for_run(objective, config)
-    if training and config.train.keep_above_sigma is not None:
+    if keep:
         reference = build_objective(config)
         init_weights(reference, config.model.init, config)
         objective.loss_reference = keep_above(reference, config.train.keep_above_sigma)
