@@ -207,7 +207,8 @@ def shipped_row() -> tuple:
             f"{100 * r['adherence']:.1f}% / {100 * r['adherence_heldout']:.1f}%",
             f"{r['flicker_median']:.4f}", f"{r['jitter_median']:.2f}",
             f"{r['fd']:.1f} / {r['fd_heldout']:.1f}", f"{r['sec_per_video']:.2f}",
-            f"unet-tiny, {params / 1e6:.2f}M", "~3 h (5,000 steps) + 36 min distillation",
+            f"unet-tiny, {params / 1e6:.2f}M",
+            "~3 h (5,000 steps) + 36 min distillation + 17 min refinement",
             f"{SHIPPED}/eval.json: `{figures['command']}`; `make default-model`")  # fmt: skip
 
 
