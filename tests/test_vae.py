@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidiff.data.latents import LatentDataset, cache_latents, sample_latent
-from vidiff.eval.reconstruction import measure_scaling, psnr, ssim
+from vidiff.eval.reconstruction import colour_error, measure_scaling, psnr, ssim, tiling_metrics
 from vidiff.models.vae import CausalVideoVAE, vae_config
 from vidiff.nn.tiling import spatial_tiles
 from vidiff.train.objectives.autoencoder import VAEObjective, ms_ssim_loss
@@ -102,6 +102,30 @@ def test_sixteen_frames_rule():
         torch.testing.assert_close(z[:, :, :4], z_real, rtol=0, atol=1e-5)
         with pytest.raises(ValueError, match="num_frames=18"):
             vae.decode_latents(z, num_frames=18)
+
+
+def test_spatial_first_levels_are_per_frame_and_stay_causal_and_chunkable():
+    # time_kernel 1 at the full-resolution levels: 2D convs there, time mixed at the coarse level.
+    vae = micro_vae(time_kernel=(1, 1, 3), temporal_downsample=(False, True))
+    assert vae.encoder.conv_in.conv.weight.shape[2] == 1
+    assert vae.encoder.mid.conv1.conv.weight.shape[2] == 3
+    assert vae.decoder.conv_out.conv.weight.shape[2] == 1
+    assert (vae.spatial_compression, vae.temporal_compression) == (4, 2)
+    x = clip(1, 9)
+    x2 = x.clone()
+    x2[:, :, 5] = 0.0
+    with torch.no_grad():
+        z, z2 = vae.encode(x).mean, vae.encode(x2).mean
+        assert z.shape == (1, 4, 5, 4, 4)
+        # latent frame j sees input frames <= 2 j: frame 5 first reaches latent frame 3
+        torch.testing.assert_close(z2[:, :, :3], z[:, :, :3], rtol=0, atol=0)
+        assert (z2[:, :, 3:] - z[:, :, 3:]).abs().max() > 1e-4
+        r = vae.decode(z)
+        for tf in (1, 2):
+            torch.testing.assert_close(vae.encode(x, tile_frames=tf).mean, z, rtol=0, atol=1e-5)
+            torch.testing.assert_close(vae.decode(z, tile_frames=tf), r, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="time_kernel needs one entry >= 1 per level"):
+        vae_config("vae-tiny", time_kernel=(1, 3))
 
 
 def test_clear_errors():
@@ -279,6 +303,32 @@ def test_scaling_and_metrics():
     assert ms_ssim_loss(v * 2 - 1, v * 2 - 1).abs().item() < 1e-5
 
 
+def test_colour_error_reads_the_objects_colour_only():
+    y = torch.zeros(1, 3, 2, 8, 8)
+    y[:, 0, :, 2:4, 2:4] = 1.0  # a red square on black
+    assert colour_error(y, y).item() == 0.0
+    x = y.clone()
+    x[:, 1, :, 2:4, 2:4] = 0.2  # the square turns orange: green +0.2 on its pixels
+    assert colour_error(x, y).item() == pytest.approx(255 * 0.2 / 3)
+    x = y.clone()
+    x[:, :, :, 6:, 6:] = 0.5  # a grey smudge on the background is not a colour shift
+    assert colour_error(x, y).item() == 0.0
+
+
+def test_tiling_metrics_find_seams_only_where_tiles_are_approximate():
+    from vidiff.data import build_dataset
+
+    ds = build_dataset("shapes", num_items=2, num_frames=17, size=32, seed=0)
+    vae = micro_vae(norm="rms")  # channel-only norm: chunks and tiles (with full context) exact
+    m = tiling_metrics(vae, ds, tile_frames=1, tile_size=16, num_clips=2)
+    assert m["max_diff_chunked"] < 1e-3 and m["max_diff_tiled"] < 1e-3
+    assert m["psnr_chunked"] == pytest.approx(m["psnr_whole"], abs=1e-3)
+    vae.config.tile_context = 0  # no halo: the tiles' borders differ from the whole frame's
+    m = tiling_metrics(vae, ds, tile_frames=1, tile_size=16, num_clips=2)
+    assert m["max_diff_tiled"] > 0.1 and m["max_diff_chunked"] < 1e-3
+    assert set(m) >= {"psnr_tile_seams", "psnr_tile_elsewhere", "psnr_chunk_border_frames"}
+
+
 def test_latent_cache_round_trip(tmp_path):
     from vidiff.data import build_dataset
 
@@ -403,3 +453,23 @@ def test_cli_train_resume_export(tmp_path):
                 cfg, [*MICRO_RUN, "train.sample_every=1", f"train.out_dir={tmp_path / 'c'}"]
             )
         )
+
+
+def test_cli_vae_eval_records_figures_that_models_lists(tmp_path, capsys):
+    from vidiff.cli import main
+    from vidiff.commands.models import table
+    from vidiff.registry import describe_model
+
+    folder = tmp_path / "vae-micro"
+    micro_vae(time_kernel=(1, 1, 3), temporal_downsample=(False, True)).save(folder)
+    args = ["vae", "eval", str(folder), "--num-clips", "2", "--num-frames", "5", "--size", "16"]
+    assert main([*args, "--seams", "--record"]) == 0
+    out = capsys.readouterr().out
+    assert "photos: PSNR" in out and "colour error" in out and "seams (shapes, 33 x 64 x 64)" in out
+    figures = json.loads((folder / "eval.json").read_text())
+    row = figures["rows"][0]
+    assert {"psnr", "colour_error", "psnr_balls", "psnr_photos", "seams_max_diff_tiled"} <= set(row)
+    assert figures["command"].endswith("--size 16 --seams")
+    entry = describe_model(folder)
+    assert entry.kind == "video VAE" and entry.temporal_compression == 2
+    assert "any (1+2k frames)" in table([entry]) and "PSNR" in table([entry])

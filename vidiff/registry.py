@@ -124,6 +124,12 @@ FIGURES = [
     ("shape_acc", "shape right (geometric probe)", "{:.1%}"),
     ("move_acc", "camera move read as requested", "{:.1%}"),
     ("speed_error", "camera speed error (px or % per frame)", "{:.2f}"),
+    # video VAEs (vidiff vae eval --record)
+    ("psnr", "reconstruction PSNR, dB (held-out shapes)", "{:.2f}"),
+    ("colour_error", "colour error, 8-bit levels (held-out shapes)", "{:.2f}"),
+    ("psnr_balls", "reconstruction PSNR, dB (held-out balls)", "{:.2f}"),
+    ("psnr_photos", "reconstruction PSNR, dB (held-out photos)", "{:.2f}"),
+    ("colour_error_photos", "colour error, 8-bit levels (held-out photos)", "{:.2f}"),
 ]
 
 
@@ -139,7 +145,7 @@ class ModelEntry:
     name: str
     path: Path
     kind: str
-    frames: int | None  # None: any length (a VAE encodes 1 + 4k frames)
+    frames: int | None  # None: any length (a VAE encodes 1 + tc k frames)
     height: int | None
     width: int | None
     steps: int | None  # default sampling steps; None for a VAE
@@ -147,15 +153,16 @@ class ModelEntry:
     parameters: int
     bytes: int  # size of the weight file on disk
     figures: dict | None = field(default=None)  # eval.json, when recorded
+    temporal_compression: int | None = None  # a VAE's tc (it encodes 1 + tc k frames)
 
     @property
     def headline(self) -> dict[str, float]:
         """The first recorded setting's main figures: ``adherence``, ``adherence_heldout``, ``fd``,
-        ``sec_per_video``, and a control model's ``endpoints_within_tol`` / ``move_acc`` (those
-        present)."""
+        ``sec_per_video``, a control model's ``endpoints_within_tol`` / ``move_acc`` and a VAE's
+        ``psnr`` / ``colour_error`` / ``psnr_photos`` (those present)."""
         rows = (self.figures or {}).get("rows") or []
         keys = ("adherence", "adherence_heldout", "fd", "sec_per_video", "endpoints_within_tol",
-                "move_acc")  # fmt: skip
+                "move_acc", "psnr", "colour_error", "psnr_photos")  # fmt: skip
         return {k: rows[0][k] for k in keys if rows and rows[0].get(k) is not None}
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,6 +178,7 @@ class ModelEntry:
             "parameters": self.parameters,
             "bytes": self.bytes,
             "figures": self.figures,
+            "temporal_compression": self.temporal_compression,
         }
 
 
@@ -198,8 +206,10 @@ def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
     when it is not one."""
     path = model_folder(path)
     config = read_json(path / CONFIG_NAME)
+    tc = None
     if config.get("arch") == "vae":
         frames = height = width = steps = sampler = None
+        tc = 2 ** sum(bool(t) for t in (config.get("vae") or {}).get("temporal_downsample", ()))
     else:
         video, diffusion = config.get("video") or {}, config.get("diffusion") or {}
         frames, height = video.get("num_frames"), video.get("size")
@@ -216,6 +226,7 @@ def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
         parameters=_parameter_count(path / WEIGHTS_NAME),
         bytes=(path / WEIGHTS_NAME).stat().st_size,
         figures=read_figures(path),
+        temporal_compression=tc,
     )
 
 

@@ -17,7 +17,9 @@ def _size(n: int) -> str:
 
 
 def _row(m: ModelEntry) -> list[str]:
-    shape = f"{m.frames}x{m.height}x{m.width}" if m.frames else "any (1+4k frames)"
+    tc = m.temporal_compression
+    any_length = "any" if (tc or 1) == 1 else f"any (1+{tc}k frames)"
+    shape = f"{m.frames}x{m.height}x{m.width}" if m.frames else any_length
     steps = f"{m.steps} {m.sampler}" if m.steps else "-"
     h = m.headline
     figures = ", ".join(
@@ -29,6 +31,9 @@ def _row(m: ModelEntry) -> list[str]:
             ("sec_per_video", "{:.2f} s/video"),
             ("endpoints_within_tol", "trajectory endpoints within 3 px {:.1%}"),
             ("move_acc", "camera move right {:.1%}"),
+            ("psnr", "PSNR {:.1f} dB"),
+            ("colour_error", "colour error {:.2f}/255"),
+            ("psnr_photos", "photos {:.1f} dB"),
         )
         if h.get(key) is not None
         for text in [text.format(h[key])]

@@ -2,7 +2,9 @@
 
 * :func:`psnr`, :func:`ssim` (and the per-pixel :func:`ssim_map`, which the VAE's structural loss
   also uses) are pure functions of ``[0, 1]`` videos;
+* :func:`colour_error` is the colour shift of a reconstruction, in 8-bit levels;
 * :func:`reconstruction_metrics` encodes and decodes clips of a dataset and averages them;
+* :func:`tiling_metrics` measures what causal time chunks and spatial tiles change (seams);
 * :func:`measure_scaling` measures the latent scale and shift that make diffusion see unit-variance
   latents (the SD ``0.18215`` recipe plus the SD3 / Flux shift);
 * :func:`heldout_datasets` are the clips ``vidiff vae eval`` measures on (a split and seed no run
@@ -57,6 +59,18 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return m.mean(dim=(1, 2, 3)).view(b, -1).mean(dim=1)
 
 
+def colour_error(x: torch.Tensor, y: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """Colour shift of ``x`` against the real ``y`` (``[0, 1]`` videos ``(B, C, T, H, W)``), per
+    sample ``(B,)``, in 8-bit levels: the mean over frames and channels of ``|mean colour of x -
+    mean colour of y|`` over the pixels where ``y`` is not black (max channel > ``threshold``). On
+    the synthetic sets that is the objects' colour (their black background excluded); on photos,
+    nearly every pixel. A frame with no such pixel counts 0."""
+    mask = (y.amax(dim=1, keepdim=True) > threshold).to(y.dtype)  # (B, 1, T, H, W)
+    n = mask.sum(dim=(3, 4)).clamp_min(1.0)
+    mx, my = (x * mask).sum(dim=(3, 4)) / n, (y * mask).sum(dim=(3, 4)) / n  # (B, C, T)
+    return 255.0 * (mx - my).abs().mean(dim=(1, 2))
+
+
 def _clips(dataset: Any, n: int, batch_size: int):
     for start in range(0, min(n, len(dataset)), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, n, len(dataset)))]
@@ -85,25 +99,88 @@ def measure_scaling(
 def reconstruction_metrics(
     vae: Any, dataset: Any, num_clips: int = 32, batch_size: int = 8
 ) -> dict[str, float]:
-    """Mean PSNR / SSIM of posterior-mean reconstructions of ``num_clips`` clips of ``dataset``
-    (frame counts that are not ``1 + tc k`` are padded, then cropped back)."""
+    """Mean PSNR / SSIM / :func:`colour_error` of posterior-mean reconstructions of ``num_clips``
+    clips of ``dataset`` (frame counts that are not ``1 + tc k`` are padded, then cropped back)."""
     vae.eval()
-    p, s = [], []
+    p, s, c = [], [], []
     for v in _clips(dataset, num_clips, batch_size):
-        z = vae.encode_latents(vae.pad_frames(v * 2 - 1))
-        rec = (vae.decode_latents(z, num_frames=v.shape[2]).clamp(-1, 1) + 1) / 2
+        rec = _reconstruct(vae, v)
         p.append(psnr(rec, v))
         s.append(ssim(rec, v))
+        c.append(colour_error(rec, v))
     if not p:
         raise ValueError("reconstruction_metrics needs a non-empty dataset")
-    return {"psnr": float(torch.cat(p).mean()), "ssim": float(torch.cat(s).mean())}
+    mean = lambda xs: float(torch.cat(xs).mean())
+    return {"psnr": mean(p), "ssim": mean(s), "colour_error": mean(c)}
+
+
+def _reconstruct(vae: Any, v: torch.Tensor, **tiling: int | None) -> torch.Tensor:
+    """``[0, 1]`` reconstruction of ``[0, 1]`` clips (posterior means, padded and cropped back)."""
+    z = vae.encode_latents(vae.pad_frames(v * 2 - 1), **tiling)
+    return (vae.decode_latents(z, num_frames=v.shape[2], **tiling).clamp(-1, 1) + 1) / 2
+
+
+@torch.no_grad()
+def tiling_metrics(
+    vae: Any, dataset: Any, *, tile_frames: int, tile_size: int, num_clips: int = 4
+) -> dict[str, float]:
+    """What memory-bounded encode / decode changes, on clips of ``dataset`` (larger and longer than
+    training's, e.g. 64 x 64 x 33): PSNR against the real clips of the whole-clip, time-chunked
+    (``tile_frames`` latent frames per chunk) and spatially tiled (``tile_size`` pixels) round
+    trips,
+    the largest difference of each from the whole-clip one (8-bit levels) and the PSNR at the seams
+    (the frames that start a chunk; the pixel rows and columns within 2 px of a tile border) against
+    the PSNR elsewhere -- equal when there is no seam."""
+    vae.eval()
+    out: dict[str, list[torch.Tensor]] = {}
+    add = lambda k, v: out.setdefault(k, []).append(v.reshape(-1))
+    tc, s = vae.temporal_compression, vae.spatial_compression
+    for v in _clips(dataset, num_clips, 2):
+        whole = _reconstruct(vae, v)
+        chunked = _reconstruct(vae, v, tile_frames=tile_frames)
+        tiled = _reconstruct(vae, v, tile_size=tile_size)
+        add("psnr_whole", psnr(whole, v))
+        add("psnr_chunked", psnr(chunked, v))
+        add("psnr_tiled", psnr(tiled, v))
+        add("max_diff_chunked", 255 * (chunked - whole).abs().amax())
+        add("max_diff_tiled", 255 * (tiled - whole).abs().amax())
+        t = torch.zeros(v.shape[2], dtype=torch.bool)
+        t[1 + tc * tile_frames :: tc * tile_frames] = (
+            True  # first frame of every chunk after the first
+        )
+        add("psnr_chunk_border_frames", psnr(chunked[:, :, t], v[:, :, t]))
+        add("psnr_chunk_other_frames", psnr(chunked[:, :, ~t], v[:, :, ~t]))
+        band = _seam_band(v.shape[-2:], tile_size, s, vae.config.tile_overlap)
+        add("psnr_tile_seams", _masked_psnr(tiled, v, band))
+        add("psnr_tile_elsewhere", _masked_psnr(tiled, v, ~band))
+    return {k: float(torch.cat(x).mean()) for k, x in out.items()}
+
+
+def _seam_band(hw: tuple[int, int], tile: int, s: int, overlap: float) -> torch.Tensor:
+    """Pixels within 2 px of a spatial tile's border, for the tiles
+    :func:`vidiff.nn.tiling.spatial_tiles` cuts (same stride and origins)."""
+    stride = max(s, int(tile * (1 - overlap)) // s * s)
+    band = torch.zeros(hw, dtype=torch.bool)
+    for axis, n in enumerate(hw):
+        origins = sorted({*range(0, n - tile, stride), n - tile}) if n > tile else [0]
+        for edge in {e for o in origins for e in (o, o + tile) if 0 < e < n}:
+            idx = slice(max(0, edge - 2), edge + 2)
+            band[(idx, slice(None)) if axis == 0 else (slice(None), idx)] = True
+    return band
+
+
+def _masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    mse = (x - y).square()[..., mask].flatten(1).mean(dim=1).clamp_min(1e-10)
+    return -10.0 * torch.log10(mse)
 
 
 def heldout_datasets(
     num_clips: int, num_frames: int = 17, size: int = 32, seed: int = 1234
 ) -> dict[str, Any]:
-    """Held-out MovingShapes and BouncingBalls clips (``split='heldout'``, a seed no run trains on)."""
+    """Held-out MovingShapes, BouncingBalls and photo clips (``split='heldout'``, a seed no run
+    trains on): the photos are CameraMoves' held-out photographs, the textured test."""
     from vidiff.data import build_dataset
 
     kw = dict(num_items=num_clips, num_frames=num_frames, size=size, seed=seed, split="heldout")
-    return {"shapes": build_dataset("shapes", **kw), "balls": build_dataset("balls", **kw)}
+    names = {"shapes": "shapes", "balls": "balls", "photos": "camera"}
+    return {name: build_dataset(data, **kw) for name, data in names.items()}

@@ -8,6 +8,11 @@ diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
   latent frame ``j`` depends on input frames ``<= 4 j`` only and latent frame 0 on frame 0 alone.
   A clip of ``T = 1 + 4k`` frames maps to ``1 + k`` latent frames and an image (``T = 1``) to one:
   images and videos share one latent space (joint image-video compression).
+* **Spatial first** (``time_kernel``): a level whose temporal kernel is 1 runs per-frame 2D convs,
+  so time is mixed only at the coarse levels, as Open-Sora's VAE puts a temporal VAE over a
+  per-frame 2D one: about a third of the cost of 3D convs at the same width, and on MovingShapes it
+  leaves the background-only plateau far sooner (docs/latent-dit.md). The shipped ``vae-shapes``
+  is per-frame at every level and compresses space only (x4, 8 channels).
 * Temporal downsampling is a causal conv with temporal stride 2 (``1 + 2m -> 1 + m`` frames);
   temporal upsampling is a causal depth-to-time conv that makes two frames per frame and drops the
   first frame's extra one (``1 + m -> 1 + 2m``), as in MAGVIT-v2 / CogVideoX.
@@ -73,6 +78,11 @@ class VAEConfig:
     # One entry per level transition (len(channel_mult) - 1): each halves H and W; True also halves T.
     temporal_downsample: tuple[bool, ...] = (True, True)
     num_res_blocks: int = 1
+    # Temporal kernel of each level's convs (one entry per level; None = 3 everywhere). 1 makes that
+    # level per-frame (2D convs): the full-resolution levels cost about a third and, on small clips,
+    # learn several times faster; time is then mixed at the coarse levels only ("spatial first", as
+    # Open-Sora's VAE stacks a per-frame 2D VAE under a temporal one).
+    time_kernel: tuple[int, ...] | None = None
     # "rms": RMS norm over channels per pixel (Wan-VAE; spatial tiles are then exact); "group": group
     # norm over each frame (the LDM VAE's, per frame so it stays causal): learns objects several times
     # faster on small synthetic clips, spatial tiles become approximate (blended seams).
@@ -103,6 +113,14 @@ class VAEConfig:
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)
         self.temporal_downsample = tuple(bool(t) for t in self.temporal_downsample)
+        if self.time_kernel is None:
+            self.time_kernel = (3,) * len(self.channel_mult)
+        self.time_kernel = tuple(int(k) for k in self.time_kernel)
+        if len(self.time_kernel) != len(self.channel_mult) or min(self.time_kernel) < 1:
+            raise ValueError(
+                f"time_kernel needs one entry >= 1 per level ({len(self.channel_mult)}), got "
+                f"{list(self.time_kernel)}"
+            )
         if len(self.temporal_downsample) != len(self.channel_mult) - 1:
             raise ValueError(
                 f"temporal_downsample needs len(channel_mult) - 1 = {len(self.channel_mult) - 1} "
@@ -119,6 +137,19 @@ class VAEConfig:
 
 
 VAE_PRESETS: dict[str, VAEConfig] = {
+    # The shipped `vae-shapes` (configs/vae-shapes.yaml, `make vae`): spatial x4, no temporal
+    # compression, 8 latent channels, per-frame convs; MSE loss. Why: docs/latent-dit.md.
+    "vae-shapes": VAEConfig(
+        base_channels=32,
+        channel_mult=(1, 2, 2),
+        temporal_downsample=(False, False),
+        time_kernel=(1, 1, 1),
+        latent_channels=8,
+        norm="group",
+        l1_weight=0.0,
+        l2_weight=1.0,
+        perceptual_weight=0.0,
+    ),
     # CPU / tests: spatial x4, temporal x4, 4 latent channels, 0.57M parameters.
     "vae-tiny": VAEConfig(
         base_channels=16, channel_mult=(1, 2, 2), temporal_downsample=(True, True), norm="group"
@@ -177,11 +208,20 @@ class CausalConv3d(nn.Module):
     tail of (cache + input) from where the next output window starts.
     """
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: tuple[int, int] = (1, 1)):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 3,
+        stride: tuple[int, int] = (1, 1),
+        time_kernel: int | None = None,
+    ):
         super().__init__()
-        self.kt, self.stride_t = kernel, stride[0]
+        self.kt, self.stride_t = time_kernel or kernel, stride[0]
         self.pad_s = kernel // 2
-        self.conv = nn.Conv3d(cin, cout, kernel, stride=(stride[0], stride[1], stride[1]))
+        self.conv = nn.Conv3d(
+            cin, cout, (self.kt, kernel, kernel), stride=(stride[0], stride[1], stride[1])
+        )
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         x = F.pad(x, (self.pad_s,) * 4)
@@ -198,10 +238,12 @@ class CausalConv3d(nn.Module):
 class ResBlock(nn.Module):
     """Pre-norm residual block of two causal 3x3x3 convs (the LDM/MAGVIT-v2 ResBlock, causal)."""
 
-    def __init__(self, cin: int, cout: int, norm: str = "rms"):
+    def __init__(self, cin: int, cout: int, norm: str = "rms", time_kernel: int = 3):
         super().__init__()
-        self.norm1, self.conv1 = make_norm(norm, cin), CausalConv3d(cin, cout)
-        self.norm2, self.conv2 = make_norm(norm, cout), CausalConv3d(cout, cout)
+        self.norm1 = make_norm(norm, cin)
+        self.conv1 = CausalConv3d(cin, cout, time_kernel=time_kernel)
+        self.norm2 = make_norm(norm, cout)
+        self.conv2 = CausalConv3d(cout, cout, time_kernel=time_kernel)
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
@@ -228,12 +270,12 @@ class Upsample(nn.Module):
     is dropped so that the first latent frame still decodes to exactly one frame (the image path).
     """
 
-    def __init__(self, channels: int, temporal: bool):
+    def __init__(self, channels: int, temporal: bool, time_kernel: int = 3):
         super().__init__()
         self.temporal = temporal
         if temporal:
             self.time_conv = CausalConv3d(channels, 2 * channels)
-        self.conv = CausalConv3d(channels, channels)
+        self.conv = CausalConv3d(channels, channels, time_kernel=time_kernel)
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         if self.temporal:
@@ -256,18 +298,19 @@ class Encoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
-        self.conv_in = CausalConv3d(cfg.in_channels, chans[0])
+        kts = cfg.time_kernel
+        self.conv_in = CausalConv3d(cfg.in_channels, chans[0], time_kernel=kts[0])
         self.blocks = nn.ModuleList()
         c = chans[0]
         for level, cl in enumerate(chans):
             for _ in range(cfg.num_res_blocks):
-                self.blocks.append(ResBlock(c, cl, cfg.norm))
+                self.blocks.append(ResBlock(c, cl, cfg.norm, kts[level]))
                 c = cl
             if level < len(chans) - 1:
                 self.blocks.append(Downsample(c, cfg.temporal_downsample[level]))
-        self.mid = ResBlock(c, c, cfg.norm)
+        self.mid = ResBlock(c, c, cfg.norm, kts[-1])
         self.norm_out = make_norm(cfg.norm, c)
-        self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels)
+        self.conv_out = CausalConv3d(c, 2 * cfg.latent_channels, time_kernel=kts[-1])
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         h = self.conv_in(x, cache)
@@ -281,18 +324,19 @@ class Decoder(nn.Module):
     def __init__(self, cfg: VAEConfig):
         super().__init__()
         chans = [cfg.base_channels * m for m in cfg.channel_mult]
+        kts = cfg.time_kernel
         c = chans[-1]
-        self.conv_in = CausalConv3d(cfg.latent_channels, c)
-        self.mid = ResBlock(c, c, cfg.norm)
+        self.conv_in = CausalConv3d(cfg.latent_channels, c, time_kernel=kts[-1])
+        self.mid = ResBlock(c, c, cfg.norm, kts[-1])
         self.blocks = nn.ModuleList()
         for level in reversed(range(len(chans))):
             for _ in range(cfg.num_res_blocks):
-                self.blocks.append(ResBlock(c, chans[level], cfg.norm))
+                self.blocks.append(ResBlock(c, chans[level], cfg.norm, kts[level]))
                 c = chans[level]
             if level > 0:
-                self.blocks.append(Upsample(c, cfg.temporal_downsample[level - 1]))
+                self.blocks.append(Upsample(c, cfg.temporal_downsample[level - 1], kts[level - 1]))
         self.norm_out = make_norm(cfg.norm, c)
-        self.conv_out = CausalConv3d(c, cfg.in_channels)
+        self.conv_out = CausalConv3d(c, cfg.in_channels, time_kernel=kts[0])
 
     def forward(self, z: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         h = self.mid(self.conv_in(z, cache), cache)
