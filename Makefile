@@ -79,16 +79,18 @@ default-model: setup
 	rm -rf vidiff/assets/default-model
 	cp -r $(DEFAULT_RUN)/model vidiff/assets/default-model
 
-# The causal video VAE the latent recipes name (`model.vae: vae-tiny` in configs/shapes-dit-tiny.yaml):
-# train (resumable), export, measure its latent scale, install it as the shipped model `vae-tiny`
-# (vidiff/assets/vae-tiny; `vidiff models` then lists it). Figures: docs/latent-dit.md.
-VAE_RUN ?= runs/vae-tiny
+# The shipped causal video VAE `vae-shapes` that the latent recipes name (`model.vae: vae-shapes` in
+# configs/shapes-dit-tiny.yaml): train (resumable, ~1 h on one core), export, measure its latent
+# scale, record its figures (eval.json), install it in vidiff/assets/vae-shapes. docs/latent-dit.md.
+VAE_RUN ?= runs/vae-shapes
 vae: setup
-	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/vae-tiny.yaml train.out_dir=$(VAE_RUN) --resume
-	$(VENV)/bin/vidiff export $(VAE_RUN) -o $(VAE_RUN)/model
+	OMP_NUM_THREADS=1 $(VENV)/bin/vidiff train configs/vae-shapes.yaml train.out_dir=$(VAE_RUN) \
+	  --resume
+	$(VENV)/bin/vidiff export $(VAE_RUN) -o $(VAE_RUN)/model --dtype float16
 	$(VENV)/bin/vidiff vae calibrate $(VAE_RUN)/model
-	rm -rf vidiff/assets/vae-tiny
-	cp -r $(VAE_RUN)/model vidiff/assets/vae-tiny
+	$(VENV)/bin/vidiff vae eval $(VAE_RUN)/model --seams --record
+	rm -rf vidiff/assets/vae-shapes
+	cp -r $(VAE_RUN)/model vidiff/assets/vae-shapes
 
 # The inflated image model that configs/shapes-unet-tiny-inflated.yaml starts from (`model.init:
 # shapes-image-video`): configs/shapes-image-unet-tiny.yaml (unet-tiny on single frames; resumable),

@@ -51,8 +51,8 @@ def test_unknown_name_lists_the_shipped_names(assets):
     with pytest.raises(UserError, match=r"--model nope: .*shipped: micro-unet, vae-micro"):
         resolve_model("nope", assets=assets)
     # a model a recipe makes names the recipe
-    with pytest.raises(UserError, match=r"model\.vae vae-tiny: .*not installed.*make vae"):
-        resolve_model("vae-tiny", "model.vae", assets=assets)
+    with pytest.raises(UserError, match=r"model\.vae shapes-vqvae: .*not installed.*make vqvae"):
+        resolve_model("shapes-vqvae", "model.vae", assets=assets)
 
 
 def test_describe_kinds_shapes_and_sizes(assets):
@@ -119,6 +119,6 @@ def test_eval_with_a_shipped_name_loads_its_folder(monkeypatch, tmp_path):
 def test_config_names_a_shipped_vae(assets):
     cfg = load_config(None, ["model.arch=dit", "model.vae=vae-micro"])
     assert resolve_config_models(cfg, assets).model.vae == str(assets / "vae-micro")
-    cfg = load_config(None, ["model.arch=dit", "model.vae=vae-tiny"])
-    with pytest.raises(UserError, match="make vae"):
+    cfg = load_config(None, ["model.arch=dit", "model.vae=shapes-vqvae"])
+    with pytest.raises(UserError, match="make vqvae"):
         resolve_config_models(cfg, assets)

@@ -59,7 +59,7 @@ class ModelConfig:
     text_encoder: str = "builtin"  # builtin | hf | none
     text: dict[str, Any] = field(default_factory=dict)
     frame_conditioning: bool = True  # known-frame channels: t2v, i2v, continuation, interpolation
-    # Latent diffusion: an exported VAE folder (``vidiff train configs/vae-tiny.yaml``); the network
+    # Latent diffusion: an exported VAE folder or a shipped VAE's name (``vae-shapes``); the network
     # then works on its latents. Exports replace it by ``vae_config`` and carry the VAE's weights.
     vae: str | None = None
     vae_config: dict[str, Any] | None = None

@@ -5,7 +5,7 @@ A shipped model is a folder of ``vidiff/assets/`` holding ``config.json`` (an ex
 whose ``config.json`` says ``"arch": "vae"``); its name is the folder's name. Everywhere a model
 folder is accepted (``--model``, a teacher, an export source, a config's ``model.vae``) a shipped name
 works too: :func:`resolve_model` turns either into a folder. Some models are not in a clean clone
-but are made by a recipe and installed here by name (:data:`RECIPES`, e.g. ``make vae``); asking
+but are made by a recipe and installed here by name (:data:`RECIPES`, e.g. ``make vqvae``); asking
 for one before it is made names the recipe.
 
 :func:`describe_model` is the one description of a model folder -- kind, frames x H x W, sampling
@@ -29,12 +29,8 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 ALIASES = {"default": "default-model"}
 
 # Models a recipe makes and installs under ASSETS by their name (not in a clean clone): name -> the
-# commands that make it. A config may name one (``model.vae: vae-tiny``) before it exists.
+# commands that make it. A config may name one (``model.init: shapes-image-video``) before it exists.
 RECIPES = {
-    "vae-tiny": (
-        "make vae (= vidiff train configs/vae-tiny.yaml; vidiff export runs/vae-tiny -o "
-        "vidiff/assets/vae-tiny; vidiff vae calibrate vidiff/assets/vae-tiny)"
-    ),
     "shapes-image-video": (
         "make image-model (= vidiff train configs/shapes-image-unet-tiny.yaml; vidiff export "
         "runs/shapes-image -o runs/shapes-image/model; vidiff inflate runs/shapes-image/model "

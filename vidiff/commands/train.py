@@ -41,7 +41,7 @@ def train(config: str, *overrides: str, resume: bool = False, allow_changes: boo
         cfg = load_config(config, overrides)
     except yaml.YAMLError as e:  # an override's value (the file's own errors name the file)
         raise UserError(f"an override is not valid YAML: {getattr(e, 'problem', e)}") from None
-    # train_loop first finds the models the config names (model.vae: vae-tiny), or names them as
+    # train_loop first finds the models the config names (model.vae: vae-shapes), or names them as
     # missing, before any work.
     result = train_loop(cfg, resume=resume, allow_changes=allow_changes)
     if result.finished and result.checkpoint is not None:
