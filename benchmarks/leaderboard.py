@@ -60,7 +60,11 @@ RECORDED = [
      "docs/default-model.md; `vidiff eval --model runs/default-model/teacher --num-videos 128`"),
     ("latent DiT on vae-tiny (early run)", 64, "20.3% / 3.1%", "0.0014", "0.94", "n/a", "0.9",
      "dit-tiny", "~24 min (1,750 steps) + VAE",
-     "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml`, "
+     "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml model.vae=VAE_TINY "
+     "model.net.patch_size=[1,1,1]`, `vidiff eval --model M --num-videos 64 --steps 16`"),
+    ("latent DiT on vae-shapes (early run)", 64, "25.0% / 25.0%", "0.0006", "0.65",
+     "24.4 / 33.1", "0.61", "dit-tiny", "41 min (4,000 steps) + VAE 44 min",
+     "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml train.steps=4000`, "
      "`vidiff eval --model M --num-videos 64 --steps 16`"),
 ]  # fmt: skip
 

@@ -51,8 +51,8 @@ def vae_eval(
 
     if out is not None:
         checks.folder("--out: its folder", Path(out).parent)
-    model = str(resolve_model(model, "MODEL"))  # a folder or a shipped VAE's name
-    vae = CausalVideoVAE.load(model)
+    folder = resolve_model(model, "MODEL")  # a folder or a shipped VAE's name
+    vae = CausalVideoVAE.load(folder)
     results: dict[str, Any] = {}
     for name, ds in heldout_datasets(num_clips, num_frames, size).items():
         m = reconstruction_metrics(vae, ds, num_clips)
@@ -76,10 +76,9 @@ def vae_eval(
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(results, Path(out))
-    if record:
-        path = write_json(_figures(results, model, num_clips, num_frames, size, seams),
-                          Path(model) / EVAL_FILE)  # fmt: skip
-        print(f"recorded the figures in {path}")
+    if record:  # the command names the model as given (a shipped name stays a name)
+        figures = _figures(results, model, num_clips, num_frames, size, seams)
+        print(f"recorded the figures in {write_json(figures, folder / EVAL_FILE)}")
     return results
 
 
