@@ -10,9 +10,10 @@ diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
   images and videos share one latent space (joint image-video compression).
 * **Spatial first** (``time_kernel``): a level whose temporal kernel is 1 runs per-frame 2D convs,
   so time is mixed only at the coarse levels, as Open-Sora's VAE puts a temporal VAE over a
-  per-frame 2D one: about a third of the cost of 3D convs at the same width, and on MovingShapes it
-  leaves the background-only plateau far sooner (docs/latent-dit.md). The shipped ``vae-shapes``
-  is per-frame at every level and compresses space only (x4, 8 channels).
+  per-frame 2D one: a third of a 3D conv's multiply-adds (a training step of the 32-64-wide net
+  takes about half the time), and on MovingShapes it leaves the background-only plateau sooner
+  (docs/latent-dit.md). The shipped ``vae-shapes`` is per-frame at every level and compresses
+  space only (x4, 8 channels).
 * Temporal downsampling is a causal conv with temporal stride 2 (``1 + 2m -> 1 + m`` frames);
   temporal upsampling is a causal depth-to-time conv that makes two frames per frame and drops the
   first frame's extra one (``1 + m -> 1 + 2m``), as in MAGVIT-v2 / CogVideoX.
@@ -79,9 +80,9 @@ class VAEConfig:
     temporal_downsample: tuple[bool, ...] = (True, True)
     num_res_blocks: int = 1
     # Temporal kernel of each level's convs (one entry per level; None = 3 everywhere). 1 makes that
-    # level per-frame (2D convs): the full-resolution levels cost about a third and, on small clips,
-    # learn several times faster; time is then mixed at the coarse levels only ("spatial first", as
-    # Open-Sora's VAE stacks a per-frame 2D VAE under a temporal one).
+    # level per-frame (2D convs, a third of the multiply-adds; on small clips they also learn
+    # sooner); time is then mixed at the coarse levels only ("spatial first", as Open-Sora's VAE
+    # stacks a per-frame 2D VAE under a temporal one).
     time_kernel: tuple[int, ...] | None = None
     # "rms": RMS norm over channels per pixel (Wan-VAE; spatial tiles are then exact); "group": group
     # norm over each frame (the LDM VAE's, per frame so it stays causal): learns objects several times
