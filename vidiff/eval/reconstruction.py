@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from vidiff.nn.tiling import tile_origins
+
 
 def _gaussian_window(size: int = 7, sigma: float = 1.5) -> torch.Tensor:
     g = torch.exp(-((torch.arange(size) - size // 2) ** 2) / (2 * sigma**2))
@@ -157,11 +159,10 @@ def tiling_metrics(
 
 def _seam_band(hw: tuple[int, int], tile: int, s: int, overlap: float) -> torch.Tensor:
     """Pixels within 2 px of a spatial tile's border, for the tiles
-    :func:`vidiff.nn.tiling.spatial_tiles` cuts (same stride and origins)."""
-    stride = max(s, int(tile * (1 - overlap)) // s * s)
+    :func:`vidiff.nn.tiling.spatial_tiles` cuts (:func:`~vidiff.nn.tiling.tile_origins`)."""
     band = torch.zeros(hw, dtype=torch.bool)
     for axis, n in enumerate(hw):
-        origins = sorted({*range(0, n - tile, stride), n - tile}) if n > tile else [0]
+        origins = tile_origins(n, tile, s, overlap)
         for edge in {e for o in origins for e in (o, o + tile) if 0 < e < n}:
             idx = slice(max(0, edge - 2), edge + 2)
             band[(idx, slice(None)) if axis == 0 else (slice(None), idx)] = True

@@ -28,6 +28,16 @@ def causal_chunks(net: nn.Module, x: torch.Tensor, tile: int | None, step: int, 
     return torch.cat(outs, dim=2)
 
 
+def tile_origins(n: int, tile: int, unit: int, overlap: float) -> list[int]:
+    """Where :func:`spatial_tiles` starts its tiles along a side of ``n`` pixels: every ``stride =
+    tile (1 - overlap)`` (rounded down to whole ``unit`` cells), plus a last tile flush with the
+    end."""
+    if n <= tile:
+        return [0]
+    stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
+    return sorted({*range(0, n - tile, stride), n - tile})
+
+
 def spatial_tiles(
     fn,
     x: torch.Tensor,
@@ -58,12 +68,7 @@ def spatial_tiles(
         raise ValueError(f"tile_size must be a multiple of {unit} and >= {2 * unit}, got {tile}")
     stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
     ctx = -(-context // unit) * unit  # whole compression cells
-
-    def origins(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        o = list(range(0, n - tile, stride)) + [n - tile]
-        return sorted(set(o))
+    origins = lambda n: tile_origins(n, tile, unit, overlap)
 
     f = (lambda n: n // scale) if down else (lambda n: n * scale)
     out = weight = None
