@@ -115,6 +115,56 @@ def test_sincos_position_and_gradient_checkpointing_match():
             torch.testing.assert_close(p.grad, q.grad, msg=n)
 
 
+def test_rope_alone_cannot_place_anything_absolute_position_can():
+    """A clip that is the same everywhere gives every token the same value; attention then averages
+    equal values whatever its RoPE weights, so a RoPE-only net's output is the same at every place
+    and frame -- it cannot put a prompted object on the left (docs/latent-dit.md). ``sincos`` and
+    ``rope+sincos`` break the tie."""
+    x = torch.ones(1, 3, 4, 8, 8)
+    c = torch.full((1,), 500.0)
+    for position, placed in (("rope", False), ("sincos", True), ("rope+sincos", True)):
+        for attention in ("full", "factorized"):
+            net = _perturb(_dit(position=position, attention=attention)).eval()
+            with torch.no_grad():
+                out = net(x, c)
+            spread = (out - out[:, :, :1, :1, :1]).abs().amax().item()
+            # a 2x2 patch's four pixels may differ; tokens may not
+            token_spread = (out[..., ::2, ::2] - out[:, :, :1, :1, :1]).abs().amax().item()
+            assert spread > 1e-4, (position, attention)
+            assert (token_spread > 1e-4) == placed, (position, attention, token_spread)
+
+
+def test_layout_prior_starts_as_identity_and_reads_the_prompt():
+    """The DiT's layout read-out is zero-initialised (a net with it computes what one without it
+    does), joins the input as channels after the frame-conditioning ones, and once trained gives a
+    prompt-dependent coarse clip."""
+    x, c = _inputs()
+    ctx = torch.randn(2, 3, CTX, generator=torch.Generator().manual_seed(1))
+    kw = dict(context_dim=CTX, position="rope+sincos", frame_conditioning=True)
+    plain = _perturb(_dit(**kw))
+    y = plain(x, c, context=ctx)
+    net = _dit(layout_prior=True, **kw)
+    state = plain.state_dict()
+    w = net.input_channels_view(net.patch_embed.weight).detach().clone()  # (D, patch, in + 3)
+    w[..., : w.shape[-1] - 3] = plain.input_channels_view(state["patch_embed.weight"])
+    state["patch_embed.weight"] = w.reshape(net.patch_embed.weight.shape)
+    missing = net.load_state_dict(state, strict=False).missing_keys
+    assert sorted(missing) == [
+        "layout.0.bias",
+        "layout.0.weight",
+        "layout.2.bias",
+        "layout.2.weight",
+    ]
+    torch.testing.assert_close(net(x, c, context=ctx), y)
+    _perturb(net, keep=lambda name: not name.startswith("layout"))
+    assert (net(x, c, context=ctx) - y).abs().max() > 1e-3
+    layout = net.layout.render(ctx, None, x)
+    assert layout.shape == (2, 3, *x.shape[2:])
+    assert (layout[0] - layout[1]).abs().max() > 1e-3  # the prompt sets it
+    assert not net.layout.render(None, None, x).any()
+    assert _dit(layout_prior=True).layout is None  # no text, no layout
+
+
 # --------------------------------------------------------------------------------------------------
 # windows
 

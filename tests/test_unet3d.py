@@ -193,11 +193,11 @@ def test_layout_prior_starts_as_identity_and_reads_the_prompt():
     torch.testing.assert_close(net(x, c, context=ctx), y)
     _perturb(net, keep=lambda name: not name.startswith("layout"))
     assert (net(x, c, context=ctx) - y).abs().max() > 1e-3
-    layout = net._layout(ctx, None, x)
+    layout = net.layout.render(ctx, None, x)
     assert layout.shape == (2, 3, 4, 16, 16)
     assert (layout[0] - layout[1]).abs().max() > 1e-3  # the prompt sets it
     assert (layout[0] - layout[0, :, :1, :1, :1]).abs().max() > 1e-3  # it varies over (t, y, x)
-    assert not net._layout(None, None, x).any()
+    assert not net.layout.render(None, None, x).any()
 
 
 def test_frame_conditioning():

@@ -13,9 +13,10 @@ guidance-weight embedding for guidance distillation (Meng et al., 2023; flux-dev
 Data flow (shapes for ``x_in`` (B, C, T, H, W))::
 
     [x_in, cond_frames * mask, mask]        (B, C', T, H, W)   MCVD channels, frame_conditioning only
+    [+ the prompt's coarse clip]                               layout_prior only (nn/layout.py)
     pad T to a multiple of pt               (B, C', T', H, W)  replicate the last frame (see below)
     patchify + Linear                       (B, L, D)          L = T'/pt * H/ph * W/pw tokens, (t h w)
-    [+ 3D sincos position]                                     position="sincos"; "rope" rotates q, k
+    [+ 3D sincos position]                                     "sincos" in position; "rope" rotates q, k
     depth x DiTBlock(window_i)              (B, L, D)
     final adaLN + Linear (zero-init)        (B, L, pt*ph*pw*C_out)
     unpatchify, crop T' -> T                (B, C_out, T, H, W)
@@ -56,11 +57,12 @@ from torch import nn
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.conditioning import ConditionedNet, network_conditions
 from vidiff.nn.embeddings import timestep_embedding
+from vidiff.nn.layout import LayoutPrior
 from vidiff.nn.norms import LayerNorm32, modulate
 from vidiff.nn.rope import RoPE
 
 ATTENTION_MODES = ("full", "factorized", "windowed")
-POSITIONS = ("rope", "sincos")
+POSITIONS = ("rope", "sincos", "rope+sincos")
 
 Window = tuple[int | None, int | None, int | None]
 
@@ -84,14 +86,18 @@ class DiTConfig:
     ``spatial_window`` ``(wh, ww)`` its spatial one (``None`` = whole frame); ``window_shift`` offsets
     every second window of each kind by half a window (Swin). ``position``: ``rope`` (3D RoPE on q, k,
     head dim split as Wan: ``d - 4*(d//6)`` for t, ``2*(d//6)`` each for h, w) or ``sincos`` (factorized
-    3D sinusoids added to the tokens, same split of the width). ``context_dim`` is the text
+    3D sinusoids added to the tokens, same split of the width) or ``rope+sincos`` (both: RoPE alone
+    only sees offsets, so a net has no absolute place or frame index to put a prompted object at --
+    docs/latent-dit.md, "Why the DiT did not learn direction"). ``context_dim`` is the text
     encoder's width, set by the pipeline (``None``: no cross-attention). ``pooled_context`` adds the
     masked mean of the text tokens to the noise embedding (as the U-Net). ``guidance_embed`` adds an
     embedding of the cond key ``guidance`` (B,) -- the classifier-free guidance weight a guidance-
     distilled student is asked for; embedded as ``TimestepEmbedding(1000 * w)`` like flux-dev -- whose
     last layer is zero-initialised, so a fresh model equals the unguided one. ``frame_conditioning``:
     MCVD input channels ``[x, cond_frames * mask, mask]``. ``conditions``: added conditionings by
-    registered name (docs/architecture.md, "Adding a conditioning").
+    registered name (docs/architecture.md, "Adding a conditioning"). ``layout_prior``: the pooled
+    prompt rendered as a coarse clip (:class:`~vidiff.nn.layout.LayoutPrior`) joins the input
+    channels, as the U-Net's (needs ``context_dim``; zero-initialised).
     """
 
     in_channels: int = 3
@@ -106,7 +112,7 @@ class DiTConfig:
     window_size: tuple[int, int, int] = (4, 4, 4)
     spatial_window: tuple[int, int] | None = None
     window_shift: bool = False
-    position: str = "rope"  # rope | sincos
+    position: str = "rope"  # rope | sincos | rope+sincos
     rope_theta: float = 10000.0
     context_dim: int | None = None
     pooled_context: bool = True
@@ -115,6 +121,7 @@ class DiTConfig:
     qk_norm: bool = False
     dropout: float = 0.0
     conditions: tuple[str, ...] = ()  # added conditionings (vidiff.nn.conditioning.CONDITIONINGS)
+    layout_prior: bool = False
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
@@ -138,12 +145,12 @@ class DiTConfig:
             raise ValueError(f"context_dim must be a positive int or None, got {self.context_dim}")
         heads = resolve_heads(self.hidden_size, self.num_heads, self.head_dim)
         hd = self.hidden_size // heads
-        if self.position == "rope" and (hd % 2 or hd < 6):
+        if "rope" in self.position and (hd % 2 or hd < 6):
             raise ValueError(
                 f"position='rope' splits the head dim over (t, h, w) in even chunks; "
                 f"head dim {hd} (hidden_size={self.hidden_size}, {heads} heads) must be even and >= 6"
             )
-        if self.position == "sincos" and (self.hidden_size % 2 or self.hidden_size < 6):
+        if "sincos" in self.position and (self.hidden_size % 2 or self.hidden_size < 6):
             raise ValueError(
                 f"position='sincos' needs an even hidden_size >= 6, got {self.hidden_size}"
             )
@@ -385,15 +392,22 @@ class VideoDiT(ConditionedNet):
         pt, ph, pw = cfg.patch_size
         specs = network_conditions(cfg)
         in_ch = cfg.in_channels + sum(s.channels for s in specs if s.kind == "channels")
+        self.layout = None
+        if cfg.layout_prior and cfg.context_dim is not None:
+            in_ch += cfg.out_channels
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
         # noise embedding, pooled text, guidance weight and added conditionings (after
         # patch_embed: parameter order and initial values as before)
         self.build_conditioning(cfg, d)
         # tokens are patchified as (pt ph pw c): input channel innermost
         self.zero_cond_channels(self.input_channels_view(self.patch_embed.weight))
+        if (
+            cfg.layout_prior and cfg.context_dim is not None
+        ):  # after patch_embed: its init as before
+            self.layout = LayoutPrior(cfg.context_dim, d, cfg.out_channels)
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
-            if cfg.position == "rope"
+            if "rope" in cfg.position
             else None
         )
         self.blocks = nn.ModuleList(DiTBlock(cfg, w, s) for w, s in cfg.block_windows())
@@ -426,6 +440,10 @@ class VideoDiT(ConditionedNet):
         b, _, t, h, w = x_in.shape
         pt, ph, pw = cfg.patch_size
         x = self.input_with_conditions(x_in, cond)
+        # (B, D): noise level, pooled prompt, guidance weight, ...
+        emb, frame_emb, context, context_mask = self.embed_conditions(c_noise, cond, x.dtype)
+        if self.layout is not None:  # the prompt's coarse clip as input channels
+            x = torch.cat([x, self.layout.render(context, context_mask, x)], dim=1)
         t_pad = -t % pt
         if t_pad:  # repeat the last frame (mask channel included) up to a multiple of pt
             x = torch.cat([x, x[:, :, -1:].expand(-1, -1, t_pad, -1, -1)], dim=2)
@@ -435,11 +453,9 @@ class VideoDiT(ConditionedNet):
             x, "b c (t pt) (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=pt, ph=ph, pw=pw
         )
         tok = self.patch_embed(tok)  # (B, L, D)
-        if cfg.position == "sincos":
+        if "sincos" in cfg.position:
             tok = tok + sincos_3d(grid, cfg.hidden_size, tok.device).to(tok.dtype)
 
-        # (B, D): noise level, pooled prompt, guidance weight, ...
-        emb, frame_emb, context, context_mask = self.embed_conditions(c_noise, cond, tok.dtype)
         if frame_emb is not None:  # per-frame vectors: adaLN per token, from its frame (B, L, D)
             if t_pad:
                 frame_emb = torch.cat([frame_emb, frame_emb[:, -1:].expand(-1, t_pad, -1)], 1)

@@ -32,11 +32,10 @@ from torch import nn
 
 from vidiff.nn.attention import CrossAttention, FeedForward, SelfAttention, resolve_heads
 from vidiff.nn.conditioning import ConditionedNet
-from vidiff.nn.embeddings import TimestepEmbedding, masked_mean
+from vidiff.nn.embeddings import TimestepEmbedding
+from vidiff.nn.layout import LayoutPrior
 from vidiff.nn.norms import LayerNorm32, group_norm
 from vidiff.nn.temporal import TemporalAttention, TemporalConv, TemporalDownsample, TemporalUpsample
-
-LAYOUT_SIZE = 8  # frames, rows and columns of layout_prior's coarse clip
 
 
 @dataclass
@@ -66,15 +65,10 @@ class UNet3DConfig:
     ResBlock. Zero-initialised (a fresh block is unchanged); averaged over the frames a temporal
     downsample merges; images (T = 1) get none.
 
-    ``layout_prior`` renders the prompt as a coarse video: an MLP of the pooled prompt gives an
-    ``out_channels x 8 x 8 x 8`` (frames x rows x columns) map, trilinearly resized to the clip and
-    fed as extra input channels (zero-initialised; needs ``context_dim``). At the highest noise levels
-    the best denoiser outputs the prompt's *mean clip*; for "moving right" that is a band on the left
-    early and on the right late. A conv U-Net reaches such a layout only through a product of prompt,
-    frame and position features, and that regime is a few percent of training, so it learns the
-    layout slowly if at all while colour and shape are already right; the map
-    learns that mean clip from the prompt directly, through one small MLP. A learnt, end-to-end version of the
-    text-to-layout stage of layout-guided video generation (LVD, Lian et al. 2023).
+    ``layout_prior`` renders the prompt as a coarse video (:class:`~vidiff.nn.layout.LayoutPrior`:
+    an MLP of the pooled prompt gives an ``out_channels x 8 x 8 x 8`` map, trilinearly resized to the
+    clip) fed as extra input channels (zero-initialised; needs ``context_dim``): at the highest noise
+    levels the best denoiser outputs the prompt's *mean clip*, which the map learns directly.
 
     ``spatial_coords`` adds two input channels holding each pixel's normalised position ``(y, x)`` in
     ``[-1, 1]`` (CoordConv, Liu et al. 2018). Convolutions are translation-equivariant and cross-
@@ -386,13 +380,7 @@ class UNet3D(ConditionedNet):
         self.layout = None
         in_ch = cfg.in_channels + self.cond_channels
         if cfg.layout_prior and cfg.context_dim is not None:
-            self.layout = nn.Sequential(
-                nn.Linear(cfg.context_dim, emb_dim),
-                nn.SiLU(),
-                nn.Linear(emb_dim, cfg.out_channels * LAYOUT_SIZE**3),
-            )
-            nn.init.zeros_(self.layout[2].weight)
-            nn.init.zeros_(self.layout[2].bias)
+            self.layout = LayoutPrior(cfg.context_dim, emb_dim, cfg.out_channels)
             in_ch += cfg.out_channels
         self.input_conv = nn.Conv2d(in_ch + 2 * cfg.spatial_coords, mc, 3, padding=1)
         if cfg.spatial_coords:
@@ -463,17 +451,6 @@ class UNet3D(ConditionedNet):
             tt = max(tt // 2, 1)
         return c_noise, cond
 
-    def _layout(self, context, context_mask, x) -> torch.Tensor:
-        """The prompt's coarse clip (``layout_prior``), resized to ``x``'s frames and size; zeros
-        without a prompt."""
-        b, _, t, h, w = x.shape
-        c = self.config.out_channels
-        if context is None:
-            return x.new_zeros(b, c, t, h, w)
-        n = LAYOUT_SIZE
-        coarse = self.layout(masked_mean(context, context_mask)).view(b, c, n, n, n)
-        return F.interpolate(coarse, size=(t, h, w), mode="trilinear").to(x.dtype)
-
     # -- forward ---------------------------------------------------------------------------------
 
     input_weight = "input_conv.weight"
@@ -495,7 +472,7 @@ class UNet3D(ConditionedNet):
             emb = emb + self.frame_embed(1000.0 * position)[None]  # (B, T, D)
 
         if self.layout is not None:
-            x = torch.cat([x, self._layout(context, context_mask, x)], dim=1)
+            x = torch.cat([x, self.layout.render(context, context_mask, x)], dim=1)
         x = rearrange(x, "b c t h w -> (b t) c h w")
         if self.config.spatial_coords:
             x = torch.cat([x, coordinate_channels(x)], dim=1)
