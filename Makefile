@@ -8,7 +8,7 @@ APP_STAMP := $(VENV)/.vidiff-app-installed
 TORCH_CPU ?= torch==2.13.0
 TORCH_GPU ?= torch
 
-.PHONY: setup setup-app demo serve test test-all lint format clean default-model trajectory-model camera-model keyframe-model gallery vae image-model models lineage vqvae leaderboard
+.PHONY: setup setup-app demo serve test test-all lint format clean default-model trajectory-model camera-model keyframe-model gallery vae dit-model image-model models lineage vqvae leaderboard
 
 setup: $(STAMP)
 
@@ -91,6 +91,28 @@ vae: setup
 	$(VENV)/bin/vidiff vae eval $(VAE_RUN)/model --seams --record
 	rm -rf vidiff/assets/vae-shapes
 	cp -r $(VAE_RUN)/model vidiff/assets/vae-shapes
+
+# The shipped latent DiT `shapes-dit` (docs/latent-dit.md): configs/shapes-dit-tiny.yaml on 16x32x32
+# clips at a constant learning rate (DIT_BASE_STEPS; resumable), exported, then
+# configs/shapes-dit-sizes.yaml from it on five clip shapes while the rate cools to 0, exported at
+# float16 sampling 8 Euler steps (no distillation: it holds its quality there), measured with
+# `vidiff eval --record` on 256 prompts per split and per clip shape (benchmarks/native_sizes.py),
+# installed. About 37 + 15 min of training on 2 cores, then 10 of measuring.
+DIT_RUN        ?= runs/shapes-dit
+DIT_BASE_STEPS ?= 6000
+DIT_SHAPES     ?= 16x32x32 8x32x32 24x32x32 16x32x48 16x48x32 32x32x32 24x32x48 12x40x40 16x32x64
+dit-model: setup
+	OMP_NUM_THREADS=2 $(VENV)/bin/vidiff train configs/shapes-dit-tiny.yaml train.out_dir=$(DIT_RUN) \
+	  train.steps=$(DIT_BASE_STEPS) train.ckpt_every=500 train.sample_every=0 --resume
+	$(VENV)/bin/vidiff export $(DIT_RUN) -o $(DIT_RUN)/base
+	OMP_NUM_THREADS=2 $(VENV)/bin/vidiff train configs/shapes-dit-sizes.yaml \
+	  model.init=$(DIT_RUN)/base train.out_dir=$(DIT_RUN)/sizes --resume
+	$(VENV)/bin/vidiff export $(DIT_RUN)/sizes -o $(DIT_RUN)/model --dtype float16 --steps 8
+	$(VENV)/bin/vidiff eval --model $(DIT_RUN)/model --num-videos 256 --record --out $(DIT_RUN)/eval
+	$(PY) benchmarks/native_sizes.py $(DIT_RUN)/model --shapes $(DIT_SHAPES) --num-videos 32 \
+	  --json $(DIT_RUN)/sizes.json
+	rm -rf vidiff/assets/shapes-dit
+	cp -r $(DIT_RUN)/model vidiff/assets/shapes-dit
 
 # The inflated image model that configs/shapes-unet-tiny-inflated.yaml starts from (`model.init:
 # shapes-image-video`): configs/shapes-image-unet-tiny.yaml (unet-tiny on single frames; resumable),

@@ -51,20 +51,29 @@ ENTRIES = [
      "train.out_dir=runs/shapes-videogpt-v2; vidiff export runs/shapes-videogpt-v2 -o "
      "runs/shapes-videogpt-v2/model"),
 ]  # fmt: skip
-SHIPPED = "vidiff/assets/default-model"  # its eval.json (recorded at N = 256) makes its row
+# Shipped models: their eval.json (recorded at N = 256) makes their rows.
+# folder, label, network name, parameter prefix, training wall-clock, make target
+SHIPPED = [
+    ("vidiff/assets/default-model", "pixel U-Net, shipped 8-step student", "unet-tiny", "denoiser.",
+     "~3 h (5,000 steps) + 36 min distillation + 17 min refinement", "default-model"),
+    ("vidiff/assets/shapes-dit", "latent DiT `shapes-dit` on vae-shapes, shipped", "dit-tiny",
+     "denoiser.", "37 min (6,000 steps) + 15 min on 5 clip shapes, 2 threads; VAE 44 min",
+     "dit-model"),
+]  # fmt: skip
 
 RECORDED = [
     # name, N, adherence in / held-out, flicker, jitter, FD in (floor), s/video, params, wall-clock, source
     ("pixel U-Net teacher of the shipped model, DPM++ 16 steps, CFG 2", 128, "99.2% / 98.4%", "0.0097", "0.18",
      "5.0 / 4.2", "7.4", "unet-tiny", "~3 h (5,000 steps)",
      "docs/default-model.md; `vidiff eval --model runs/default-model/teacher --num-videos 128`"),
-    ("latent DiT on vae-tiny (early run)", 64, "20.3% / 3.1%", "0.0014", "0.94", "n/a", "0.9",
+    ("latent DiT on vae-tiny (early run, RoPE only)", 64, "20.3% / 3.1%", "0.0014", "0.94", "n/a", "0.9",
      "dit-tiny", "~24 min (1,750 steps) + VAE",
      "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml model.vae=VAE_TINY "
-     "model.net.patch_size=[1,1,1]`, `vidiff eval --model M --num-videos 64 --steps 16`"),
-    ("latent DiT on vae-shapes (early run)", 64, "25.0% / 25.0%", "0.0006", "0.65",
+     "model.net.patch_size=[1,1,1] model.net.position=rope model.net.layout_prior=false`, `vidiff eval --model M --num-videos 64 --steps 16`"),
+    ("latent DiT on vae-shapes (early run, RoPE only)", 64, "25.0% / 25.0%", "0.0006", "0.65",
      "24.4 / 33.1", "0.61", "dit-tiny", "41 min (4,000 steps) + VAE 44 min",
-     "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml train.steps=4000`, "
+     "docs/latent-dit.md; `vidiff train configs/shapes-dit-tiny.yaml train.steps=4000 "
+     "model.net.position=rope model.net.layout_prior=false`, "
      "`vidiff eval --model M --num-videos 64 --steps 16`"),
 ]  # fmt: skip
 
@@ -183,7 +192,7 @@ def main() -> None:
                           f"perplexity {usage['perplexity']:.1f}, EMA-alive {100 * usage['alive']:.0f}%, "
                           f"{usage['restarts']} dead-code restarts in training.")  # fmt: skip
         print(f"{name}: {rows[-1]} ({time.time() - t0:.0f} s)", flush=True)
-    write_doc(ROOT / args.doc, rows, extras, real_div, args, shipped_row())
+    write_doc(ROOT / args.doc, rows, extras, real_div, args, shipped_rows())
 
 
 def m_prompts(metrics: dict, n: int) -> list[str]:
@@ -200,23 +209,29 @@ def real_clips(pipe, n: int) -> torch.Tensor:
     return eval_sets("shapes", n, pipe.num_frames, pipe.size, 0, ("heldout",))[0].real
 
 
-def shipped_row() -> tuple:
-    """The shipped student's row from its recorded ``eval.json``."""
-    figures = json.loads((ROOT / SHIPPED / "eval.json").read_text())
-    r = figures["rows"][0]
-    from safetensors.torch import load_file
+def shipped_rows() -> list[tuple]:
+    """The shipped models' rows from their recorded ``eval.json`` (the network's parameters only)."""
+    from safetensors import safe_open
 
-    params = sum(v.numel() for v in load_file(str(ROOT / SHIPPED / "model.safetensors")).values())
-    return ("pixel U-Net, shipped 8-step student (" + r["setting"] + ")", r["num_videos"],
-            f"{100 * r['adherence']:.1f}% / {100 * r['adherence_heldout']:.1f}%",
-            f"{r['flicker_median']:.4f}", f"{r['jitter_median']:.2f}",
-            f"{r['fd']:.1f} / {r['fd_heldout']:.1f}", f"{r['sec_per_video']:.2f}",
-            f"unet-tiny, {params / 1e6:.2f}M",
-            "~3 h (5,000 steps) + 36 min distillation + 17 min refinement",
-            f"{SHIPPED}/eval.json: `{figures['command']}`; `make default-model`")  # fmt: skip
+    rows = []
+    for folder, label, network, prefix, clock, target in SHIPPED:
+        if not (ROOT / folder / "eval.json").is_file():
+            continue
+        figures = json.loads((ROOT / folder / "eval.json").read_text())
+        r = figures["rows"][0]
+        with safe_open(str(ROOT / folder / "model.safetensors"), "pt") as f:
+            keys = [k for k in f.keys() if k.startswith(prefix)]  # noqa: SIM118 (not iterable)
+            params = sum(math.prod(f.get_slice(k).get_shape()) for k in keys)
+        rows.append((f"{label} ({r['setting']})", r["num_videos"],
+                     f"{100 * r['adherence']:.1f}% / {100 * r['adherence_heldout']:.1f}%",
+                     f"{r['flicker_median']:.4f}", f"{r['jitter_median']:.2f}",
+                     f"{r['fd']:.1f} / {r['fd_heldout']:.1f}", f"{r['sec_per_video']:.2f}",
+                     f"{network}, {params / 1e6:.2f}M", clock,
+                     f"{folder}/eval.json: `{figures['command']}`; `make {target}`"))  # fmt: skip
+    return rows
 
 
-def write_doc(path: Path, rows, extras, real_div, args, shipped) -> None:
+def write_doc(path: Path, rows, extras, real_div, args, shipped: list[tuple]) -> None:
     head = ("| model | N / split | adherence in / held-out | median flicker | median jitter px | "
             "FD in (floor) / held-out (floor) | KID in / held-out | s / video | parameters | "
             "training wall-clock | same-prompt diversity (dupes) |")  # fmt: skip
@@ -227,7 +242,7 @@ def write_doc(path: Path, rows, extras, real_div, args, shipped) -> None:
     rec = ["| model | N / split | adherence in / held-out | median flicker | median jitter px | "
            "FD in / held-out | s / video | network | training wall-clock | source |",
            "|" + "---|" * 10]  # fmt: skip
-    for r in [shipped, *RECORDED]:
+    for r in [*shipped, *RECORDED]:
         rec.append("| " + " | ".join(str(x) for x in r) + " |")
     commands = [f"- **{r['name']}**: `{r['command']}`, then "
                 f"`vidiff eval --model <model> --num-videos {args.num_videos}`" for r in rows]  # fmt: skip

@@ -16,7 +16,7 @@ DEFAULT_SHAPES = ["8x32x32", "16x32x32", "16x32x48", "16x48x32", "12x40x40", "24
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", help="an exported model folder (a DiT)")
+    ap.add_argument("model", help="an exported model folder or shipped name (a DiT)")
     ap.add_argument("--shapes", nargs="+", default=DEFAULT_SHAPES, help="TxHxW clip shapes")
     ap.add_argument("--num-videos", type=int, default=16, help="videos per shape and split")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the model's)")
@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from vidiff.eval.sizes import parse_shape, size_eval
     from vidiff.pipeline import VideoPipeline
+    from vidiff.registry import resolve_model
 
-    pipe = VideoPipeline.load(args.model)
+    pipe = VideoPipeline.load(resolve_model(args.model))
     shapes = [parse_shape(s) for s in args.shapes]
     rows = size_eval(
         pipe, shapes, args.num_videos, args.steps, args.seed, splits=tuple(args.splits)

@@ -88,7 +88,7 @@ class DiTConfig:
     head dim split as Wan: ``d - 4*(d//6)`` for t, ``2*(d//6)`` each for h, w) or ``sincos`` (factorized
     3D sinusoids added to the tokens, same split of the width) or ``rope+sincos`` (both: RoPE alone
     only sees offsets, so a net has no absolute place or frame index to put a prompted object at --
-    docs/latent-dit.md, "Why the DiT did not learn direction"). ``context_dim`` is the text
+    docs/latent-dit.md, "Why the latent DiT did not learn direction"). ``context_dim`` is the text
     encoder's width, set by the pipeline (``None``: no cross-attention). ``pooled_context`` adds the
     masked mean of the text tokens to the noise embedding (as the U-Net). ``guidance_embed`` adds an
     embedding of the cond key ``guidance`` (B,) -- the classifier-free guidance weight a guidance-
@@ -392,19 +392,16 @@ class VideoDiT(ConditionedNet):
         pt, ph, pw = cfg.patch_size
         specs = network_conditions(cfg)
         in_ch = cfg.in_channels + sum(s.channels for s in specs if s.kind == "channels")
-        self.layout = None
-        if cfg.layout_prior and cfg.context_dim is not None:
-            in_ch += cfg.out_channels
+        layout = cfg.layout_prior and cfg.context_dim is not None
+        in_ch += cfg.out_channels * layout
         self.patch_embed = nn.Linear(in_ch * pt * ph * pw, d)
         # noise embedding, pooled text, guidance weight and added conditionings (after
         # patch_embed: parameter order and initial values as before)
         self.build_conditioning(cfg, d)
         # tokens are patchified as (pt ph pw c): input channel innermost
         self.zero_cond_channels(self.input_channels_view(self.patch_embed.weight))
-        if (
-            cfg.layout_prior and cfg.context_dim is not None
-        ):  # after patch_embed: its init as before
-            self.layout = LayoutPrior(cfg.context_dim, d, cfg.out_channels)
+        # made after the input layers, which so start as they would without it
+        self.layout = LayoutPrior(cfg.context_dim, d, cfg.out_channels) if layout else None
         self.rope = (
             RoPE(axis_split(d // cfg.heads), theta=cfg.rope_theta)
             if "rope" in cfg.position
