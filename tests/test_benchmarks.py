@@ -50,3 +50,32 @@ def test_peak_table_and_errors(gpu):
     assert gpu.peak_for_name("Some GPU") is None
     with pytest.raises(SystemExit, match="unknown model 'unet-huge'"):
         gpu.main(["--smoke", "--models", "unet-huge"])
+
+
+def test_attention_quality_counts_cpu_attention():
+    """The scaling benchmark's FLOP counter sees the CPU attention kernel, forward and backward:
+    Q K^T and P V are B * heads * L * L * d multiply-adds each; going back the scores are recomputed
+    and dV, dP, dQ, dK formed: five such products (torch's own formulas for the CUDA kernels)."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_aq", ROOT / "benchmarks/attention_quality.py"
+    )
+    aq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(aq)
+    b, h, n, d = 2, 3, 40, 8
+    q, k, v = (torch.randn(b, h, n, d, requires_grad=True) for _ in range(3))
+    aten = torch.ops.aten
+    mapping = {
+        aten._scaled_dot_product_flash_attention_for_cpu: aq._cpu_attention_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: aq._cpu_attention_backward_flops,
+    }
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        out = F.scaled_dot_product_attention(q, k, v)
+    forward = 2 * (2 * b * h * n * n * d)
+    assert counter.get_total_flops() == forward
+    with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
+        out.sum().backward()
+    assert counter.get_total_flops() == forward * 5 // 2
