@@ -30,6 +30,7 @@ Writes OUT/<arm>.json and OUT/results.json and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -38,6 +39,7 @@ import time
 from pathlib import Path
 
 import torch
+from job_pool import run_pool
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,16 +249,8 @@ def main() -> None:
     a = ap.parse_args()
     if a.worker:
         return train_worker(a)
-    running: list[subprocess.Popen] = []
-    for width in a.widths:
-        for mode in a.modes:
-            while len(running) >= a.jobs:
-                time.sleep(5)
-                running = [p for p in running if p.poll() is None]
-            if (p := start_arm(a, mode, width)) is not None:
-                running.append(p)
-    for p in running:
-        p.wait()
+    arms = [(mode, width) for width in a.widths for mode in a.modes]
+    run_pool((functools.partial(start_arm, a, mode, width) for mode, width in arms), a.jobs)
     rows = [r for w in a.widths for m in a.modes if (r := load_row(Path(a.out), w, m))]
     Path(a.out, "results.json").write_text(json.dumps(rows, indent=1))
     print(f"\n{a.steps} steps per arm, batch {rows[0]['batch'] if rows else '?'}, one thread, "

@@ -29,12 +29,15 @@ skipped on a rerun. Writes OUT/results.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from job_pool import run_pool
 
 ROOT = Path(__file__).resolve().parent.parent
 ARMS = {
@@ -145,15 +148,7 @@ def main() -> None:
         return train_worker(a)
     jobs = [(arm, k) for k in a.ks for arm in ("scratch", "inflated")]
     jobs += [("uncaptioned", k) for k in a.uncaptioned_ks]
-    running: list[subprocess.Popen] = []
-    for arm, k in jobs:
-        while len(running) >= a.jobs:
-            time.sleep(5)
-            running = [p for p in running if p.poll() is None]
-        if (p := run_arm(a, arm, k)) is not None:
-            running.append(p)
-    for p in running:
-        p.wait()
+    run_pool((functools.partial(run_arm, a, arm, k) for arm, k in jobs), a.jobs)
     rows = table(a)
     Path(a.out, "results.json").write_text(json.dumps(rows, indent=1))
     print(f"\n{a.budget_min:g} min of training per arm, 1 CPU thread, {a.jobs} arms at a time; "

@@ -52,7 +52,7 @@ def test_peak_table_and_errors(gpu):
         gpu.main(["--smoke", "--models", "unet-huge"])
 
 
-def test_attention_quality_counts_cpu_attention():
+def test_attention_quality_counts_cpu_attention(monkeypatch):
     """The scaling benchmark's FLOP counter sees the CPU attention kernel, forward and backward:
     Q K^T and P V are B * heads * L * L * d multiply-adds each; going back the scores are recomputed
     and dV, dP, dQ, dK formed: five such products (torch's own formulas for the CUDA kernels)."""
@@ -60,6 +60,7 @@ def test_attention_quality_counts_cpu_attention():
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # its sibling job_pool, as a script
     spec = importlib.util.spec_from_file_location(
         "bench_aq", ROOT / "benchmarks/attention_quality.py"
     )
