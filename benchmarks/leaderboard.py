@@ -211,7 +211,7 @@ def real_clips(pipe, n: int) -> torch.Tensor:
 
 def shipped_rows() -> list[tuple]:
     """The shipped models' rows from their recorded ``eval.json`` (the network's parameters only)."""
-    from safetensors import safe_open
+    from vidiff.registry import parameter_count
 
     rows = []
     for folder, label, network, prefix, clock, target in SHIPPED:
@@ -219,9 +219,7 @@ def shipped_rows() -> list[tuple]:
             continue
         figures = json.loads((ROOT / folder / "eval.json").read_text())
         r = figures["rows"][0]
-        with safe_open(str(ROOT / folder / "model.safetensors"), "pt") as f:
-            keys = [k for k in f.keys() if k.startswith(prefix)]  # noqa: SIM118 (not iterable)
-            params = sum(math.prod(f.get_slice(k).get_shape()) for k in keys)
+        params = parameter_count(ROOT / folder / "model.safetensors", prefix)
         rows.append((f"{label} ({r['setting']})", r["num_videos"],
                      f"{100 * r['adherence']:.1f}% / {100 * r['adherence_heldout']:.1f}%",
                      f"{r['flicker_median']:.4f}", f"{r['jitter_median']:.2f}",

@@ -178,13 +178,16 @@ class ModelEntry:
         }
 
 
-def _parameter_count(weights: Path) -> int:
-    """Number of values in a safetensors file, read from its header only."""
+def parameter_count(weights: Path, prefix: str = "") -> int:
+    """Number of values in a safetensors file (of the tensors whose names start with ``prefix``,
+    e.g. ``denoiser.`` for a pipeline's network alone), read from its header only."""
     from safetensors import safe_open
 
     total = 0
     with safe_open(str(weights), "pt") as f:
         for key in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+            if not key.startswith(prefix):
+                continue
             count = 1
             for n in f.get_slice(key).get_shape():
                 count *= n
@@ -219,7 +222,7 @@ def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
         width=width,
         steps=steps,
         sampler=sampler,
-        parameters=_parameter_count(path / WEIGHTS_NAME),
+        parameters=parameter_count(path / WEIGHTS_NAME),
         bytes=(path / WEIGHTS_NAME).stat().st_size,
         figures=read_figures(path),
         temporal_compression=tc,
@@ -241,6 +244,7 @@ __all__ = [
     "list_models",
     "model_kind",
     "model_reference",
+    "parameter_count",
     "read_figures",
     "recorded_figures",
     "resolve_config_models",

@@ -28,14 +28,18 @@ def causal_chunks(net: nn.Module, x: torch.Tensor, tile: int | None, step: int, 
     return torch.cat(outs, dim=2)
 
 
+def tile_stride(tile: int, unit: int, overlap: float) -> int:
+    """The step between :func:`spatial_tiles`' tile origins: ``tile (1 - overlap)`` rounded down to
+    whole ``unit`` cells (at least one)."""
+    return max(unit, int(tile * (1 - overlap)) // unit * unit)
+
+
 def tile_origins(n: int, tile: int, unit: int, overlap: float) -> list[int]:
-    """Where :func:`spatial_tiles` starts its tiles along a side of ``n`` pixels: every ``stride =
-    tile (1 - overlap)`` (rounded down to whole ``unit`` cells), plus a last tile flush with the
-    end."""
+    """Where :func:`spatial_tiles` starts its tiles along a side of ``n`` pixels: every
+    :func:`tile_stride`, plus a last tile flush with the end."""
     if n <= tile:
         return [0]
-    stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
-    return sorted({*range(0, n - tile, stride), n - tile})
+    return sorted({*range(0, n - tile, tile_stride(tile, unit, overlap)), n - tile})
 
 
 def spatial_tiles(
@@ -66,7 +70,7 @@ def spatial_tiles(
         raise ValueError(f"tile_context must be >= 0, got {context}")
     if tile % unit or tile < 2 * unit:
         raise ValueError(f"tile_size must be a multiple of {unit} and >= {2 * unit}, got {tile}")
-    stride = max(unit, int(tile * (1 - overlap)) // unit * unit)
+    stride = tile_stride(tile, unit, overlap)
     ctx = -(-context // unit) * unit  # whole compression cells
     origins = lambda n: tile_origins(n, tile, unit, overlap)
 
