@@ -5,10 +5,13 @@ clip with a 3D-convolutional VQ-VAE (van den Oord et al., 2017, "Neural discrete
 learning") into a grid of discrete codes, then models the codes with a causal transformer
 (:mod:`vidiff.models.videogpt`). This file is the autoencoder:
 
-* **Encoder / decoder** are vidiff's causal 3D-conv stacks (:class:`vidiff.models.vae.Encoder` /
-  :class:`~vidiff.models.vae.Decoder`: causal 3D convs, stride-2 down/up sampling in space and time),
-  so a ``T = 1 + 4k`` clip maps to ``1 + k`` code frames, as for the causal VAE; 16-frame clips are
-  padded with their last frame (:meth:`VQVAE.pad_frames`) and cropped after decoding.
+* **Encoder / decoder** are vidiff's causal conv stacks (:class:`vidiff.models.vae.Encoder` /
+  :class:`~vidiff.models.vae.Decoder`), configured like the causal VAE: the preset ``vqvae-tiny``
+  is built as the shipped ``vae-shapes`` is (per-frame convs but for two causal 3-frame
+  downsampling convs, x4 space, no time compression, MSE), so a 16-frame 32x32 clip is 16 x 8 x 8
+  codes. With time compression (``vqvae-tiny-t4``: x4) a
+  ``T = 1 + 4k`` clip maps to ``1 + k`` code frames; other lengths are padded with their last frame
+  (:meth:`VQVAE.pad_frames`) and cropped after decoding.
 * **EMA codebook** (van den Oord et al. 2017, appendix A.1; VideoGPT): codes are not trained by
   gradients but are the exponential moving average of the encoder outputs assigned to them
   (cluster sizes with Laplace smoothing). The encoder is pulled to its code by the commitment loss
@@ -53,6 +56,7 @@ class VQVAEConfig:
     base_channels: int = 16
     channel_mult: tuple[int, ...] = (1, 2, 2)
     temporal_downsample: tuple[bool, ...] = (True, True)
+    time_kernel: tuple[int, ...] | None = None  # per level; 1: per-frame convs (VAEConfig's)
     num_res_blocks: int = 1
     norm: str = "group"
     ema_decay: float = 0.99  # codebook EMA
@@ -68,6 +72,8 @@ class VQVAEConfig:
     def __post_init__(self) -> None:
         self.channel_mult = tuple(self.channel_mult)
         self.temporal_downsample = tuple(bool(t) for t in self.temporal_downsample)
+        if self.time_kernel is not None:
+            self.time_kernel = tuple(int(k) for k in self.time_kernel)
         if self.code_dim < 2 or self.code_dim % 2:
             raise ValueError(f"code_dim must be an even number >= 2, got {self.code_dim}")
         if self.codebook_size < 2:
@@ -83,14 +89,26 @@ class VQVAEConfig:
             base_channels=self.base_channels,
             channel_mult=self.channel_mult,
             temporal_downsample=self.temporal_downsample,
+            time_kernel=self.time_kernel,
             num_res_blocks=self.num_res_blocks,
             norm=self.norm,
         )
 
 
 VQVAE_PRESETS: dict[str, VQVAEConfig] = {
-    # CPU: x4 space, x4 time (16 frames at 32x32 -> 5 x 8 x 8 = 320 codes), 256 codes of 16 dims.
-    "vqvae-tiny": VQVAEConfig(),
+    # CPU: the shipped causal VAE's lesson (vae-shapes, docs/latent-dit.md): x4 space, no time
+    # compression, per-frame convs (but two causal 3-frame downsampling convs), MSE -- 16 frames at
+    # 32x32 -> 16 x 8 x 8 = 1024 codes of 16 dims.
+    "vqvae-tiny": VQVAEConfig(
+        base_channels=32,
+        temporal_downsample=(False, False),
+        time_kernel=(1, 1, 1),
+        l1_weight=0.0,
+        l2_weight=1.0,
+    ),
+    # The first design (docs/leaderboard.md's early rows): 3D convs, x4 space and x4 time
+    # (16 frames -> 5 x 8 x 8 = 320 codes); its codebook stayed on the background.
+    "vqvae-tiny-t4": VQVAEConfig(),
     # tests
     "vqvae-test": VQVAEConfig(code_dim=4, codebook_size=16, base_channels=8),
 }
