@@ -14,10 +14,10 @@ from vidiff.models.vqvae import VQVAE, VectorQuantizer, codebook_usage, vqvae_co
 from vidiff.train.checkpoint import load_state
 
 
-def tiny_gpt() -> VideoGPT:
+def tiny_gpt(axial: bool = False) -> VideoGPT:
     torch.manual_seed(0)
-    cfg = VideoGPTConfig(vocab_size=6, text_len=3, codebook_size=5, num_codes=7, dim=16, depth=2,
-                         num_heads=2)  # fmt: skip
+    cfg = VideoGPTConfig(vocab_size=6, text_len=3, codebook_size=5, num_codes=8, dim=16, depth=2,
+                         num_heads=2, code_grid=(2, 2, 2), axial_positions=axial)  # fmt: skip
     return VideoGPT(cfg).eval()
 
 
@@ -61,7 +61,7 @@ def test_a_fresh_codebook_starts_on_encoder_outputs():
 
 def test_codebook_usage_is_reported():
     torch.manual_seed(0)
-    vq = VQVAE(vqvae_config("vqvae-test")).eval()
+    vq = VQVAE(vqvae_config("vqvae-test")).eval()  # 3D convs, x4 time
     usage = codebook_usage(vq, torch.rand(3, 3, 5, 8, 8))
     assert set(usage) == {"codes_used", "usage", "perplexity", "alive", "restarts"}
     assert 1 <= usage["codes_used"] <= 16 and 1 <= usage["perplexity"] <= usage["codes_used"] + 1e-4
@@ -75,12 +75,35 @@ def test_codebook_usage_is_reported():
     assert rec.shape == x.shape and codes.shape == (2, 5, 2, 2)
 
 
-def test_causal_mask_future_codes_do_not_change_past_logits():
-    model = tiny_gpt()
+def test_the_per_frame_preset_codes_each_frame_nearly_alone():
+    """vqvae-tiny is built like vae-shapes: a 16-frame 32x32 clip is 16 x 8 x 8 codes; the encoder
+    is per-frame but for its two causal 3-frame downsampling convs, so a frame reaches its own code
+    frame and the next four, never earlier ones, and the decoder is per-frame."""
+    torch.manual_seed(0)
+    vq = VQVAE(vqvae_config("vqvae-tiny")).eval()
+    assert vq.code_shape(16, 32, 32) == (16, 8, 8)
+    x = torch.rand(1, 3, 16, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = vq.encoder(x)
+        y = x.clone()
+        y[:, :, 5] = -y[:, :, 5]
+        dz = (vq.encoder(y) - z).abs().amax(dim=(0, 1, 3, 4))
+        codes = vq.quantizer.codes(z)
+        d = vq.decode(codes)
+        other = codes.clone()
+        other[:, 5] = (other[:, 5] + 1) % vq.quantizer.num_codes
+        dd = (vq.decode(other) - d).abs().amax(dim=(0, 1, 3, 4))
+    assert (dz[5:10] > 0).all() and dz[:5].eq(0).all() and dz[10:].eq(0).all()
+    assert dd[5] > 0 and torch.count_nonzero(dd) == 1
+
+
+@pytest.mark.parametrize("axial", [False, True])
+def test_causal_mask_future_codes_do_not_change_past_logits(axial):
+    model = tiny_gpt(axial)
     text = torch.tensor([[1, 2, 3], [1, 4, 0]])
-    codes = torch.randint(0, 5, (2, 7))
+    codes = torch.randint(0, 5, (2, 8))
     logits = model(text, codes)
-    assert logits.shape == (2, 7, 5)
+    assert logits.shape == (2, 8, 5)
     changed = codes.clone()
     changed[:, 4:] = (changed[:, 4:] + 1) % 5
     other = model(text, changed)
@@ -90,13 +113,14 @@ def test_causal_mask_future_codes_do_not_change_past_logits():
     assert not torch.allclose(other_text[0, 0], logits[0, 0])  # the caption prefix is seen
 
 
-def test_sampling_is_seeded_batch_independent_and_cached_correctly():
-    model = tiny_gpt()
+@pytest.mark.parametrize("axial", [False, True])
+def test_sampling_is_seeded_batch_independent_and_cached_correctly(axial):
+    model = tiny_gpt(axial)
     text = torch.tensor([[1, 2, 3], [1, 4, 0]])
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]
     a = sample_codes(model, text, gens([0, 1]), temperature=1.0, top_k=0)
     b = sample_codes(model, text, gens([0, 1]))
-    assert torch.equal(a, b) and a.shape == (2, 7)
+    assert torch.equal(a, b) and a.shape == (2, 8)
     assert torch.equal(sample_codes(model, text[1:], gens([1])), a[1:])
     draws = {tuple(sample_codes(model, text[:1], gens([s]))[0].tolist()) for s in range(6)}
     assert len(draws) > 1
@@ -119,8 +143,9 @@ def test_cli_two_stages_train_resume_export_generate(tmp_path, capsys):
     assert main([*vq, "train.steps=3", f"train.out_dir={vq_run}"]) == 0
     assert main(["export", str(vq_run), "-o", str(vq_dir)]) == 0
     assert isinstance(VQVAE.load(vq_dir), VQVAE)
+    # constant learning rate: a decay's schedule would depend on train.steps, which differ below
     gpt = ["train", "configs/shapes-videogpt.yaml", *tiny, "model.preset=videogpt-test",
-           f"model.vae={vq_dir}", "train.ckpt_every=2"]  # fmt: skip
+           f"model.vae={vq_dir}", "train.ckpt_every=2", "train.decay_steps=0"]  # fmt: skip
     a, b = tmp_path / "a", tmp_path / "b"
     assert main([*gpt, "train.steps=4", f"train.out_dir={a}"]) == 0
     assert main([*gpt, "train.steps=2", f"train.out_dir={b}"]) == 0
@@ -146,10 +171,23 @@ def test_cli_two_stages_train_resume_export_generate(tmp_path, capsys):
     assert "--top-k" in capsys.readouterr().err
 
 
+def test_axial_positions_mark_each_code_and_need_the_grid():
+    """The prior knows which grid cell it predicts (VideoGPT's axial positions): the same inputs at
+    another offset of the grid give other logits, and a grid that is not num_codes is refused."""
+    model = tiny_gpt(axial=True)
+    start = torch.full((1, 1), model.start_code)
+    here, there = model.code_inputs(start, 0), model.code_inputs(start, 5)
+    assert not torch.allclose(here, there)
+    assert torch.allclose(tiny_gpt().code_inputs(start, 0), tiny_gpt().code_inputs(start, 5))
+    with pytest.raises(ValueError, match="code_grid"):
+        VideoGPT(VideoGPTConfig(vocab_size=6, codebook_size=5, num_codes=8, code_grid=(2, 2, 3),
+                                axial_positions=True))  # fmt: skip
+
+
 def test_a_few_steps_reduce_the_prior_loss():
     model = tiny_gpt().train()
     text = torch.tensor([[1, 2, 3], [1, 4, 0]])
-    codes = torch.randint(0, 5, (2, 7), generator=torch.Generator().manual_seed(0))
+    codes = torch.randint(0, 5, (2, 8), generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     ce = lambda: torch.nn.functional.cross_entropy(model(text, codes).transpose(1, 2), codes)
     first = ce().item()

@@ -47,10 +47,11 @@ class VideoGPTPipeline(FamilyPipeline):
         self.code_grid = grid
         sizes = {"vocab_size": len(self.tokenizer.itos), "text_len": self.tokenizer.max_length,
                  "codebook_size": self.vqvae.config.codebook_size,
-                 "num_codes": grid[0] * grid[1] * grid[2]}  # fmt: skip
+                 "num_codes": grid[0] * grid[1] * grid[2], "code_grid": tuple(grid)}  # fmt: skip
         net = dict(config.model.net)
         for key, want in sizes.items():
-            if net.get(key, want) != want:
+            got = net.get(key, want)
+            if (tuple(got) if isinstance(got, list) else got) != want:
                 raise ValueError(
                     f"model.net.{key}={net[key]} disagrees with the data / VQ-VAE ({want}); "
                     "leave it unset"

@@ -6,7 +6,9 @@ read in raster order (time, then rows, then columns) and each is predicted from 
 conditioning is a **prefix**: the caption's word ids (fixed length, padded), then a start code, then
 the codes -- the layout of DALL-E (Ramesh et al., 2021) and CogVideo. Blocks are pre-norm (RMSNorm)
 with vidiff's attention op and RoPE (:mod:`vidiff.nn.attention`, :mod:`vidiff.nn.rope`) over the
-sequence position; a causal additive mask keeps position ``i`` blind to ``j > i``.
+sequence position; a causal additive mask keeps position ``i`` blind to ``j > i``. RoPE gives
+offsets only, so each code's input also carries VideoGPT's learned **axial position** (one table
+each for ``t'``, ``h'``, ``w'``, summed) of the code it predicts (``axial_positions``).
 
 :func:`sample_codes` draws the codes one at a time with a key/value cache, temperature and top-k
 (Fan et al., 2018); sample ``i``'s uniforms come from its own generator, so a clip depends on its
@@ -15,6 +17,7 @@ prompt and seed, not on its batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +49,10 @@ class VideoGPTConfig:
     text_len: int = 16  # caption prefix length (the tokenizer's max_length)
     codebook_size: int = 0
     num_codes: int = 0  # codes per clip, t' h' w'
+    code_grid: tuple[int, ...] = ()  # (t', h', w'), set from the VQ-VAE
+    # Learned axial positions of the code being predicted (VideoGPT's), added to RoPE's offsets:
+    # RoPE alone tells a token how far back another is, not where in the grid it stands.
+    axial_positions: bool = False
     dim: int = 128
     depth: int = 4
     num_heads: int = 4
@@ -61,11 +68,12 @@ class VideoGPTConfig:
                 f"dim={self.dim} must split into num_heads={self.num_heads} even-width heads"
             )
         check_sampling(self.temperature, self.top_k)
+        self.code_grid = tuple(int(n) for n in self.code_grid)
 
 
 VIDEOGPT_PRESETS: dict[str, VideoGPTConfig] = {
-    "videogpt-tiny": VideoGPTConfig(),  # CPU: 0.8M parameters
-    "videogpt-test": VideoGPTConfig(dim=32, depth=2, num_heads=2),
+    "videogpt-tiny": VideoGPTConfig(axial_positions=True),  # CPU: 0.8M parameters
+    "videogpt-test": VideoGPTConfig(dim=32, depth=2, num_heads=2, axial_positions=True),
 }
 
 
@@ -118,9 +126,18 @@ class VideoGPT(nn.Module):
                 "VideoGPT needs vocab_size, codebook_size and num_codes from its data and VQ-VAE, "
                 f"got {c.vocab_size}, {c.codebook_size}, {c.num_codes}"
             )
+        if c.axial_positions and (len(c.code_grid) != 3 or math.prod(c.code_grid) != c.num_codes):
+            raise ValueError(
+                f"axial_positions needs code_grid (t', h', w') of num_codes={c.num_codes} codes, "
+                f"got {list(c.code_grid)}"
+            )
         self.text_embed = nn.Embedding(c.vocab_size, c.dim)
         self.code_embed = nn.Embedding(c.codebook_size + 1, c.dim)  # + the start code
         self.rope = RoPE((c.dim // c.num_heads,))
+        if c.axial_positions:
+            self.axial = nn.ParameterList(
+                nn.Parameter(torch.randn(n, c.dim) * 0.02) for n in c.code_grid
+            )
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
         self.norm = RMSNorm(c.dim)
         self.head = nn.Linear(c.dim, c.codebook_size, bias=False)
@@ -129,10 +146,20 @@ class VideoGPT(nn.Module):
     def start_code(self) -> int:
         return self.config.codebook_size
 
+    def code_inputs(self, inputs: torch.Tensor, first: int) -> torch.Tensor:
+        """Embeddings of the input codes ``(B, L)`` (the start code or code ``i - 1``) that predict
+        codes ``first .. first + L - 1``, with the axial position of the code each predicts."""
+        x = self.code_embed(inputs)
+        if self.config.axial_positions:
+            t, h, w = self.config.code_grid
+            pos = self.axial[0][:, None, None] + self.axial[1][:, None] + self.axial[2]
+            x = x + pos.reshape(t * h * w, -1)[first : first + inputs.shape[1]]
+        return x
+
     def _embed(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         start = torch.full_like(codes[:, :1], self.start_code)
         inputs = torch.cat([start, codes[:, :-1]], dim=1)  # shifted right: code i sees codes < i
-        return torch.cat([self.text_embed(text), self.code_embed(inputs)], dim=1)
+        return torch.cat([self.text_embed(text), self.code_inputs(inputs, 0)], dim=1)
 
     def _run(self, x: torch.Tensor, offset: int, cache: dict | None) -> torch.Tensor:
         length = x.shape[1]
@@ -170,7 +197,7 @@ def sample_codes(
     check_sampling(temperature, top_k)
     b, dev = text.shape[0], text.device
     start = torch.full((b, 1), model.start_code, dtype=torch.long, device=dev)
-    x = torch.cat([model.text_embed(text), model.code_embed(start)], dim=1)
+    x = torch.cat([model.text_embed(text), model.code_inputs(start, 0)], dim=1)
     cache: dict = {}
     logits = model._run(x, 0, cache)[:, -1]
     offset = x.shape[1]
@@ -186,7 +213,7 @@ def sample_codes(
         code = torch.searchsorted(cdf, u).clamp_max(logits.shape[-1] - 1)  # (B, 1)
         out.append(code)
         if i + 1 < c.num_codes:
-            logits = model._run(model.code_embed(code), offset, cache)[:, -1]
+            logits = model._run(model.code_inputs(code, i + 1), offset, cache)[:, -1]
             offset += 1
     return torch.cat(out, dim=1)
 
