@@ -53,6 +53,9 @@ class GANConfig:
     r1_gamma: float = 0.1  # R1 weight: gamma / 2 * |grad_x D(x_real)|^2 (0 disables it)
     disc_lr_mult: float = 1.0
     image_weight: float = 1.0  # share of the image discriminator in both losses
+    # Matching-aware critics (Reed et al., 2016, GAN-INT-CLS): a real clip under another clip's
+    # caption is scored as fake, with this weight (0: off), so the critics must read the caption.
+    mismatch_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size & (self.size - 1):
@@ -61,6 +64,8 @@ class GANConfig:
             raise ValueError(f"GAN num_frames must be >= 2, got {self.num_frames}")
         if self.r1_gamma < 0:
             raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        if self.mismatch_weight < 0:
+            raise ValueError(f"mismatch_weight must be >= 0, got {self.mismatch_weight}")
 
 
 GAN_PRESETS: dict[str, GANConfig] = {

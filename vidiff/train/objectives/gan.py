@@ -7,7 +7,11 @@ its backward leaves no gradient on them. The discriminators are one *extra step*
 ``relu(1 - D(real)) + relu(1 + D(fake))`` for both critics plus the R1 penalty ``gamma / 2 *
 |grad_x D(real)|^2`` (Mescheder et al., 2018, "Which training methods for GANs do actually
 converge?"), which keeps the critic flat on the data and the game from oscillating. Each critic is
-spectrally normalised (:mod:`vidiff.models.gan`).
+spectrally normalised (:mod:`vidiff.models.gan`). With ``mismatch_weight`` the critics are also
+*matching-aware* (Reed et al., 2016, "Generative adversarial text to image synthesis"): a real clip
+paired with the next clip's caption (where the two captions differ) is one more negative,
+``mismatch_weight * relu(1 + D(real, wrong caption))``, so the critics cannot ignore the caption
+and the generator is pushed towards the prompt, not just towards plausible clips.
 
 Every random draw of sample ``i`` (content code, motion noise) comes from ``seeds[i]``, so the
 trainer's resume is exact. State-dict keys: ``pipe.generator.*`` (what ``vidiff export`` writes, as
@@ -106,6 +110,12 @@ class GANObjective(nn.Module):
             loss = loss + self.config.r1_gamma / 2 * r1_penalty(
                 self._critic_score(r_img, r_vid), real
             )
+        if self.config.mismatch_weight > 0 and len(captions) > 1:
+            wrong = captions[1:] + captions[:1]
+            differs = torch.tensor([a != b for a, b in zip(captions, wrong)], device=loss.device)
+            m_img, m_vid = self.critics(real.detach(), wrong)
+            mismatch = w * F.relu(1 + m_img).mean(1) + F.relu(1 + m_vid)
+            loss = loss + self.config.mismatch_weight * mismatch * differs
         return loss
 
 
