@@ -12,8 +12,10 @@ diffusion"), WALT (Gupta et al., 2023) and the Wan-VAE (Wan team, 2025):
   so time is mixed only at the coarse levels, as Open-Sora's VAE puts a temporal VAE over a
   per-frame 2D one: a third of a 3D conv's multiply-adds (a training step of the 32-64-wide net
   takes about half the time), and on MovingShapes it leaves the background-only plateau sooner
-  (docs/latent-dit.md). The shipped ``vae-shapes`` is per-frame at every level and compresses
-  space only (x4, 8 channels).
+  (docs/latent-dit.md). The shipped ``vae-shapes`` compresses space only (x4, 8 channels) with
+  per-frame convs at every level; only the encoder's two stride-2 downsampling convs keep a causal
+  3-tap time kernel, so its latent frame ``j`` sees frames ``j - 4 .. j`` (the decoder is per-frame
+  throughout).
 * Temporal downsampling is a causal conv with temporal stride 2 (``1 + 2m -> 1 + m`` frames);
   temporal upsampling is a causal depth-to-time conv that makes two frames per frame and drops the
   first frame's extra one (``1 + m -> 1 + 2m``), as in MAGVIT-v2 / CogVideoX.
@@ -139,7 +141,8 @@ class VAEConfig:
 
 VAE_PRESETS: dict[str, VAEConfig] = {
     # The shipped `vae-shapes` (configs/vae-shapes.yaml, `make vae`): spatial x4, no temporal
-    # compression, 8 latent channels, per-frame convs; MSE loss. Why: docs/latent-dit.md.
+    # compression, 8 latent channels, per-frame convs (but the two downsampling convs: causal,
+    # 3 frames); MSE loss. Why: docs/latent-dit.md.
     "vae-shapes": VAEConfig(
         base_channels=32,
         channel_mult=(1, 2, 2),
