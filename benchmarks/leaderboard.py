@@ -7,8 +7,8 @@ of each split) -- reusing ``<out>/<name>/metrics.json`` when it is there -- and 
 not measure:
 
 * **parameters** of the exported model (the VideoGPT row: VQ-VAE + prior);
-* **training wall-clock** from the run's ``metrics.jsonl`` (first to last logged step, extrapolated
-  to step 0: the machine's 2 shared cores, ``OMP_NUM_THREADS=1``);
+* **training wall-clock** from the run's ``metrics.jsonl`` (logged steps over their logged speed; a
+  resume's gap not counted: the machine's 2 shared cores, ``OMP_NUM_THREADS=1``);
 * **mode collapse**: mean RMS pixel distance between clips of one prompt across 8 seeds (8 prompts),
   next to the same measure on real clips sharing a caption; ``dupes`` counts near-identical pairs;
 * **codebook collapse** (VideoGPT): codes used and perplexity of the VQ-VAE on the real clips.
@@ -36,20 +36,17 @@ ROOT = Path(__file__).resolve().parents[1]
 # name, exported model, training run, the commands that reproduce it
 ENTRIES = [
     ("GAN (MoCoGAN-style)", "runs/shapes-gan/model", ["runs/shapes-gan"],
-     "vidiff train configs/shapes-gan.yaml train.steps=400; "
-     "vidiff export runs/shapes-gan -o runs/shapes-gan/model"),
-    ("VideoGPT (VQ-VAE + prior)", "runs/shapes-videogpt/model",
+     "vidiff train configs/shapes-gan.yaml; vidiff export runs/shapes-gan -o runs/shapes-gan/model"),
+    ("GAN without matching-aware critics (ablation)", "runs/shapes-gan-plain/model",
+     ["runs/shapes-gan-plain"],
+     "vidiff train configs/shapes-gan.yaml model.net.mismatch_weight=0 "
+     "train.out_dir=runs/shapes-gan-plain; vidiff export runs/shapes-gan-plain -o "
+     "runs/shapes-gan-plain/model"),
+    ("VideoGPT (per-frame VQ-VAE + axial prior)", "runs/shapes-videogpt/model",
      ["runs/shapes-vqvae", "runs/shapes-videogpt"],
      "vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
-     "vidiff/assets/shapes-vqvae; vidiff train configs/shapes-videogpt.yaml train.steps=300; "
+     "vidiff/assets/shapes-vqvae (= make vqvae); vidiff train configs/shapes-videogpt.yaml; "
      "vidiff export runs/shapes-videogpt -o runs/shapes-videogpt/model"),
-    ("VideoGPT, restart-fixed VQ-VAE", "runs/shapes-videogpt-v2/model",
-     ["runs/shapes-vqvae-v2", "runs/shapes-videogpt-v2"],
-     "vidiff train configs/shapes-vqvae.yaml train.steps=150 train.out_dir=runs/shapes-vqvae-v2; "
-     "vidiff export runs/shapes-vqvae-v2 -o runs/shapes-vqvae-v2/model; vidiff train "
-     "configs/shapes-videogpt.yaml model.vae=runs/shapes-vqvae-v2/model train.steps=600 "
-     "train.out_dir=runs/shapes-videogpt-v2; vidiff export runs/shapes-videogpt-v2 -o "
-     "runs/shapes-videogpt-v2/model"),
 ]  # fmt: skip
 # Shipped models: their eval.json (recorded at N = 256) makes their rows.
 # folder, label, network name, parameter prefix, training wall-clock, make target
@@ -63,6 +60,19 @@ SHIPPED = [
 
 RECORDED = [
     # name, N, adherence in / held-out, flicker, jitter, FD in (floor), s/video, params, wall-clock, source
+    # The first short runs (2026-12-04, beside other jobs; their folders are gone).
+    ("GAN, first short run (400 steps)", 64, "0.0% / 0.0%", "0.0033", "0.25", "125.9 / 142.1", "0.15",
+     "0.33M", "37 min (400 steps)",
+     "this page, 2026-12-04; `vidiff train configs/shapes-gan.yaml train.steps=400`"),
+    ("VideoGPT, 3D-conv x4-time VQ-VAE before the codebook fix", 64, "0.0% / 0.0%", "0.0002",
+     "n/a", "175.5 / 175.8", "1.21", "1.46M", "41 min (300 + 300 steps)",
+     "this page, 2026-12-04 (7 of 256 codes used; the old restart rule is gone, so not reproducible)"),
+    ("VideoGPT, 3D-conv x4-time VQ-VAE, restart-fixed", 64, "0.0% / 0.0%", "0.0007", "n/a",
+     "171.5 / 172.6", "0.34", "1.46M", "17 min (150 + 600 steps)",
+     "this page, 2026-12-04; `vidiff train configs/shapes-vqvae.yaml model.preset=vqvae-tiny-t4 "
+     "train.steps=150 train.warmup_steps=20 train.decay_steps=0 train.out_dir=V`, `vidiff train "
+     "configs/shapes-videogpt.yaml model.vae=V/model model.net.axial_positions=false train.steps=600 "
+     "train.decay_steps=0`"),
     ("pixel U-Net teacher of the shipped model, DPM++ 16 steps, CFG 2", 128, "99.2% / 98.4%", "0.0097", "0.18",
      "5.0 / 4.2", "7.4", "unet-tiny", "~3 h (5,000 steps)",
      "docs/default-model.md; `vidiff eval --model runs/default-model/teacher --num-videos 128`"),
@@ -83,7 +93,9 @@ def parameters(model) -> int:
 
 
 def wall_clock(runs: list[str]) -> tuple[float, str] | None:
-    """Seconds of training summed over ``runs`` (extrapolated to step 0) and their steps."""
+    """Seconds of training summed over ``runs`` and their steps: each logged row's steps divided by
+    its ``it_per_s``, a resumed run's repeated steps counted once (its last log), so the time a run
+    stood stopped between a crash and its resume is not counted."""
     total, steps = 0.0, []
     if not runs:
         return None
@@ -92,13 +104,14 @@ def wall_clock(runs: list[str]) -> tuple[float, str] | None:
         if not path.is_file():
             return None
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        rows = [r for r in rows if "time" in r and "step" in r]
-        if len(rows) < 2:
+        by_step = {r["step"]: r for r in rows if r.get("it_per_s") and "step" in r}
+        if not by_step:
             return None
-        first, last = rows[0], rows[-1]
-        rate = (last["time"] - first["time"]) / max(1, last["step"] - first["step"])
-        total += rate * last["step"]
-        steps.append(str(last["step"]))
+        previous = 0
+        for step in sorted(by_step):
+            total += (step - previous) / by_step[step]["it_per_s"]
+            previous = step
+        steps.append(str(previous))
     return total, " + ".join(steps)
 
 
@@ -187,10 +200,12 @@ def main() -> None:
         if getattr(pipe, "family", "") == "videogpt":
             ds_clips = real_clips(pipe, args.num_videos)
             usage = codebook_usage(pipe.vqvae, ds_clips)
-            extras.append(f"- **{name}** codebook on {len(ds_clips)} real clips: "
+            rec = vq_reconstruction(pipe.vqvae, ds_clips)
+            extras.append(f"- **{name}** codebook on {len(ds_clips)} real held-out clips: "
                           f"{usage['codes_used']} of {pipe.vqvae.config.codebook_size} codes used, "
                           f"perplexity {usage['perplexity']:.1f}, EMA-alive {100 * usage['alive']:.0f}%, "
-                          f"{usage['restarts']} dead-code restarts in training.")  # fmt: skip
+                          f"{usage['restarts']} dead-code restarts in training; reconstruction "
+                          f"PSNR {rec['psnr']:.1f} dB, colour error {rec['colour_error']:.1f} levels.")  # fmt: skip
         print(f"{name}: {rows[-1]} ({time.time() - t0:.0f} s)", flush=True)
     write_doc(ROOT / args.doc, rows, extras, real_div, args, shipped_rows())
 
@@ -207,6 +222,21 @@ def real_clips(pipe, n: int) -> torch.Tensor:
     from vidiff.eval.runner import eval_sets
 
     return eval_sets("shapes", n, pipe.num_frames, pipe.size, 0, ("heldout",))[0].real
+
+
+@torch.no_grad()
+def vq_reconstruction(vqvae, clips: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
+    """Mean PSNR (dB) and colour error (8-bit levels) of the VQ-VAE's reconstructions of ``[0, 1]``
+    clips: what the prior's codes can express at best."""
+    from vidiff.eval.reconstruction import colour_error, psnr
+
+    p, c = [], []
+    for start in range(0, len(clips), batch_size):
+        x = clips[start : start + batch_size]
+        rec = ((vqvae(x * 2 - 1)[0] + 1) / 2).clamp(0, 1)
+        p.append(psnr(rec, x))
+        c.append(colour_error(rec, x))
+    return {"psnr": float(torch.cat(p).mean()), "colour_error": float(torch.cat(c).mean())}
 
 
 def shipped_rows() -> list[tuple]:
@@ -277,7 +307,8 @@ at the same N (compare FD only at equal N).
 **Mode collapse** is measured, not assumed: "same-prompt diversity" is the mean RMS pixel distance
 between the clips one prompt gives under 8 seeds (8 prompts, 224 pairs), with the count of
 near-identical pairs (RMS < 0.01); real MovingShapes clips sharing a caption differ by
-{real_div} on the same measure. **Codebook collapse**:
+{real_div} on the same measure. **Codebook collapse**, and what the codes can express at best (the
+VQ-VAE's reconstruction of the same clips):
 
 {extras}
 
@@ -291,9 +322,11 @@ Commands (training with `OMP_NUM_THREADS=1`):
 
 ## Reading it
 
-These are short CPU runs: the GAN and VideoGPT rows trained for well under an hour each, beside other
-jobs, against the shipped diffusion model's ~3 hours plus distillation. They show where each family
-stands after a small budget, not what each can reach.
+The GAN and VideoGPT rows trained on one thread each of the 2-core machine, side by side (74 and
+98 min: about 75-100 thread-minutes); the shipped latent DiT took 52 min on both threads (~104
+thread-minutes, plus its VAE's 44 min), the shipped pixel U-Net about 3 hours plus distillation. So
+the latent DiT is the diffusion row at a comparable budget; the U-Net had more. These are small CPU
+budgets: they show where each family stands after them, not what each can reach.
 """
 
 

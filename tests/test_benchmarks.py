@@ -80,3 +80,30 @@ def test_attention_quality_counts_cpu_attention(monkeypatch):
     with FlopCounterMode(display=False, custom_mapping=mapping) as counter:
         out.sum().backward()
     assert counter.get_total_flops() == forward * 5 // 2
+
+
+def test_leaderboard_wall_clock_skips_the_time_a_run_stood_stopped(tmp_path, monkeypatch):
+    """Training wall-clock = logged steps over their logged speed; a resumed run re-logs steps from
+    its checkpoint (the last log counts) and the hours between crash and resume are not counted."""
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_lb", ROOT / "benchmarks" / "leaderboard.py"
+    )
+    leaderboard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(leaderboard)
+    monkeypatch.setattr(leaderboard, "ROOT", tmp_path)
+    rows = [
+        (25, 0.0, 1.0),
+        (50, 25.0, 1.0),
+        (75, 50.0, 1.0),  # then a crash; hours later, a resume from the step-50 checkpoint
+        (75, 9050.0, 0.5),
+        (100, 9100.0, 0.5),
+    ]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text(
+        "".join(json.dumps({"step": s, "time": t, "it_per_s": r}) + "\n" for s, t, r in rows)
+    )
+    seconds, steps = leaderboard.wall_clock(["run"])
+    assert steps == "100" and seconds == pytest.approx(25 + 25 + 50 + 50)
+    assert leaderboard.wall_clock(["missing"]) is None
