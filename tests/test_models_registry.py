@@ -122,3 +122,15 @@ def test_config_names_a_shipped_vae(assets):
     cfg = load_config(None, ["model.arch=dit", "model.vae=shapes-vqvae"])
     with pytest.raises(UserError, match="make vqvae"):
         resolve_config_models(cfg, assets)
+
+
+def test_an_installed_vqvae_is_an_autoencoder_not_a_generator(assets):
+    """`make vqvae` installs shapes-vqvae into the assets: `vidiff models` lists it as a VQ-VAE and
+    the serve catalogue leaves it out, as it does the video VAE (it generates nothing)."""
+    from vidiff.app.catalog import find_models
+    from vidiff.models.vqvae import VQVAE, vqvae_config
+
+    VQVAE(vqvae_config("vqvae-test")).save(assets / "shapes-vqvae")
+    entry = {e.name: e for e in list_models(assets)}["shapes-vqvae"]
+    assert (entry.kind, entry.frames, entry.temporal_compression) == ("VQ-VAE", None, 4)
+    assert list(find_models(assets=assets)) == ["micro-unet"]

@@ -91,10 +91,20 @@ def resolve_config_models(config: Any, assets: Path = ASSETS) -> Any:
     return config
 
 
+# Autoencoder folders (``{"arch": ..., arch: {...}}``): they encode and decode, they generate nothing.
+AUTOENCODERS = {"vae": "video VAE", "vqvae": "VQ-VAE"}
+
+
+def is_autoencoder(config: dict) -> bool:
+    """Whether a ``config.json`` is an autoencoder's (a video VAE or a VQ-VAE), not a generator's."""
+    return config.get("arch") in AUTOENCODERS
+
+
 def model_kind(config: dict) -> str:
-    """What a model is, from its ``config.json``: ``pixel U-Net``, ``latent DiT``, ``video VAE``..."""
-    if config.get("arch") == "vae":
-        return "video VAE"
+    """What a model is, from its ``config.json``: ``pixel U-Net``, ``latent DiT``, ``video VAE``,
+    ``VQ-VAE``..."""
+    if is_autoencoder(config):
+        return AUTOENCODERS[config["arch"]]
     model = config.get("model") or {}
     arch = model.get("arch")
     latent = model.get("vae") is not None or model.get("vae_config") is not None
@@ -206,9 +216,10 @@ def describe_model(path: str | Path, name: str | None = None) -> ModelEntry:
     path = model_folder(path)
     config = read_json(path / CONFIG_NAME)
     tc = None
-    if config.get("arch") == "vae":
+    if is_autoencoder(config):
         frames = height = width = steps = sampler = None
-        tc = 2 ** sum(bool(t) for t in (config.get("vae") or {}).get("temporal_downsample", ()))
+        downsample = (config.get(config["arch"]) or {}).get("temporal_downsample", ())
+        tc = 2 ** sum(bool(t) for t in downsample)
     else:
         video, diffusion = config.get("video") or {}, config.get("diffusion") or {}
         frames, height = video.get("num_frames"), video.get("size")
@@ -238,10 +249,12 @@ __all__ = [
     "ALIASES",
     "FIGURES",
     "ASSETS",
+    "AUTOENCODERS",
     "RECIPES",
     "ModelEntry",
     "describe_model",
     "list_models",
+    "is_autoencoder",
     "model_kind",
     "model_reference",
     "parameter_count",

@@ -15,7 +15,7 @@ from vidiff.config import PipelineConfig, load_pipeline_config
 from vidiff.files import CONFIG_NAME, model_folder
 from vidiff.registry import (
     ASSETS,
-    model_kind,
+    is_autoencoder,
     read_figures,
     recorded_figures,
     resolve_model,
@@ -64,7 +64,7 @@ def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
 
 def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[str, ModelInfo]:
     """Name -> model: the shipped video models (:func:`vidiff.registry.shipped_models`, sorted by
-    folder name; a shipped VAE generates nothing and is left out), then each folder or shipped name
+    folder name; a shipped or installed autoencoder generates nothing and is left out), then each folder or shipped name
     in ``extra``.
 
     A name is the folder's name; a later folder of the same name is named by its path instead.
@@ -72,9 +72,7 @@ def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[s
     from vidiff.files import read_json
 
     folders = [
-        p
-        for p in shipped_models(assets).values()
-        if model_kind(read_json(p / CONFIG_NAME)) != "video VAE"
+        p for p in shipped_models(assets).values() if not is_autoencoder(read_json(p / CONFIG_NAME))
     ]
     extra_folders = [resolve_model(m, "--model", assets) for m in extra or []]
     models: dict[str, ModelInfo] = {}
