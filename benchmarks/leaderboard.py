@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = [
     ("GAN (MoCoGAN-style)", "runs/shapes-gan/model", ["runs/shapes-gan"],
      "vidiff train configs/shapes-gan.yaml; vidiff export runs/shapes-gan -o runs/shapes-gan/model"),
-    ("GAN without matching-aware critics (ablation)", "runs/shapes-gan-plain/model",
-     ["runs/shapes-gan-plain"],
-     "vidiff train configs/shapes-gan.yaml model.net.mismatch_weight=0 "
-     "train.out_dir=runs/shapes-gan-plain; vidiff export runs/shapes-gan-plain -o "
-     "runs/shapes-gan-plain/model"),
+    ("GAN with matching-aware critics (ablation)", "runs/shapes-gan-matching/model",
+     ["runs/shapes-gan-matching"],
+     "vidiff train configs/shapes-gan.yaml model.net.mismatch_weight=0.5 "
+     "train.out_dir=runs/shapes-gan-matching; vidiff export runs/shapes-gan-matching -o "
+     "runs/shapes-gan-matching/model"),
     ("VideoGPT (per-frame VQ-VAE + axial prior)", "runs/shapes-videogpt/model",
      ["runs/shapes-vqvae", "runs/shapes-videogpt"],
      "vidiff train configs/shapes-vqvae.yaml; vidiff export runs/shapes-vqvae -o "
@@ -322,8 +322,8 @@ Commands (training with `OMP_NUM_THREADS=1`):
 
 ## Reading it
 
-The GAN and VideoGPT rows trained on one thread each of the 2-core machine, side by side (74 and
-98 min: about 75-100 thread-minutes); the shipped latent DiT took 52 min on both threads (~104
+The GAN and VideoGPT rows trained on one thread each of the 2-core machine, side by side (68 and
+98 min: about 70-100 thread-minutes); the shipped latent DiT took 52 min on both threads (~104
 thread-minutes, plus its VAE's 44 min), the shipped pixel U-Net about 3 hours plus distillation. So
 the latent DiT is the diffusion row at a comparable budget; the U-Net had more. These are small CPU
 budgets: they show where each family stands after them, not what each can reach.
