@@ -64,8 +64,8 @@ def read_model(path: str | Path, name: str | None = None) -> ModelInfo:
 
 def find_models(extra: list[str] | None = None, assets: Path = ASSETS) -> dict[str, ModelInfo]:
     """Name -> model: the shipped video models (:func:`vidiff.registry.shipped_models`, sorted by
-    folder name; a shipped or installed autoencoder generates nothing and is left out), then each folder or shipped name
-    in ``extra``.
+    folder name; a shipped or installed autoencoder generates nothing and is left out), then each
+    folder or shipped name in ``extra``.
 
     A name is the folder's name; a later folder of the same name is named by its path instead.
     """

@@ -151,9 +151,9 @@ class VideoGPT(nn.Module):
         codes ``first .. first + L - 1``, with the axial position of the code each predicts."""
         x = self.code_embed(inputs)
         if self.config.axial_positions:
-            t, h, w = self.config.code_grid
-            pos = self.axial[0][:, None, None] + self.axial[1][:, None] + self.axial[2]
-            x = x + pos.reshape(t * h * w, -1)[first : first + inputs.shape[1]]
+            _, h, w = self.config.code_grid
+            i = torch.arange(first, first + inputs.shape[1], device=inputs.device)
+            x = x + self.axial[0][i // (h * w)] + self.axial[1][i // w % h] + self.axial[2][i % w]
         return x
 
     def _embed(self, text: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

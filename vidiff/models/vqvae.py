@@ -9,9 +9,9 @@ learning") into a grid of discrete codes, then models the codes with a causal tr
   :class:`~vidiff.models.vae.Decoder`), configured like the causal VAE: the preset ``vqvae-tiny``
   is built as the shipped ``vae-shapes`` is (per-frame convs but for two causal 3-frame
   downsampling convs, x4 space, no time compression, MSE), so a 16-frame 32x32 clip is 16 x 8 x 8
-  codes. With time compression (``vqvae-tiny-t4``: x4) a
-  ``T = 1 + 4k`` clip maps to ``1 + k`` code frames; other lengths are padded with their last frame
-  (:meth:`VQVAE.pad_frames`) and cropped after decoding.
+  codes. With time compression (``vqvae-tiny-t4``: x4) a ``T = 1 + 4k`` clip maps to ``1 + k`` code
+  frames; other lengths are padded with their last frame (:meth:`VQVAE.pad_frames`) and cropped
+  after decoding.
 * **EMA codebook** (van den Oord et al. 2017, appendix A.1; VideoGPT): codes are not trained by
   gradients but are the exponential moving average of the encoder outputs assigned to them
   (cluster sizes with Laplace smoothing). The encoder is pulled to its code by the commitment loss

@@ -4,10 +4,11 @@ At the highest noise levels the best denoiser outputs the prompt's *mean clip*; 
 that is a band on the left early and on the right late. A network reaches such a layout only
 through a product of prompt, frame and position features, and that regime is a few percent of
 training, so it learns the layout slowly if at all while colour and shape are already right
-(docs/recipe.md, "Why direction comes last"; docs/latent-dit.md for the DiT). :class:`LayoutPrior` learns that mean clip
-from the pooled prompt directly, through one small MLP, as extra input channels: a learnt,
-end-to-end version of the text-to-layout stage of layout-guided video generation (LVD, Lian et al.
-2023). Its read-out starts at zero, so a net with it computes what it would without it.
+(docs/recipe.md, "Why direction comes last"; docs/latent-dit.md for the DiT). :class:`LayoutPrior`
+learns that mean clip from the pooled prompt directly, through one small MLP, as extra input
+channels: a learnt, end-to-end version of the text-to-layout stage of layout-guided video
+generation (LVD, Lian et al. 2023). Its read-out starts at zero, so a net with it computes what it
+would without it.
 """
 
 from __future__ import annotations

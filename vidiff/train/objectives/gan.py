@@ -103,9 +103,10 @@ class GANObjective(nn.Module):
         real = (video * 2 - 1).detach().requires_grad_(self.config.r1_gamma > 0)
         r_img, r_vid = self.critics(real, captions)
         f_img, f_vid = self.critics(fake, captions)
-        w = self.config.image_weight
-        loss = w * (F.relu(1 - r_img).mean(1) + F.relu(1 + f_img).mean(1))
-        loss = loss + F.relu(1 - r_vid) + F.relu(1 + f_vid)
+        # both critics' hinge, weighted as their scores: relu(1 - D) real, relu(1 + D) fake
+        hinge = lambda img, vid, sign: self._critic_score(F.relu(1 + sign * img),
+                                                          F.relu(1 + sign * vid))  # fmt: skip
+        loss = hinge(r_img, r_vid, -1) + hinge(f_img, f_vid, 1)
         if self.config.r1_gamma > 0:
             loss = loss + self.config.r1_gamma / 2 * r1_penalty(
                 self._critic_score(r_img, r_vid), real
@@ -113,8 +114,7 @@ class GANObjective(nn.Module):
         if self.config.mismatch_weight > 0 and len(captions) > 1:
             wrong = captions[1:] + captions[:1]
             differs = torch.tensor([a != b for a, b in zip(captions, wrong)], device=loss.device)
-            m_img, m_vid = self.critics(real.detach(), wrong)
-            mismatch = w * F.relu(1 + m_img).mean(1) + F.relu(1 + m_vid)
+            mismatch = hinge(*self.critics(real.detach(), wrong), 1)
             loss = loss + self.config.mismatch_weight * mismatch * differs
         return loss
 
