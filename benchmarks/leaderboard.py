@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/leaderboard")
     parser.add_argument("--doc", default="docs/leaderboard.md")
     args = parser.parse_args()
+    from vidiff.eval.reconstruction import reconstruction_metrics
     from vidiff.families import load_model
     from vidiff.models.vqvae import codebook_usage
 
@@ -200,12 +201,14 @@ def main() -> None:
         if getattr(pipe, "family", "") == "videogpt":
             ds_clips = real_clips(pipe, args.num_videos)
             usage = codebook_usage(pipe.vqvae, ds_clips)
-            rec = vq_reconstruction(pipe.vqvae, ds_clips)
+            rec = reconstruction_metrics(
+                pipe.vqvae, [{"video": v} for v in ds_clips], len(ds_clips)
+            )
             extras.append(f"- **{name}** codebook on {len(ds_clips)} real held-out clips: "
                           f"{usage['codes_used']} of {pipe.vqvae.config.codebook_size} codes used, "
                           f"perplexity {usage['perplexity']:.1f}, EMA-alive {100 * usage['alive']:.0f}%, "
                           f"{usage['restarts']} dead-code restarts in training; reconstruction "
-                          f"PSNR {rec['psnr']:.1f} dB, colour error {rec['colour_error']:.1f} levels.")  # fmt: skip
+                          f"PSNR {rec['psnr']:.1f} dB, SSIM {rec['ssim']:.3f}, colour error {rec['colour_error']:.1f} levels.")  # fmt: skip
         print(f"{name}: {rows[-1]} ({time.time() - t0:.0f} s)", flush=True)
     write_doc(ROOT / args.doc, rows, extras, real_div, args, shipped_rows())
 
@@ -222,21 +225,6 @@ def real_clips(pipe, n: int) -> torch.Tensor:
     from vidiff.eval.runner import eval_sets
 
     return eval_sets("shapes", n, pipe.num_frames, pipe.size, 0, ("heldout",))[0].real
-
-
-@torch.no_grad()
-def vq_reconstruction(vqvae, clips: torch.Tensor, batch_size: int = 16) -> dict[str, float]:
-    """Mean PSNR (dB) and colour error (8-bit levels) of the VQ-VAE's reconstructions of ``[0, 1]``
-    clips: what the prior's codes can express at best."""
-    from vidiff.eval.reconstruction import colour_error, psnr
-
-    p, c = [], []
-    for start in range(0, len(clips), batch_size):
-        x = clips[start : start + batch_size]
-        rec = ((vqvae(x * 2 - 1)[0] + 1) / 2).clamp(0, 1)
-        p.append(psnr(rec, x))
-        c.append(colour_error(rec, x))
-    return {"psnr": float(torch.cat(p).mean()), "colour_error": float(torch.cat(c).mean())}
 
 
 def shipped_rows() -> list[tuple]:

@@ -7,6 +7,7 @@ import torch
 
 from vidiff.cli import main
 from vidiff.data.video_io import read_video
+from vidiff.eval.reconstruction import reconstruction_metrics
 from vidiff.families import load_model
 from vidiff.families.videogpt import VideoGPTPipeline
 from vidiff.models.videogpt import VideoGPT, VideoGPTConfig, sample_codes
@@ -73,6 +74,14 @@ def test_codebook_usage_is_reported():
     assert vq.encode(x).shape == (2, 5, 2, 2)  # 16 frames padded to 17 -> 5 code frames
     rec, codes, _ = vq(x)
     assert rec.shape == x.shape and codes.shape == (2, 5, 2, 2)
+    # the causal VAE's latent interface: the quantised vectors, decoded as the codes are, so
+    # vidiff.eval.reconstruction scores a VQ-VAE like a VAE
+    with torch.no_grad():
+        z = vq.encode_latents(x)
+        torch.testing.assert_close(vq.decode_latents(z, 16), vq.decode(vq.encode(x), 16))
+        torch.testing.assert_close(vq.decode_latents(z, 16), rec)
+    scores = reconstruction_metrics(vq, [{"video": v} for v in x.clamp(0, 1)], 2)
+    assert set(scores) == {"psnr", "ssim", "colour_error"} and scores["psnr"] > 0
 
 
 def test_the_per_frame_preset_codes_each_frame_nearly_alone():

@@ -241,7 +241,16 @@ class VQVAE(nn.Module):
 
     def decode(self, codes: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """Model-space clip of codes ``(B, t', h', w')``, cropped to ``num_frames``."""
-        x = self.decoder(self.quantizer.lookup(codes))
+        return self.decode_latents(self.quantizer.lookup(codes), num_frames)
+
+    # The causal VAE's latent interface (vidiff.eval.reconstruction scores either autoencoder).
+    def encode_latents(self, video: torch.Tensor) -> torch.Tensor:
+        """Quantised code vectors ``(B, D, t', h', w')`` of a model-space clip (padded first)."""
+        return self.quantizer.lookup(self.encode(video))
+
+    def decode_latents(self, z: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """Model-space clip of code vectors ``z``, cropped to ``num_frames``."""
+        x = self.decoder(z)
         return x if num_frames is None else x[:, :, :num_frames]
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
